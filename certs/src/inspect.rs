@@ -1,0 +1,133 @@
+//! Reading identities, fingerprints and serial numbers out of certificates.
+
+use rustls::pki_types::CertificateDer;
+use sha2::{Digest, Sha256};
+use x509_parser::certificate::X509Certificate;
+
+use crate::{validate_identity, CertError};
+
+/// The identity of a peer: the subject common name of its end-entity certificate, which must be a valid identity.
+///
+/// Call it on a certificate that TLS has already verified (`peer_certificates()[0]`).
+///
+/// # Errors
+///
+/// [`CertError::Parse`] if the certificate cannot be parsed or its common name is not a
+/// string, [`CertError::MissingCommonName`] if it has none, [`CertError::InvalidIdentity`] if
+/// it has several or the name fails [`validate_identity`].
+pub fn peer_identity(cert: &CertificateDer<'_>) -> Result<String, CertError> {
+    let parsed = parse(cert)?;
+    let mut names = parsed.subject().iter_common_name();
+    let name = names.next().ok_or(CertError::MissingCommonName)?;
+    if names.next().is_some() {
+        return Err(CertError::InvalidIdentity(
+            "the certificate has several subject common names".into(),
+        ));
+    }
+    let name = name
+        .as_str()
+        .map_err(|e| CertError::Parse(format!("subject common name: {e}")))?;
+    validate_identity(name)?;
+    Ok(name.to_owned())
+}
+
+/// Lowercase hex SHA-256 of the DER certificate (used for revocation lists).
+pub fn fingerprint(cert: &CertificateDer<'_>) -> String {
+    hex(&Sha256::digest(cert.as_ref()))
+}
+
+/// Certificate serial number as lowercase hex, no separators and no leading zero bytes.
+///
+/// # Errors
+///
+/// [`CertError::Parse`] if the certificate cannot be parsed.
+pub fn serial_hex(cert: &CertificateDer<'_>) -> Result<String, CertError> {
+    let parsed = parse(cert)?;
+    let raw = parsed.raw_serial();
+    // DER adds a zero byte in front of a serial whose top bit is set; it is not part of the
+    // number. Keep one byte so that serial zero prints as "00".
+    let first = raw
+        .iter()
+        .position(|&b| b != 0)
+        .unwrap_or(raw.len().saturating_sub(1));
+    Ok(hex(raw.get(first..).unwrap_or_default()))
+}
+
+/// Parses a DER certificate.
+fn parse<'a>(cert: &'a CertificateDer<'_>) -> Result<X509Certificate<'a>, CertError> {
+    x509_parser::parse_x509_certificate(cert)
+        .map(|(_, parsed)| parsed)
+        .map_err(|e| CertError::Parse(e.to_string()))
+}
+
+/// Lowercase hex of `bytes`.
+fn hex(bytes: &[u8]) -> String {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    let mut out = String::with_capacity(bytes.len() * 2);
+    for &b in bytes {
+        out.push(char::from(DIGITS[usize::from(b >> 4)]));
+        out.push(char::from(DIGITS[usize::from(b & 0x0f)]));
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use super::*;
+    use crate::Ca;
+
+    #[test]
+    fn identity_is_the_common_name() {
+        let ca = Ca::generate("test CA").unwrap();
+        let client = ca.issue_client("alice-1").unwrap();
+        assert_eq!(peer_identity(&client.cert_der()).unwrap(), "alice-1");
+    }
+
+    #[test]
+    fn identity_must_be_valid() {
+        // The CA's own common name has a space, so it is no identity.
+        let ca = Ca::generate("test CA").unwrap();
+        assert!(matches!(
+            peer_identity(&ca.cert_der()),
+            Err(CertError::InvalidIdentity(_))
+        ));
+        let garbage = CertificateDer::from(vec![0x30, 0x03, 0x01, 0x01, 0xff]);
+        assert!(matches!(peer_identity(&garbage), Err(CertError::Parse(_))));
+    }
+
+    #[test]
+    fn fingerprint_is_lowercase_sha256_hex() {
+        let cert = CertificateDer::from(b"abc".to_vec());
+        assert_eq!(
+            fingerprint(&cert),
+            "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
+        );
+    }
+
+    #[test]
+    fn serials_are_random_positive_and_128_bit() {
+        let ca = Ca::generate("test CA").unwrap();
+        let a = serial_hex(&ca.issue_client("a").unwrap().cert_der()).unwrap();
+        let b = serial_hex(&ca.issue_client("a").unwrap().cert_der()).unwrap();
+        assert_ne!(a, b);
+        for serial in [&a, &b] {
+            assert_eq!(serial.len(), 32, "{serial}");
+            assert!(serial
+                .bytes()
+                .all(|c| c.is_ascii_hexdigit() && !c.is_ascii_uppercase()));
+        }
+        let ca_der = ca.cert_der();
+        let parsed = x509_parser::parse_x509_certificate(&ca_der).unwrap().1;
+        assert_eq!(
+            serial_hex(&ca_der).unwrap(),
+            hex(&parsed.serial.to_bytes_be())
+        );
+    }
+
+    #[test]
+    fn hex_encodes_every_byte() {
+        assert_eq!(hex(&[0x00, 0x0f, 0xa0, 0xff]), "000fa0ff");
+    }
+}

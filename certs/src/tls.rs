@@ -1,0 +1,93 @@
+//! Mutual-TLS configurations for both ends of a frp-quic connection.
+//!
+//! Both sides speak TLS 1.3 only (QUIC requires it), use the `ring` provider explicitly rather
+//! than a process-wide default, offer exactly one ALPN protocol, and verify the peer's chain
+//! with WebPKI: the server demands a client certificate with the clientAuth extended key usage,
+//! the client demands a server certificate with serverAuth that is valid for the server name.
+
+use std::sync::Arc;
+
+use rustls::crypto::CryptoProvider;
+use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+use rustls::server::WebPkiClientVerifier;
+use rustls::{ClientConfig, RootCertStore, ServerConfig};
+
+use crate::CertError;
+
+/// The ALPN protocol of frp-quic, re-exported from `frp-proto`.
+pub use frp_proto::ALPN;
+
+/// Server side: requires and verifies a client certificate chaining to `client_roots` (rustls `WebPkiClientVerifier`, which enforces the clientAuth extended key usage), and presents `chain`/`key`.
+///
+/// # Errors
+///
+/// [`CertError::Verifier`] if `client_roots` is empty or unusable, [`CertError::Tls`] if the
+/// key does not fit the certificate or the configuration is refused.
+pub fn server_tls_config(
+    chain: Vec<CertificateDer<'static>>,
+    key: PrivateKeyDer<'static>,
+    client_roots: Vec<CertificateDer<'static>>,
+) -> Result<ServerConfig, CertError> {
+    let provider = provider();
+    let verifier =
+        WebPkiClientVerifier::builder_with_provider(root_store(client_roots)?, provider.clone())
+            .build()
+            .map_err(|e| CertError::Verifier(e.to_string()))?;
+    let mut config = ServerConfig::builder_with_provider(provider)
+        .with_protocol_versions(&[&rustls::version::TLS13])?
+        .with_client_cert_verifier(verifier)
+        .with_single_cert(chain, key)?;
+    config.alpn_protocols = vec![ALPN.to_vec()];
+    Ok(config)
+}
+
+/// Client side: verifies the server against `server_roots` (rustls `WebPkiServerVerifier`: serverAuth extended key usage and server name), and presents `chain`/`key` as its client certificate.
+///
+/// # Errors
+///
+/// [`CertError::Verifier`] if `server_roots` is empty or unusable, [`CertError::Tls`] if the
+/// key does not fit the certificate or the configuration is refused.
+pub fn client_tls_config(
+    chain: Vec<CertificateDer<'static>>,
+    key: PrivateKeyDer<'static>,
+    server_roots: Vec<CertificateDer<'static>>,
+) -> Result<ClientConfig, CertError> {
+    let provider = provider();
+    let verifier = rustls::client::WebPkiServerVerifier::builder_with_provider(
+        root_store(server_roots)?,
+        provider.clone(),
+    )
+    .build()
+    .map_err(|e| CertError::Verifier(e.to_string()))?;
+    let mut config = ClientConfig::builder_with_provider(provider)
+        .with_protocol_versions(&[&rustls::version::TLS13])?
+        .with_webpki_verifier(verifier)
+        .with_client_auth_cert(chain, key)?;
+    config.alpn_protocols = vec![ALPN.to_vec()];
+    Ok(config)
+}
+
+/// The `ring` crypto provider, chosen explicitly so no process-wide default is needed.
+fn provider() -> Arc<CryptoProvider> {
+    Arc::new(rustls::crypto::ring::default_provider())
+}
+
+/// A root store holding `roots`, which must not be empty.
+fn root_store(roots: Vec<CertificateDer<'static>>) -> Result<Arc<RootCertStore>, CertError> {
+    let mut store = RootCertStore::empty();
+    for root in roots {
+        store
+            .add(root)
+            .map_err(|e| CertError::Verifier(format!("unusable trust root: {e}")))?;
+    }
+    if store.is_empty() {
+        return Err(CertError::Verifier(
+            "no trusted CA certificate given".into(),
+        ));
+    }
+    Ok(Arc::new(store))
+}
+
+#[cfg(test)]
+#[path = "tls_tests.rs"]
+mod tests;

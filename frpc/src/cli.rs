@@ -1,0 +1,36 @@
+//! Command line of the `frpc` binary.
+
+use std::path::PathBuf;
+
+use clap::Parser;
+use frp_runtime::logging::LogFormat;
+
+/// frp-quic client: publishes local services through an frps server over mutual-TLS QUIC.
+#[derive(Debug, Parser)]
+#[command(name = "frpc", version, about, long_about = None)]
+#[command(
+    after_help = "The client reconnects by itself whenever the server is unreachable and \
+    stops only when the server refuses its certificate or version.\nLog levels come from RUST_LOG \
+    (e.g. RUST_LOG=frpc=debug). Config errors exit with status 64."
+)]
+pub struct Cli {
+    /// Config file (frp key names: serverAddr, serverPort, transport.tls.*, [[proxies]]).
+    #[arg(short, long, value_name = "FILE", default_value = "frpc.toml")]
+    pub config: PathBuf,
+    /// Validate the config (including the certificates) and exit.
+    #[arg(long)]
+    pub check: bool,
+    /// Log line format.
+    #[arg(long, value_enum, default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory as _;
+
+    #[test]
+    fn cli_is_well_formed() {
+        super::Cli::command().debug_assert();
+    }
+}

@@ -1,0 +1,186 @@
+//! The reconnect loop: connect, run a session, back off, again, until told to stop.
+
+use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::sync::Arc;
+
+use anyhow::Context as _;
+use frp_proto::CloseCode;
+use quinn::crypto::rustls::QuicClientConfig;
+use quinn::ConnectionError;
+use tokio::sync::watch;
+use tokio_util::sync::CancellationToken;
+use tracing::{error, info, warn};
+
+use crate::backoff::Backoff;
+use crate::config::ClientSettings;
+use crate::session::{SessionEnd, SessionError};
+use crate::status::{ClientStatus, ProxyState};
+
+/// Why the client gave up.
+#[derive(Debug, thiserror::Error)]
+pub enum ClientError {
+    /// The server (or this client) refused in a way retrying cannot fix.
+    #[error("permanent refusal: {0}")]
+    Permanent(String),
+    /// The client could not be set up at all.
+    #[error(transparent)]
+    Setup(#[from] anyhow::Error),
+}
+
+/// An frpc client; [`run`](Client::run) it.
+#[derive(Debug)]
+pub struct Client {
+    pub(crate) settings: Arc<ClientSettings>,
+    pub(crate) status: Arc<watch::Sender<ClientStatus>>,
+    quic: quinn::ClientConfig,
+}
+
+impl Client {
+    /// Prepares a client.
+    ///
+    /// # Errors
+    /// Fails when the TLS config is unusable for QUIC.
+    pub fn new(settings: ClientSettings) -> Result<Self, ClientError> {
+        let crypto = QuicClientConfig::try_from(Arc::clone(&settings.tls))
+            .context("tls config is not usable for quic")?;
+        let mut quic = quinn::ClientConfig::new(Arc::new(crypto));
+        quic.transport_config(settings.quic.transport_config()?);
+        let proxies = settings
+            .proxies
+            .iter()
+            .map(|p| (p.name.clone(), ProxyState::Pending))
+            .collect();
+        let status = ClientStatus {
+            proxies,
+            ..ClientStatus::default()
+        };
+        Ok(Self {
+            settings: Arc::new(settings),
+            status: Arc::new(watch::channel(status).0),
+            quic,
+        })
+    }
+
+    /// Snapshots of the client's state, updated on every change.
+    pub fn status(&self) -> watch::Receiver<ClientStatus> {
+        self.status.subscribe()
+    }
+
+    /// Connects and serves until `shutdown` is cancelled (then `Ok(())`), reconnecting with
+    /// backoff whenever the connection fails or ends.
+    ///
+    /// # Errors
+    /// [`ClientError::Permanent`] when the server refuses this client's certificate or
+    /// version, or this client refuses the server's certificate.
+    pub async fn run(self, shutdown: CancellationToken) -> Result<(), ClientError> {
+        let mut backoff = Backoff::new(self.settings.backoff);
+        loop {
+            let outcome = tokio::select! {
+                _ = shutdown.cancelled() => return Ok(()),
+                o = self.connect() => o,
+            };
+            let session_result = match outcome {
+                Ok((endpoint, conn)) => self.serve(endpoint, conn, &shutdown, &mut backoff).await,
+                Err(e) => Err(e),
+            };
+            match session_result {
+                Ok(SessionEnd::Shutdown) => return Ok(()),
+                Ok(SessionEnd::Lost(reason)) => self.note_error(reason),
+                Err(SessionError::Permanent(reason)) => {
+                    error!(%reason, "server refused this client for good; not retrying");
+                    self.note_error(reason.clone());
+                    return Err(ClientError::Permanent(reason));
+                }
+                Err(SessionError::Transient(reason)) => self.note_error(reason),
+            }
+            let delay = backoff.next_delay();
+            info!(retry_in = ?delay, "reconnecting");
+            tokio::select! {
+                _ = shutdown.cancelled() => return Ok(()),
+                _ = tokio::time::sleep(delay) => {}
+            }
+        }
+    }
+
+    async fn serve(
+        &self,
+        endpoint: quinn::Endpoint,
+        conn: quinn::Connection,
+        shutdown: &CancellationToken,
+        backoff: &mut Backoff,
+    ) -> Result<SessionEnd, SessionError> {
+        let end = crate::session::run(self, &conn, shutdown, backoff).await;
+        self.status.send_modify(|s| {
+            s.connected = false;
+            s.proxies
+                .values_mut()
+                .for_each(|p| *p = ProxyState::Pending);
+        });
+        // Give the close a moment to reach the server so it frees our ports at once.
+        let _ = tokio::time::timeout(std::time::Duration::from_secs(1), endpoint.wait_idle()).await;
+        end
+    }
+
+    fn note_error(&self, reason: String) {
+        warn!(%reason, "connection to server ended");
+        self.status.send_modify(|s| s.last_error = Some(reason));
+    }
+
+    /// Resolves the server, binds a UDP socket of the same family and completes a handshake.
+    async fn connect(&self) -> Result<(quinn::Endpoint, quinn::Connection), SessionError> {
+        let s = &self.settings;
+        let transient = |e: anyhow::Error| SessionError::Transient(format!("{e:#}"));
+        let addr = tokio::net::lookup_host((s.server_host.as_str(), s.server_port))
+            .await
+            .with_context(|| format!("resolving {}:{}", s.server_host, s.server_port))
+            .map_err(transient)?
+            .next()
+            .ok_or_else(|| SessionError::Transient(format!("{} has no address", s.server_host)))?;
+        let local: SocketAddr = match addr {
+            SocketAddr::V4(_) => (Ipv4Addr::UNSPECIFIED, 0).into(),
+            SocketAddr::V6(_) => (Ipv6Addr::UNSPECIFIED, 0).into(),
+        };
+        let socket = frp_runtime::transport::bind_udp(local).map_err(transient)?;
+        let endpoint = frp_runtime::transport::endpoint(socket, None).map_err(transient)?;
+        let connecting = endpoint
+            .connect_with(self.quic.clone(), addr, &s.server_name)
+            .map_err(|e| SessionError::Permanent(format!("cannot connect to {addr}: {e}")))?;
+        let conn = match tokio::time::timeout(s.connect_timeout, connecting).await {
+            Ok(Ok(conn)) => conn,
+            Ok(Err(e)) => return Err(classify(&e)),
+            Err(_) => return Err(SessionError::Transient(format!("no answer from {addr}"))),
+        };
+        info!(server = %addr, "connected to server");
+        Ok((endpoint, conn))
+    }
+}
+
+/// Sorts a connection error into "retry" and "give up".
+///
+/// TLS failures (a certificate refused by either side, no common ALPN, i.e. an unsupported
+/// major version) and explicit refusals by the server are permanent: retrying cannot fix them.
+pub(crate) fn classify(e: &ConnectionError) -> SessionError {
+    let crypto = |code: u64| (0x100..0x200).contains(&code);
+    match e {
+        ConnectionError::TransportError(t) if crypto(u64::from(t.code)) => {
+            SessionError::Permanent(format!("tls handshake failed: {t}"))
+        }
+        ConnectionError::ConnectionClosed(c) if crypto(u64::from(c.error_code)) => {
+            SessionError::Permanent(format!("server refused the tls handshake: {c}"))
+        }
+        ConnectionError::ApplicationClosed(c) => {
+            let code = CloseCode::from_code(c.error_code.into_inner());
+            let reason = String::from_utf8_lossy(&c.reason);
+            match code {
+                Some(
+                    CloseCode::UnsupportedVersion | CloseCode::Unauthorized | CloseCode::Revoked,
+                ) => SessionError::Permanent(format!("server refused this client: {reason}")),
+                _ => SessionError::Transient(format!("server closed the connection: {reason}")),
+            }
+        }
+        ConnectionError::VersionMismatch => {
+            SessionError::Permanent("server speaks no QUIC version we support".into())
+        }
+        other => SessionError::Transient(other.to_string()),
+    }
+}

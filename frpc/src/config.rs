@@ -1,0 +1,359 @@
+//! `frpc.toml`: frp's key names, validated into [`ClientSettings`] before anything connects.
+
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use frp_proto::{ProxyKind, ProxyName};
+use frp_runtime::config::{load_toml, QuicSection, TlsSection, Unsupported};
+use frp_runtime::{ConfigError, QuicTuning};
+use serde::Deserialize;
+
+use crate::backoff::BackoffSettings;
+
+/// Streams the server may open toward the client at once: one per public connection in flight.
+pub const SERVER_STREAM_LIMIT: u32 = 10_000;
+
+/// The file as written, with frp's key names.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct ClientFile {
+    /// Server host name or IP address.
+    pub server_addr: Option<String>,
+    /// Server UDP port.
+    pub server_port: Option<u16>,
+    /// Seconds open streams may take to finish on shutdown (default 10).
+    pub graceful_shutdown_timeout: Option<u64>,
+    /// `transport.*`.
+    #[serde(default)]
+    pub transport: ClientTransport,
+    /// Published services.
+    #[serde(default)]
+    pub proxies: Vec<ProxyEntry>,
+}
+
+/// `transport` in frpc.toml.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct ClientTransport {
+    /// Seconds a connection attempt (QUIC handshake) may take (frp default 10).
+    pub dial_server_timeout: Option<u64>,
+    /// Milliseconds before the first reconnect attempt (default 500).
+    pub reconnect_min_delay_ms: Option<u64>,
+    /// Largest delay between reconnect attempts, in milliseconds (default 30000).
+    pub reconnect_max_delay_ms: Option<u64>,
+    /// `transport.tls`.
+    #[serde(default)]
+    pub tls: TlsSection,
+    /// `transport.quic`.
+    #[serde(default)]
+    pub quic: QuicSection,
+}
+
+/// A `[[proxies]]` entry.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct ProxyEntry {
+    /// Unique name.
+    pub name: String,
+    /// Proxy type; only "tcp" today.
+    #[serde(rename = "type")]
+    pub kind: String,
+    /// frp's switch to keep an entry without publishing it (default true).
+    pub enabled: Option<bool>,
+    /// Host of the local service (default 127.0.0.1).
+    #[serde(rename = "localIP")]
+    pub local_ip: Option<String>,
+    /// Port of the local service.
+    pub local_port: u16,
+    /// Public port asked for; 0 or absent lets the server pick.
+    pub remote_port: Option<u16>,
+}
+
+/// frp keys that frpc refuses by name, with what to use instead.
+pub const UNSUPPORTED: &[Unsupported] = &[
+    Unsupported {
+        key: "auth",
+        hint: "frpc authenticates with its certificate (transport.tls.certFile / keyFile)",
+    },
+    Unsupported {
+        key: "user",
+        hint: "the client's identity is its certificate's name",
+    },
+    Unsupported {
+        key: "loginFailExit",
+        hint: "frpc retries while the server is unreachable and exits only on a permanent refusal",
+    },
+    Unsupported {
+        key: "webServer",
+        hint: "the client admin API is not available yet",
+    },
+    Unsupported {
+        key: "log",
+        hint: "logs go to stderr; set the level with RUST_LOG and the format with --log-format",
+    },
+    Unsupported {
+        key: "includes",
+        hint: "put every proxy in this file",
+    },
+    Unsupported {
+        key: "start",
+        hint: "use `enabled = false` on the proxies to skip",
+    },
+    Unsupported {
+        key: "visitors",
+        hint: "visitors (stcp/xtcp) are not supported yet",
+    },
+    Unsupported {
+        key: "transport.protocol",
+        hint: "frp-quic always speaks QUIC; remove the key",
+    },
+    Unsupported {
+        key: "transport.tcpMux",
+        hint: "QUIC multiplexes natively; remove the key",
+    },
+    Unsupported {
+        key: "transport.tcpMuxKeepaliveInterval",
+        hint: "use transport.quic.keepalivePeriod",
+    },
+    Unsupported {
+        key: "transport.poolCount",
+        hint: "streams are opened on demand; there is no pool",
+    },
+    Unsupported {
+        key: "transport.heartbeatInterval",
+        hint: "use transport.quic.keepalivePeriod",
+    },
+    Unsupported {
+        key: "transport.heartbeatTimeout",
+        hint: "use transport.quic.maxIdleTimeout",
+    },
+    Unsupported {
+        key: "transport.proxyURL",
+        hint: "QUIC cannot go through an HTTP or SOCKS proxy",
+    },
+    Unsupported {
+        key: "transport.connectServerLocalIP",
+        hint: "not supported yet",
+    },
+    Unsupported {
+        key: "proxies[].plugin",
+        hint: "plugins are not supported yet",
+    },
+    Unsupported {
+        key: "proxies[].transport",
+        hint:
+            "encryption is always on (TLS); compression and bandwidth limits are not supported yet",
+    },
+    Unsupported {
+        key: "proxies[].customDomains",
+        hint: "http/https proxies are not supported yet; use type = \"tcp\"",
+    },
+    Unsupported {
+        key: "proxies[].subdomain",
+        hint: "http/https proxies are not supported yet; use type = \"tcp\"",
+    },
+    Unsupported {
+        key: "proxies[].locations",
+        hint: "http proxies are not supported yet",
+    },
+    Unsupported {
+        key: "proxies[].loadBalancer",
+        hint: "load balancing groups are not supported yet",
+    },
+    Unsupported {
+        key: "proxies[].healthCheck",
+        hint: "health checks are not supported yet",
+    },
+    Unsupported {
+        key: "proxies[].secretKey",
+        hint: "stcp/xtcp are not supported yet",
+    },
+    Unsupported {
+        key: "proxies[].annotations",
+        hint: "not supported",
+    },
+    Unsupported {
+        key: "proxies[].metadatas",
+        hint: "not supported",
+    },
+];
+
+/// One published local service.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LocalProxy {
+    /// Unique name, sent to the server.
+    pub name: ProxyName,
+    /// What kind of proxy.
+    pub kind: ProxyKind,
+    /// Host of the local service (IP or name, resolved at each connection).
+    pub local_host: String,
+    /// Port of the local service.
+    pub local_port: u16,
+    /// Public port asked for (0 = server picks).
+    pub remote_port: u16,
+}
+
+/// Everything frpc needs to run, validated.
+#[derive(Clone, Debug)]
+pub struct ClientSettings {
+    /// Server host name or IP address.
+    pub server_host: String,
+    /// Server UDP port.
+    pub server_port: u16,
+    /// Name expected in the server's certificate.
+    pub server_name: String,
+    /// TLS: the client certificate and the CA the server certificate must chain to.
+    pub tls: Arc<rustls::ClientConfig>,
+    /// Published services.
+    pub proxies: Vec<LocalProxy>,
+    /// QUIC keep-alive, idle timeout and how many streams the server may open at once.
+    pub quic: QuicTuning,
+    /// Reconnect delays.
+    pub backoff: BackoffSettings,
+    /// How long one connection attempt may take.
+    pub connect_timeout: Duration,
+    /// How long dialing a local service may take.
+    pub local_connect_timeout: Duration,
+    /// How long open streams may take to finish on shutdown.
+    pub grace: Duration,
+}
+
+impl ClientSettings {
+    /// Settings with defaults for a server at `host:port` and no proxies.
+    pub fn new(host: impl Into<String>, port: u16, tls: Arc<rustls::ClientConfig>) -> Self {
+        let host = host.into();
+        Self {
+            server_name: host.clone(),
+            server_host: host,
+            server_port: port,
+            tls,
+            proxies: Vec::new(),
+            quic: QuicTuning::with_streams(SERVER_STREAM_LIMIT),
+            backoff: BackoffSettings::default(),
+            connect_timeout: Duration::from_secs(10),
+            local_connect_timeout: Duration::from_secs(10),
+            grace: Duration::from_secs(10),
+        }
+    }
+
+    /// Loads and validates `path`, including reading the certificates and key.
+    ///
+    /// # Errors
+    /// A [`ConfigError`] naming the file and what is wrong.
+    pub fn from_file(path: &Path) -> Result<Self, ConfigError> {
+        let file: ClientFile = load_toml(path, UNSUPPORTED)?;
+        Self::from_parsed(path, file)
+    }
+
+    /// Validates an already parsed file (`path` is for messages and relative paths).
+    ///
+    /// # Errors
+    /// A [`ConfigError`] naming the file and what is wrong.
+    pub fn from_parsed(path: &Path, file: ClientFile) -> Result<Self, ConfigError> {
+        let err = |m: String| ConfigError::new(path, m);
+        let host = file
+            .server_addr
+            .clone()
+            .unwrap_or_else(|| "127.0.0.1".into());
+        let files = file.transport.tls.files(path)?;
+        let tls = load_tls(&files).map_err(|e| err(format!("transport.tls: {e}")))?;
+        let mut s = Self::new(host, file.server_port.unwrap_or(7000), Arc::new(tls));
+        if let Some(name) = &file.transport.tls.server_name {
+            s.server_name = name.clone();
+        }
+        s.proxies = proxies(&file.proxies).map_err(err)?;
+        s.quic = file.transport.quic.tuning(path, s.quic)?;
+        apply_timing(&mut s, &file).map_err(err)?;
+        Ok(s)
+    }
+}
+
+fn apply_timing(s: &mut ClientSettings, file: &ClientFile) -> Result<(), String> {
+    let t = &file.transport;
+    if let Some(secs) = t.dial_server_timeout {
+        if secs == 0 {
+            return Err("`transport.dialServerTimeout = 0`: must be at least 1 second".into());
+        }
+        s.connect_timeout = Duration::from_secs(secs);
+    }
+    let ms = Duration::from_millis;
+    s.backoff.min = t.reconnect_min_delay_ms.map_or(s.backoff.min, ms);
+    s.backoff.max = t.reconnect_max_delay_ms.map_or(s.backoff.max, ms);
+    if s.backoff.min.is_zero() || s.backoff.min > s.backoff.max {
+        return Err(format!(
+            "transport.reconnectMinDelayMs ({:?}) must be at least 1 and at most reconnectMaxDelayMs ({:?})",
+            s.backoff.min, s.backoff.max
+        ));
+    }
+    if let Some(g) = file.graceful_shutdown_timeout {
+        s.grace = Duration::from_secs(g);
+    }
+    Ok(())
+}
+
+fn proxies(entries: &[ProxyEntry]) -> Result<Vec<LocalProxy>, String> {
+    let mut out: Vec<LocalProxy> = Vec::new();
+    for (i, e) in entries.iter().enumerate() {
+        let at = format!("proxies[{i}]");
+        let name = ProxyName::new(e.name.clone())
+            .map_err(|err| format!("{at}.name = {:?}: {err}", e.name))?;
+        if out.iter().any(|p| p.name == name) {
+            return Err(format!(
+                "{at}.name = {:?}: another proxy has that name",
+                e.name
+            ));
+        }
+        let kind = match e.kind.as_str() {
+            "tcp" => ProxyKind::Tcp,
+            "udp" | "http" | "https" | "tcpmux" | "stcp" | "xtcp" | "sudp" => {
+                return Err(format!(
+                    "{at}.type = {:?} is not supported yet; use \"tcp\"",
+                    e.kind
+                ))
+            }
+            other => {
+                return Err(format!(
+                    "{at}.type = {other:?} is not a proxy type; use \"tcp\""
+                ))
+            }
+        };
+        if e.local_port == 0 {
+            return Err(format!(
+                "{at}.localPort = 0: must be a port between 1 and 65535"
+            ));
+        }
+        if e.enabled == Some(false) {
+            continue;
+        }
+        let local_host = e.local_ip.clone().unwrap_or_else(|| "127.0.0.1".into());
+        if local_host.is_empty() {
+            return Err(format!("{at}.localIP is empty"));
+        }
+        let remote_port = e.remote_port.unwrap_or(0);
+        out.push(LocalProxy {
+            name,
+            kind,
+            local_host,
+            local_port: e.local_port,
+            remote_port,
+        });
+    }
+    if out.len() > frp_proto::MAX_PROXIES {
+        return Err(format!(
+            "{} proxies; at most {} are supported",
+            out.len(),
+            frp_proto::MAX_PROXIES
+        ));
+    }
+    Ok(out)
+}
+
+fn load_tls(
+    files: &frp_runtime::config::TlsFiles,
+) -> Result<rustls::ClientConfig, frp_certs::CertError> {
+    let chain = frp_certs::load_certs(&files.cert)?;
+    let key = frp_certs::load_key(&files.key)?;
+    let roots = frp_certs::load_certs(&files.ca)?;
+    frp_certs::client_tls_config(chain, key, roots)
+}

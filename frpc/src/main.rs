@@ -1,0 +1,51 @@
+//! The `frpc` binary: parse arguments, load config, wire signals, run the library.
+
+use std::process::ExitCode;
+
+use clap::Parser as _;
+use frpc::cli::Cli;
+use frpc::{Client, ClientSettings};
+use tokio_util::sync::CancellationToken;
+
+/// Exit status when the server refuses this client for good.
+const EXIT_REFUSED: u8 = 2;
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    frp_runtime::logging::init(cli.log_format);
+    let settings = match ClientSettings::from_file(&cli.config) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(frp_runtime::EXIT_CONFIG as u8);
+        }
+    };
+    if cli.check {
+        println!("{}: ok", cli.config.display());
+        return ExitCode::SUCCESS;
+    }
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("error: starting runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run(settings)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(frpc::ClientError::Permanent(reason)) => {
+            eprintln!("error: {reason}");
+            ExitCode::from(EXIT_REFUSED)
+        }
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(settings: ClientSettings) -> Result<(), frpc::ClientError> {
+    let token = CancellationToken::new();
+    frp_runtime::shutdown::cancel_on_signals(token.clone()).map_err(anyhow::Error::from)?;
+    Client::new(settings)?.run(token).await
+}

@@ -1,0 +1,87 @@
+//! One server-opened data stream: read its header, dial the local service, splice.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use frp_proto::{read_data_header, ProxyId, StreamCode};
+use frp_runtime::splice::splice;
+use quinn::{RecvStream, SendStream, VarInt};
+use tokio::net::TcpStream;
+use tracing::{debug, warn};
+
+use crate::config::LocalProxy;
+
+/// How long the server has to deliver a stream's header (it sends it in its first write).
+const HEADER_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Proxy ids from the server's `Welcome`, mapped to the local services they reach.
+pub(crate) type Targets = Arc<HashMap<ProxyId, LocalProxy>>;
+
+/// Serves one data stream to its end. Failures reset the stream with a code that tells the
+/// server why, so it can reset the visitor's TCP connection at once.
+pub(crate) async fn handle(
+    mut send: SendStream,
+    mut recv: RecvStream,
+    targets: Targets,
+    connect_timeout: Duration,
+) {
+    let header = match tokio::time::timeout(HEADER_TIMEOUT, read_data_header(&mut recv)).await {
+        Ok(Ok(h)) => h,
+        Ok(Err(e)) => return refuse(&mut send, &mut recv, StreamCode::BadHeader, &e.to_string()),
+        Err(_) => {
+            return refuse(
+                &mut send,
+                &mut recv,
+                StreamCode::BadHeader,
+                "header timed out",
+            )
+        }
+    };
+    let Some(target) = targets.get(&header.proxy) else {
+        return refuse(
+            &mut send,
+            &mut recv,
+            StreamCode::UnknownProxy,
+            "unknown proxy id",
+        );
+    };
+    let (host, port) = (target.local_host.as_str(), target.local_port);
+    let tcp = match tokio::time::timeout(connect_timeout, TcpStream::connect((host, port))).await {
+        Ok(Ok(tcp)) => tcp,
+        Ok(Err(e)) => {
+            warn!(proxy = %target.name, local = %format!("{host}:{port}"), error = %e, "local service unreachable");
+            return refuse(
+                &mut send,
+                &mut recv,
+                StreamCode::LocalUnreachable,
+                "connect failed",
+            );
+        }
+        Err(_) => {
+            warn!(proxy = %target.name, local = %format!("{host}:{port}"), "local service did not answer in time");
+            return refuse(
+                &mut send,
+                &mut recv,
+                StreamCode::LocalUnreachable,
+                "connect timed out",
+            );
+        }
+    };
+    let _ = tcp.set_nodelay(true);
+    let visitor = header.visitor;
+    match splice(tcp, send, recv, StreamCode::LocalReset).await {
+        Ok(stats) => debug!(
+            proxy = %target.name, %visitor, sent = stats.tcp_to_quic, received = stats.quic_to_tcp,
+            "stream closed"
+        ),
+        Err(e) => debug!(proxy = %target.name, %visitor, error = %e, "stream reset"),
+    }
+}
+
+fn refuse(send: &mut SendStream, recv: &mut RecvStream, code: StreamCode, why: &str) {
+    debug!(code = ?code, why, "refusing stream");
+    let code = VarInt::from_u32(code.code());
+    let _ = send.reset(code);
+    let _ = recv.stop(code);
+}

@@ -1,0 +1,181 @@
+//! `frps.toml`: frp's key names, validated into [`ServerSettings`] before anything binds.
+
+use std::collections::HashMap;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use frp_runtime::config::{load_toml, QuicSection, TlsSection, Unsupported};
+use frp_runtime::{ConfigError, QuicTuning};
+use serde::Deserialize;
+
+use crate::policy::{PortPolicy, PortRangeEntry, PortSet};
+
+/// Default UDP port for clients, as frp's `bindPort`.
+pub const DEFAULT_BIND_PORT: u16 = 7000;
+/// Streams a client may open toward the server: only its control stream.
+pub const CLIENT_STREAM_LIMIT: u32 = 1;
+
+/// The file as written, with frp's key names.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct ServerFile {
+    /// IP address of the QUIC (UDP) endpoint.
+    pub bind_addr: Option<IpAddr>,
+    /// UDP port of the QUIC endpoint.
+    pub bind_port: Option<u16>,
+    /// IP address public TCP listeners bind (defaults to `bindAddr`).
+    pub proxy_bind_addr: Option<IpAddr>,
+    /// Ports any client may publish; none means nothing may be published.
+    pub allow_ports: Option<Vec<PortRangeEntry>>,
+    /// Seconds open streams may take to finish on shutdown (default 10).
+    pub graceful_shutdown_timeout: Option<u64>,
+    /// `transport.*`.
+    #[serde(default)]
+    pub transport: ServerTransport,
+    /// Per-identity settings.
+    #[serde(default)]
+    pub clients: Vec<ClientEntry>,
+}
+
+/// `transport` in frps.toml.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct ServerTransport {
+    /// `transport.tls`.
+    #[serde(default)]
+    pub tls: TlsSection,
+    /// `transport.quic`.
+    #[serde(default)]
+    pub quic: QuicSection,
+}
+
+/// A `[[clients]]` entry: settings for one client identity (its certificate's name).
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct ClientEntry {
+    /// The identity: the common name in the client's certificate.
+    pub name: String,
+    /// Narrows the global `allowPorts` for this identity.
+    pub allow_ports: Option<Vec<PortRangeEntry>>,
+}
+
+/// frp keys that frps refuses by name, with what to use instead.
+pub const UNSUPPORTED: &[Unsupported] = &[
+    Unsupported { key: "auth", hint: "clients authenticate with certificates (mutual TLS); issue one with `frps ca issue NAME`" },
+    Unsupported { key: "kcpBindPort", hint: "frp-quic speaks QUIC only, on bindPort (UDP)" },
+    Unsupported { key: "quicBindPort", hint: "bindPort already is the QUIC (UDP) port" },
+    Unsupported { key: "tcpmuxHTTPConnectPort", hint: "tcpmux is not supported; use tcp proxies" },
+    Unsupported { key: "vhostHTTPPort", hint: "http virtual hosts are not supported yet; use tcp proxies" },
+    Unsupported { key: "vhostHTTPSPort", hint: "https virtual hosts are not supported yet; use tcp proxies" },
+    Unsupported { key: "subDomainHost", hint: "http virtual hosts are not supported yet" },
+    Unsupported { key: "webServer", hint: "the dashboard and admin API are not available yet" },
+    Unsupported { key: "enablePrometheus", hint: "metrics are not available yet" },
+    Unsupported { key: "maxPortsPerClient", hint: "narrow ports per client with [[clients]] allowPorts" },
+    Unsupported { key: "log", hint: "logs go to stderr; set the level with RUST_LOG and the format with --log-format" },
+    Unsupported { key: "httpPlugins", hint: "server plugins are not supported" },
+    Unsupported { key: "sshTunnelGateway", hint: "not supported" },
+    Unsupported { key: "transport.tcpMux", hint: "QUIC multiplexes natively; remove the key" },
+    Unsupported { key: "transport.tcpMuxKeepaliveInterval", hint: "use transport.quic.keepalivePeriod" },
+    Unsupported { key: "transport.tcpKeepalive", hint: "use transport.quic.keepalivePeriod" },
+    Unsupported { key: "transport.maxPoolCount", hint: "streams are opened on demand; there is no pool" },
+    Unsupported { key: "transport.heartbeatTimeout", hint: "use transport.quic.maxIdleTimeout" },
+    Unsupported { key: "transport.tls.force", hint: "mutual TLS is always required; remove the key" },
+];
+
+/// Everything frps needs to run, validated.
+#[derive(Clone, Debug)]
+pub struct ServerSettings {
+    /// The QUIC endpoint's address.
+    pub bind: SocketAddr,
+    /// The IP address public TCP listeners bind.
+    pub proxy_bind_ip: IpAddr,
+    /// Who may publish which ports.
+    pub policy: PortPolicy,
+    /// TLS: the server certificate and the CA that client certificates must chain to.
+    pub tls: Arc<rustls::ServerConfig>,
+    /// QUIC keep-alive, idle timeout and stream limit.
+    pub quic: QuicTuning,
+    /// How long open streams may take to finish once shutdown starts.
+    pub grace: Duration,
+    /// How long a new connection may take to send its `Hello`.
+    pub hello_timeout: Duration,
+    /// How long a public connection waits for a stream in the client's connection.
+    pub open_stream_timeout: Duration,
+}
+
+impl ServerSettings {
+    /// Settings with frp's defaults around a TLS config: bind 0.0.0.0:7000, no ports allowed.
+    pub fn new(tls: Arc<rustls::ServerConfig>) -> Self {
+        Self {
+            bind: SocketAddr::new(IpAddr::V4(Ipv4Addr::UNSPECIFIED), DEFAULT_BIND_PORT),
+            proxy_bind_ip: IpAddr::V4(Ipv4Addr::UNSPECIFIED),
+            policy: PortPolicy::default(),
+            tls,
+            quic: QuicTuning::with_streams(CLIENT_STREAM_LIMIT),
+            grace: Duration::from_secs(10),
+            hello_timeout: Duration::from_secs(10),
+            open_stream_timeout: Duration::from_secs(10),
+        }
+    }
+
+    /// Loads and validates `path`, including reading the certificates and key.
+    ///
+    /// # Errors
+    /// A [`ConfigError`] naming the file and what is wrong.
+    pub fn from_file(path: &Path) -> Result<Self, ConfigError> {
+        let file: ServerFile = load_toml(path, UNSUPPORTED)?;
+        Self::from_parsed(path, file)
+    }
+
+    /// Validates an already parsed file (`path` is for messages and relative paths).
+    ///
+    /// # Errors
+    /// A [`ConfigError`] naming the file and what is wrong.
+    pub fn from_parsed(path: &Path, file: ServerFile) -> Result<Self, ConfigError> {
+        let err = |m: String| ConfigError::new(path, m);
+        let files = file.transport.tls.files(path)?;
+        let tls = load_tls(&files).map_err(|e| err(format!("transport.tls: {e}")))?;
+        let mut s = Self::new(Arc::new(tls));
+        let ip = file.bind_addr.unwrap_or(s.bind.ip());
+        s.bind = SocketAddr::new(ip, file.bind_port.unwrap_or(DEFAULT_BIND_PORT));
+        s.proxy_bind_ip = file.proxy_bind_addr.unwrap_or(ip);
+        s.policy = policy(&file).map_err(err)?;
+        s.quic = file.transport.quic.tuning(path, s.quic)?;
+        if let Some(g) = file.graceful_shutdown_timeout {
+            s.grace = Duration::from_secs(g);
+        }
+        Ok(s)
+    }
+}
+
+fn policy(file: &ServerFile) -> Result<PortPolicy, String> {
+    let global = PortSet::from_entries(file.allow_ports.as_deref().unwrap_or_default())
+        .map_err(|e| format!("allowPorts: {e}"))?;
+    let mut per_client = HashMap::new();
+    for (i, c) in file.clients.iter().enumerate() {
+        frp_certs::validate_identity(&c.name)
+            .map_err(|e| format!("clients[{i}].name = {:?}: {e}", c.name))?;
+        if let Some(entries) = &c.allow_ports {
+            let set = PortSet::from_entries(entries)
+                .map_err(|e| format!("clients[{i}].allowPorts: {e}"))?;
+            per_client.insert(c.name.clone(), set);
+        }
+    }
+    let mut names: Vec<&str> = file.clients.iter().map(|c| c.name.as_str()).collect();
+    names.sort_unstable();
+    if let Some(w) = names.windows(2).find(|w| w[0] == w[1]) {
+        return Err(format!("[[clients]] name {:?} appears twice", w[0]));
+    }
+    Ok(PortPolicy { global, per_client })
+}
+
+fn load_tls(
+    files: &frp_runtime::config::TlsFiles,
+) -> Result<rustls::ServerConfig, frp_certs::CertError> {
+    let chain = frp_certs::load_certs(&files.cert)?;
+    let key = frp_certs::load_key(&files.key)?;
+    let roots = frp_certs::load_certs(&files.ca)?;
+    frp_certs::server_tls_config(chain, key, roots)
+}

@@ -1,0 +1,21 @@
+//! frps, the public side of frp-quic.
+//!
+//! [`Server`] owns one QUIC endpoint. Every client authenticates with a certificate from the
+//! deployment's CA; the certificate's common name is its identity. A client's `Hello` lists
+//! the proxies it wants; each is checked against the [`policy`] (deny by default), bound on
+//! `proxyBindAddr`, and answered in the `Welcome`. Each public TCP connection becomes a fresh
+//! server-opened QUIC stream: a data header plus the visitor's first bytes, then raw bytes
+//! both ways. When a client's connection ends its listeners close at once, so its ports are
+//! free for its next connection; a newer connection of the same identity replaces an older one.
+
+pub mod cli;
+pub mod config;
+pub mod policy;
+mod proxy;
+pub mod registry;
+mod server;
+mod session;
+
+pub use config::ServerSettings;
+pub use registry::{ClientStatus, ServerStatus};
+pub use server::Server;

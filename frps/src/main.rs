@@ -1,0 +1,75 @@
+//! The `frps` binary: parse arguments, load config, wire signals, run the library.
+
+use std::process::ExitCode;
+
+use clap::Parser as _;
+use frps::cli::{CaCommand, Cli, Command};
+use frps::{Server, ServerSettings};
+use tokio_util::sync::CancellationToken;
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    frp_runtime::logging::init(cli.log_format);
+    match cli.command {
+        Some(Command::Ca(ca)) => run_ca(ca),
+        None => serve(&cli),
+    }
+}
+
+fn run_ca(cmd: CaCommand) -> ExitCode {
+    let result = match cmd {
+        CaCommand::Init(a) => frp_certs::init_ca_dir(&a.dir, &a.names, a.force).map(|p| {
+            println!("wrote {}", p.ca_cert.display());
+            println!("wrote {} (private, mode 0600)", p.ca_key.display());
+            println!("wrote {}", p.server_cert.display());
+            println!("wrote {} (private, mode 0600)", p.server_key.display());
+        }),
+        CaCommand::Issue(a) => {
+            frp_certs::issue_client_in_dir(&a.dir, &a.name, a.force).map(|(crt, key)| {
+                println!("wrote {}", crt.display());
+                println!("wrote {} (private, mode 0600)", key.display());
+            })
+        }
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn serve(cli: &Cli) -> ExitCode {
+    let settings = match ServerSettings::from_file(&cli.config) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(frp_runtime::EXIT_CONFIG as u8);
+        }
+    };
+    if cli.check {
+        println!("{}: ok", cli.config.display());
+        return ExitCode::SUCCESS;
+    }
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("error: starting runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run(settings)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            tracing::error!(error = format!("{e:#}"), "frps failed");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(settings: ServerSettings) -> anyhow::Result<()> {
+    let token = CancellationToken::new();
+    frp_runtime::shutdown::cancel_on_signals(token.clone())?;
+    Server::bind(settings)?.run(token).await
+}

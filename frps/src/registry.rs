@@ -1,0 +1,203 @@
+//! Who holds what: live sessions by identity and public ports by owner.
+//!
+//! One mutex guards both maps; it is never held across an `.await`. Every change republishes
+//! a [`ServerStatus`] snapshot on a watch channel, which tests and (later) the admin API read.
+
+use std::collections::{BTreeMap, HashMap};
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use frp_proto::ProxyName;
+use tokio::sync::watch;
+use tokio_util::sync::CancellationToken;
+
+/// A snapshot of the server's clients and their published proxies.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ServerStatus {
+    /// Connected clients by identity.
+    pub clients: BTreeMap<String, ClientStatus>,
+}
+
+/// One connected client.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ClientStatus {
+    /// Session number (grows with each connection the server accepts).
+    pub session: u64,
+    /// The client's UDP address.
+    pub remote: SocketAddr,
+    /// Its published proxies and their public addresses.
+    pub proxies: BTreeMap<ProxyName, SocketAddr>,
+}
+
+/// What a replaced session leaves for its successor to wait on.
+#[derive(Debug)]
+pub struct Replaced {
+    /// The old connection, to be closed.
+    pub conn: quinn::Connection,
+    /// Cancelled once the old session has released everything it held.
+    pub finished: CancellationToken,
+}
+
+#[derive(Debug)]
+struct SessionEntry {
+    id: u64,
+    conn: quinn::Connection,
+    finished: CancellationToken,
+}
+
+#[derive(Debug, Default)]
+struct Inner {
+    next_session: u64,
+    sessions: HashMap<String, SessionEntry>,
+    /// Public port -> (identity, session id).
+    ports: HashMap<u16, (String, u64)>,
+    status: ServerStatus,
+}
+
+/// Shared registry of sessions and ports.
+#[derive(Clone, Debug)]
+pub struct Registry {
+    inner: Arc<Mutex<Inner>>,
+    status: Arc<watch::Sender<ServerStatus>>,
+}
+
+impl Default for Registry {
+    fn default() -> Self {
+        Self {
+            inner: Arc::default(),
+            status: Arc::new(watch::channel(ServerStatus::default()).0),
+        }
+    }
+}
+
+impl Registry {
+    fn lock(&self) -> MutexGuard<'_, Inner> {
+        // A panic while holding the lock cannot leave the maps half-updated in a way that
+        // matters more than stopping the server would, so poisoning is ignored.
+        self.inner.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// A receiver of status snapshots.
+    pub fn subscribe(&self) -> watch::Receiver<ServerStatus> {
+        self.status.subscribe()
+    }
+
+    /// Registers a new session for `identity`; returns its id and the session it replaces.
+    pub fn open_session(
+        &self,
+        identity: &str,
+        conn: &quinn::Connection,
+        finished: CancellationToken,
+    ) -> (u64, Option<Replaced>) {
+        let mut g = self.lock();
+        g.next_session += 1;
+        let id = g.next_session;
+        let entry = SessionEntry {
+            id,
+            conn: conn.clone(),
+            finished,
+        };
+        let old = g.sessions.insert(identity.to_string(), entry);
+        g.status.clients.insert(
+            identity.to_string(),
+            ClientStatus {
+                session: id,
+                remote: conn.remote_address(),
+                proxies: BTreeMap::new(),
+            },
+        );
+        self.publish(&g);
+        (
+            id,
+            old.map(|o| Replaced {
+                conn: o.conn,
+                finished: o.finished,
+            }),
+        )
+    }
+
+    /// Claims `port` for a session.
+    ///
+    /// # Errors
+    /// Returns the identity that holds the port already.
+    pub fn claim_port(&self, port: u16, identity: &str, session: u64) -> Result<(), String> {
+        let mut g = self.lock();
+        match g.ports.get(&port) {
+            Some((owner, _)) => Err(owner.clone()),
+            None => {
+                g.ports.insert(port, (identity.to_string(), session));
+                Ok(())
+            }
+        }
+    }
+
+    /// Whether `port` is held by any session.
+    pub fn port_taken(&self, port: u16) -> bool {
+        self.lock().ports.contains_key(&port)
+    }
+
+    /// Gives back a port claimed by `session` (when binding it failed).
+    pub fn unclaim_port(&self, port: u16, session: u64) {
+        let mut g = self.lock();
+        if g.ports.get(&port).is_some_and(|(_, s)| *s == session) {
+            g.ports.remove(&port);
+        }
+    }
+
+    /// Records a published proxy in the status snapshot.
+    pub fn proxy_published(
+        &self,
+        identity: &str,
+        session: u64,
+        name: &ProxyName,
+        addr: SocketAddr,
+    ) {
+        let mut g = self.lock();
+        if let Some(c) = g
+            .status
+            .clients
+            .get_mut(identity)
+            .filter(|c| c.session == session)
+        {
+            c.proxies.insert(name.clone(), addr);
+            self.publish(&g);
+        }
+    }
+
+    /// Releases every port of `session` (its listeners are already closed) and removes it from
+    /// the status, unless a newer session of the same identity has taken its place.
+    pub fn close_session(&self, identity: &str, session: u64) {
+        let mut g = self.lock();
+        g.ports.retain(|_, (_, s)| *s != session);
+        if g.sessions.get(identity).is_some_and(|e| e.id == session) {
+            g.sessions.remove(identity);
+        }
+        if g.status
+            .clients
+            .get(identity)
+            .is_some_and(|c| c.session == session)
+        {
+            g.status.clients.remove(identity);
+        }
+        self.publish(&g);
+    }
+
+    /// Drops a session's proxies from the status (its listeners were closed early).
+    pub fn proxies_withdrawn(&self, identity: &str, session: u64) {
+        let mut g = self.lock();
+        g.ports.retain(|_, (_, s)| *s != session);
+        if let Some(c) = g
+            .status
+            .clients
+            .get_mut(identity)
+            .filter(|c| c.session == session)
+        {
+            c.proxies.clear();
+        }
+        self.publish(&g);
+    }
+
+    fn publish(&self, g: &Inner) {
+        self.status.send_replace(g.status.clone());
+    }
+}

@@ -1,0 +1,261 @@
+//! One client connection: identity, the control stream, its proxies, and clean-up.
+
+use std::collections::HashSet;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use frp_proto::{
+    truncate_text, CloseCode, ControlCodec, ControlMsg, GoingAway, Hello, ProxyId, ProxyOutcome,
+    ProxyResult, ProxySpec, Welcome, MAX_SAFE_REASON_LEN, PROTOCOL_MINOR,
+};
+use futures_util::{SinkExt as _, StreamExt as _};
+use quinn::{Connection, RecvStream, SendStream, VarInt};
+use tokio::net::TcpListener;
+use tokio::task::JoinSet;
+use tokio_util::codec::{FramedRead, FramedWrite};
+use tokio_util::sync::CancellationToken;
+use tracing::{debug, info, warn};
+
+use crate::policy::NO_PORTS;
+use crate::proxy::TcpProxy;
+use crate::server::Shared;
+
+/// How long a new session waits for the session it replaces to release its ports.
+const REPLACE_WAIT: Duration = Duration::from_secs(5);
+
+type Reader = FramedRead<RecvStream, ControlCodec>;
+type Writer = FramedWrite<SendStream, ControlCodec>;
+
+/// Closes `conn` with a code and a reason the peer can show its user.
+pub(crate) fn close(conn: &Connection, code: CloseCode, reason: &str) {
+    conn.close(VarInt::from_u32(code.code()), reason.as_bytes());
+}
+
+/// A session after its handshake: the client's identity and connection.
+pub(crate) struct Session {
+    pub(crate) shared: Arc<Shared>,
+    pub(crate) conn: Connection,
+    pub(crate) identity: String,
+    pub(crate) id: u64,
+    pub(crate) listeners: JoinSet<()>,
+}
+
+impl Session {
+    /// Runs the session to its end, then releases everything it held.
+    pub(crate) async fn run(shared: Arc<Shared>, conn: Connection, identity: String) {
+        let finished = CancellationToken::new();
+        let (id, old) = shared
+            .registry
+            .open_session(&identity, &conn, finished.clone());
+        if let Some(old) = old {
+            info!(client = %identity, "replacing the client's previous connection");
+            close(
+                &old.conn,
+                CloseCode::Replaced,
+                "replaced by a newer connection of the same client",
+            );
+            let _ = tokio::time::timeout(REPLACE_WAIT, old.finished.cancelled()).await;
+        }
+        let mut session = Session {
+            shared,
+            conn,
+            identity,
+            id,
+            listeners: JoinSet::new(),
+        };
+        let reason = session.serve().await;
+        session.withdraw().await;
+        session.shared.registry.close_session(&session.identity, id);
+        finished.cancel();
+        info!(client = %session.identity, session = id, %reason, "client disconnected");
+    }
+
+    /// Serves the control stream until the connection ends; returns why it ended.
+    async fn serve(&mut self) -> String {
+        let (mut reader, mut writer, hello) = match self.handshake().await {
+            Ok(parts) => parts,
+            Err((code, reason)) => {
+                warn!(client = %self.identity, %reason, "closing connection");
+                close(&self.conn, code, &reason);
+                return reason;
+            }
+        };
+        let results = self.publish_all(&hello.proxies).await;
+        let welcome = ControlMsg::Welcome(Welcome {
+            minor: PROTOCOL_MINOR,
+            results,
+        });
+        if let Err(e) = writer.send(welcome).await {
+            return format!("sending welcome: {e}");
+        }
+        self.control_loop(&mut reader, &mut writer).await
+    }
+
+    /// Accepts the control stream and reads the `Hello`, both under the hello timeout.
+    async fn handshake(&mut self) -> Result<(Reader, Writer, Hello), (CloseCode, String)> {
+        let timeout = self.shared.settings.hello_timeout;
+        let timed_out = || (CloseCode::HelloTimeout, "no hello in time".to_string());
+        let (send, recv) = tokio::time::timeout(timeout, self.conn.accept_bi())
+            .await
+            .map_err(|_| timed_out())?
+            .map_err(|e| {
+                (
+                    CloseCode::Normal,
+                    format!("connection ended before hello: {e}"),
+                )
+            })?;
+        let mut reader = FramedRead::new(recv, ControlCodec::new());
+        let writer = FramedWrite::new(send, ControlCodec::new());
+        match tokio::time::timeout(timeout, reader.next()).await {
+            Err(_) => Err(timed_out()),
+            Ok(Some(Ok(ControlMsg::Hello(h)))) => Ok((reader, writer, h)),
+            Ok(Some(Ok(other))) => Err(violation(format!(
+                "expected hello, got {}",
+                other.kind_str()
+            ))),
+            Ok(Some(Err(e))) => Err(violation(format!("bad hello: {e}"))),
+            Ok(None) => Err(violation("control stream closed before hello".into())),
+        }
+    }
+
+    /// Reads control messages until the connection ends or the server shuts down.
+    async fn control_loop(&mut self, reader: &mut Reader, writer: &mut Writer) -> String {
+        let shutdown = self.shared.shutdown.clone();
+        let mut going_away = false;
+        loop {
+            tokio::select! {
+                e = self.conn.closed() => return e.to_string(),
+                _ = shutdown.cancelled(), if !going_away => {
+                    going_away = true;
+                    let notice = GoingAway { reason: "server shutting down".into() };
+                    let _ = writer.send(ControlMsg::GoingAway(notice)).await;
+                    self.withdraw().await;
+                }
+                msg = reader.next(), if !going_away => match msg {
+                    Some(Ok(ControlMsg::GoingAway(g))) => {
+                        info!(client = %self.identity, reason = %g.reason, "client going away");
+                        going_away = true;
+                        self.withdraw().await;
+                    }
+                    Some(Ok(other)) => {
+                        let reason = format!("unexpected {} on the control stream", other.kind_str());
+                        return self.violate(reason);
+                    }
+                    Some(Err(e)) => return self.violate(format!("bad control frame: {e}")),
+                    None => return self.violate("control stream closed".into()),
+                },
+            }
+        }
+    }
+
+    fn violate(&self, reason: String) -> String {
+        warn!(client = %self.identity, %reason, "protocol violation");
+        close(&self.conn, CloseCode::ProtocolViolation, &reason);
+        reason
+    }
+
+    /// Closes every public listener of this session and frees its ports.
+    async fn withdraw(&mut self) {
+        self.listeners.abort_all();
+        while self.listeners.join_next().await.is_some() {}
+        self.shared
+            .registry
+            .proxies_withdrawn(&self.identity, self.id);
+    }
+
+    /// Authorizes and binds each requested proxy; one refusal never affects the others.
+    async fn publish_all(&mut self, specs: &[ProxySpec]) -> Vec<ProxyResult> {
+        let mut results = Vec::with_capacity(specs.len());
+        let mut seen = HashSet::new();
+        for (i, spec) in specs.iter().enumerate() {
+            let id = ProxyId(u32::try_from(i).unwrap_or(u32::MAX).saturating_add(1));
+            let outcome = if seen.insert(spec.name.clone()) {
+                self.publish(spec, id).await
+            } else {
+                Err(format!("proxy name '{}' appears twice", spec.name))
+            };
+            results.push(self.outcome(spec, id, outcome));
+        }
+        results
+    }
+
+    fn outcome(&self, spec: &ProxySpec, id: ProxyId, r: Result<SocketAddr, String>) -> ProxyResult {
+        let (client, proxy) = (&self.identity, &spec.name);
+        let outcome = match r {
+            Ok(remote_addr) => {
+                info!(%client, %proxy, %remote_addr, kind = spec.kind.as_str(), "proxy published");
+                self.shared
+                    .registry
+                    .proxy_published(client, self.id, proxy, remote_addr);
+                ProxyOutcome::Bound { id, remote_addr }
+            }
+            Err(reason) => {
+                warn!(%client, %proxy, remote_port = spec.remote_port, %reason, "proxy refused");
+                // Short enough that a Welcome refusing every proxy still fits in one frame.
+                let reason = truncate_text(&reason, MAX_SAFE_REASON_LEN).to_string();
+                ProxyOutcome::Refused { reason }
+            }
+        };
+        ProxyResult {
+            name: spec.name.clone(),
+            outcome,
+        }
+    }
+
+    async fn publish(&mut self, spec: &ProxySpec, id: ProxyId) -> Result<SocketAddr, String> {
+        let listener = self.bind_port(spec.remote_port).await?;
+        let addr = listener.local_addr().map_err(|e| e.to_string())?;
+        let proxy = TcpProxy {
+            name: spec.name.clone(),
+            id,
+            listener,
+            conn: self.conn.clone(),
+            streams: self.shared.streams.clone(),
+            open_timeout: self.shared.settings.open_stream_timeout,
+        };
+        self.listeners.spawn(proxy.serve());
+        Ok(addr)
+    }
+
+    /// Binds `port`, or with 0 the first free port this identity may use.
+    async fn bind_port(&self, port: u16) -> Result<TcpListener, String> {
+        let policy = &self.shared.settings.policy;
+        if port != 0 {
+            policy.check(&self.identity, port)?;
+            return self.claim_and_bind(port).await;
+        }
+        if policy.global.is_empty() {
+            return Err(NO_PORTS.into());
+        }
+        for candidate in policy.candidates(&self.identity) {
+            if self.shared.registry.port_taken(candidate) {
+                continue;
+            }
+            if let Ok(l) = self.claim_and_bind(candidate).await {
+                return Ok(l);
+            }
+        }
+        Err("no free port left in the ports this client may use".into())
+    }
+
+    async fn claim_and_bind(&self, port: u16) -> Result<TcpListener, String> {
+        let registry = &self.shared.registry;
+        if let Err(owner) = registry.claim_port(port, &self.identity, self.id) {
+            debug!(client = %self.identity, port, %owner, "port already claimed");
+            return Err(match owner == self.identity {
+                true => format!("port {port} is already used by another proxy of this client"),
+                false => format!("port {port} is already in use by another client"),
+            });
+        }
+        let addr = SocketAddr::new(self.shared.settings.proxy_bind_ip, port);
+        TcpListener::bind(addr).await.map_err(|e| {
+            registry.unclaim_port(port, self.id);
+            format!("cannot bind {addr}: {e}")
+        })
+    }
+}
+
+fn violation(reason: String) -> (CloseCode, String) {
+    (CloseCode::ProtocolViolation, reason)
+}

@@ -1,0 +1,151 @@
+//! Protocol message types (their wire encodings live in `wire.rs`).
+
+use std::fmt;
+use std::net::SocketAddr;
+
+use crate::ProxyName;
+
+/// Kind of service a proxy publishes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum ProxyKind {
+    /// A TCP listener on the server, spliced to a TCP service behind the client.
+    Tcp,
+}
+
+impl ProxyKind {
+    /// Returns the lowercase name of the kind, as used in configuration files ("tcp").
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Self::Tcp => "tcp",
+        }
+    }
+}
+
+impl fmt::Display for ProxyKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Server-assigned id of a bound proxy, unique within one client connection.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct ProxyId(pub u32);
+
+impl fmt::Display for ProxyId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Display::fmt(&self.0, f)
+    }
+}
+
+/// One proxy a client asks the server to publish.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ProxySpec {
+    /// Name of the proxy, unique within the client.
+    pub name: ProxyName,
+    /// Kind of service published.
+    pub kind: ProxyKind,
+    /// Public port wanted on the server; 0 lets the server pick one.
+    pub remote_port: u16,
+}
+
+/// What the server did with one requested proxy.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ProxyOutcome {
+    /// The proxy is live: visitors connecting to `remote_addr` arrive on data streams tagged `id`.
+    Bound {
+        /// Id the server will put in each [`DataHeader`] of this proxy.
+        id: ProxyId,
+        /// Public address the server actually bound.
+        remote_addr: SocketAddr,
+    },
+    /// The proxy was not published.
+    Refused {
+        /// Human-readable reason, at most [`MAX_TEXT_LEN`](crate::MAX_TEXT_LEN) bytes.
+        reason: String,
+    },
+}
+
+/// The server's answer for one requested proxy.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ProxyResult {
+    /// Name of the requested proxy.
+    pub name: ProxyName,
+    /// Whether it was bound or refused.
+    pub outcome: ProxyOutcome,
+}
+
+/// First control frame, client to server: version, agent and requested proxies.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Hello {
+    /// Client's minor protocol version.
+    pub minor: u16,
+    /// Free-form client description (e.g. "frpc/0.1.0"), at most `MAX_TEXT_LEN` bytes.
+    pub agent: String,
+    /// Proxies the client wants published, at most `MAX_PROXIES`.
+    pub proxies: Vec<ProxySpec>,
+}
+
+/// Server to client answer to [`Hello`], with one result per requested proxy.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Welcome {
+    /// Server's minor protocol version.
+    pub minor: u16,
+    /// One result per proxy of the [`Hello`], at most `MAX_PROXIES`.
+    pub results: Vec<ProxyResult>,
+}
+
+/// Graceful shutdown notice, sent by either side before closing the connection.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct GoingAway {
+    /// Human-readable reason, at most `MAX_TEXT_LEN` bytes.
+    pub reason: String,
+}
+
+/// Any message of the control stream.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ControlMsg {
+    /// Client greeting, the first control frame.
+    Hello(Hello),
+    /// Server answer to the greeting.
+    Welcome(Welcome),
+    /// Shutdown notice from either side.
+    GoingAway(GoingAway),
+}
+
+impl ControlMsg {
+    /// Returns the message's name for logs ("hello", "welcome", "going-away").
+    pub fn kind_str(&self) -> &'static str {
+        match self {
+            Self::Hello(_) => "hello",
+            Self::Welcome(_) => "welcome",
+            Self::GoingAway(_) => "going-away",
+        }
+    }
+}
+
+impl From<Hello> for ControlMsg {
+    fn from(m: Hello) -> Self {
+        Self::Hello(m)
+    }
+}
+
+impl From<Welcome> for ControlMsg {
+    fn from(m: Welcome) -> Self {
+        Self::Welcome(m)
+    }
+}
+
+impl From<GoingAway> for ControlMsg {
+    fn from(m: GoingAway) -> Self {
+        Self::GoingAway(m)
+    }
+}
+
+/// First frame of each server-opened data stream: which proxy, and who is visiting.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct DataHeader {
+    /// Proxy the visitor connected to.
+    pub proxy: ProxyId,
+    /// Address of the visitor as seen by the server.
+    pub visitor: SocketAddr,
+}

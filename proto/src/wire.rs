@@ -1,0 +1,179 @@
+//! Wire encodings of the message bodies (the frame prefix and tag are in `frame.rs`).
+
+use bytes::{Buf, BufMut};
+
+use crate::coding::{
+    get_addr, get_list, get_string, get_u16, get_u32, get_u8, put_addr, put_list, put_str, Decode,
+    Encode,
+};
+use crate::{
+    CodecError, DataHeader, GoingAway, Hello, ProxyId, ProxyKind, ProxyName, ProxyOutcome,
+    ProxyResult, ProxySpec, Welcome, MAX_NAME_LEN, MAX_TEXT_LEN,
+};
+
+const KIND_TCP: u8 = 1;
+const OUTCOME_BOUND: u8 = 0;
+const OUTCOME_REFUSED: u8 = 1;
+
+impl Decode for ProxyName {
+    fn decode<B: Buf>(buf: &mut B) -> Result<Self, CodecError> {
+        Ok(Self::new(get_string(buf, "proxy name", MAX_NAME_LEN)?)?)
+    }
+}
+
+impl Encode for ProxyName {
+    fn encode<B: BufMut>(&self, buf: &mut B) -> Result<(), CodecError> {
+        put_str(buf, self.as_str(), "proxy name", MAX_NAME_LEN)
+    }
+}
+
+impl Decode for ProxyKind {
+    fn decode<B: Buf>(buf: &mut B) -> Result<Self, CodecError> {
+        match get_u8(buf, "proxy kind")? {
+            KIND_TCP => Ok(Self::Tcp),
+            _ => Err(CodecError::InvalidValue { what: "proxy kind" }),
+        }
+    }
+}
+
+impl ProxyKind {
+    fn wire(self) -> u8 {
+        match self {
+            Self::Tcp => KIND_TCP,
+        }
+    }
+}
+
+impl Decode for ProxySpec {
+    fn decode<B: Buf>(buf: &mut B) -> Result<Self, CodecError> {
+        Ok(Self {
+            name: ProxyName::decode(buf)?,
+            kind: ProxyKind::decode(buf)?,
+            remote_port: get_u16(buf, "remote port")?,
+        })
+    }
+}
+
+impl Encode for ProxySpec {
+    fn encode<B: BufMut>(&self, buf: &mut B) -> Result<(), CodecError> {
+        self.name.encode(buf)?;
+        buf.put_u8(self.kind.wire());
+        buf.put_u16(self.remote_port);
+        Ok(())
+    }
+}
+
+impl Decode for ProxyOutcome {
+    fn decode<B: Buf>(buf: &mut B) -> Result<Self, CodecError> {
+        match get_u8(buf, "proxy outcome")? {
+            OUTCOME_BOUND => Ok(Self::Bound {
+                id: ProxyId(get_u32(buf, "proxy id")?),
+                remote_addr: get_addr(buf, "remote address")?,
+            }),
+            OUTCOME_REFUSED => Ok(Self::Refused {
+                reason: get_string(buf, "refusal reason", MAX_TEXT_LEN)?,
+            }),
+            _ => Err(CodecError::InvalidValue {
+                what: "proxy outcome",
+            }),
+        }
+    }
+}
+
+impl Encode for ProxyOutcome {
+    fn encode<B: BufMut>(&self, buf: &mut B) -> Result<(), CodecError> {
+        match self {
+            Self::Bound { id, remote_addr } => {
+                buf.put_u8(OUTCOME_BOUND);
+                buf.put_u32(id.0);
+                put_addr(buf, remote_addr);
+                Ok(())
+            }
+            Self::Refused { reason } => {
+                buf.put_u8(OUTCOME_REFUSED);
+                put_str(buf, reason, "refusal reason", MAX_TEXT_LEN)
+            }
+        }
+    }
+}
+
+impl Decode for ProxyResult {
+    fn decode<B: Buf>(buf: &mut B) -> Result<Self, CodecError> {
+        Ok(Self {
+            name: ProxyName::decode(buf)?,
+            outcome: ProxyOutcome::decode(buf)?,
+        })
+    }
+}
+
+impl Encode for ProxyResult {
+    fn encode<B: BufMut>(&self, buf: &mut B) -> Result<(), CodecError> {
+        self.name.encode(buf)?;
+        self.outcome.encode(buf)
+    }
+}
+
+impl Decode for Hello {
+    fn decode<B: Buf>(buf: &mut B) -> Result<Self, CodecError> {
+        Ok(Self {
+            minor: get_u16(buf, "minor version")?,
+            agent: get_string(buf, "agent", MAX_TEXT_LEN)?,
+            proxies: get_list(buf, "proxies")?,
+        })
+    }
+}
+
+impl Encode for Hello {
+    fn encode<B: BufMut>(&self, buf: &mut B) -> Result<(), CodecError> {
+        buf.put_u16(self.minor);
+        put_str(buf, &self.agent, "agent", MAX_TEXT_LEN)?;
+        put_list(buf, &self.proxies, "proxies")
+    }
+}
+
+impl Decode for Welcome {
+    fn decode<B: Buf>(buf: &mut B) -> Result<Self, CodecError> {
+        Ok(Self {
+            minor: get_u16(buf, "minor version")?,
+            results: get_list(buf, "proxy results")?,
+        })
+    }
+}
+
+impl Encode for Welcome {
+    fn encode<B: BufMut>(&self, buf: &mut B) -> Result<(), CodecError> {
+        buf.put_u16(self.minor);
+        put_list(buf, &self.results, "proxy results")
+    }
+}
+
+impl Decode for GoingAway {
+    fn decode<B: Buf>(buf: &mut B) -> Result<Self, CodecError> {
+        Ok(Self {
+            reason: get_string(buf, "going-away reason", MAX_TEXT_LEN)?,
+        })
+    }
+}
+
+impl Encode for GoingAway {
+    fn encode<B: BufMut>(&self, buf: &mut B) -> Result<(), CodecError> {
+        put_str(buf, &self.reason, "going-away reason", MAX_TEXT_LEN)
+    }
+}
+
+impl Decode for DataHeader {
+    fn decode<B: Buf>(buf: &mut B) -> Result<Self, CodecError> {
+        Ok(Self {
+            proxy: ProxyId(get_u32(buf, "proxy id")?),
+            visitor: get_addr(buf, "visitor address")?,
+        })
+    }
+}
+
+impl DataHeader {
+    /// Writes the body; a data header has no limits to break, so this cannot fail.
+    pub(crate) fn put<B: BufMut>(&self, buf: &mut B) {
+        buf.put_u32(self.proxy.0);
+        put_addr(buf, &self.visitor);
+    }
+}

@@ -1,0 +1,354 @@
+//! Loading TOML config files with frp's key names, and the sections both ends share.
+//!
+//! Loading happens in three steps, all before anything binds: keys that frp has but frp-quic
+//! does not support are refused by name with what to use instead; the rest is deserialized
+//! with `deny_unknown_fields`, so a typo names the file, the line, the key and its value; then
+//! each program validates values into typed settings.
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::de::DeserializeOwned;
+use serde::Deserialize;
+
+use crate::transport::QuicTuning;
+
+/// Exit status for a configuration error (`EX_CONFIG` from sysexits.h).
+pub const EXIT_CONFIG: i32 = 64;
+
+/// A configuration file that cannot be used, with the file it came from.
+#[derive(Debug)]
+pub struct ConfigError {
+    /// The file, or `<built-in>` for settings made in code.
+    pub path: PathBuf,
+    /// What is wrong, naming the key and its value.
+    pub message: String,
+}
+
+impl ConfigError {
+    /// An error about `path`.
+    pub fn new(path: impl Into<PathBuf>, message: impl Into<String>) -> Self {
+        Self {
+            path: path.into(),
+            message: message.into(),
+        }
+    }
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.path.display(), self.message)
+    }
+}
+
+impl std::error::Error for ConfigError {}
+
+/// A key frp has that frp-quic refuses, with what to do instead.
+#[derive(Clone, Copy, Debug)]
+pub struct Unsupported {
+    /// Dotted path; a `[]` segment means "in every element of this array of tables",
+    /// e.g. `proxies[].customDomains`.
+    pub key: &'static str,
+    /// What to use instead, or why it does not exist here.
+    pub hint: &'static str,
+}
+
+/// Reads and parses `path` into `T`, refusing the `unsupported` keys first.
+///
+/// # Errors
+/// A [`ConfigError`] naming the file and the offending key and value.
+pub fn load_toml<T: DeserializeOwned>(
+    path: &Path,
+    unsupported: &[Unsupported],
+) -> Result<T, ConfigError> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| ConfigError::new(path, format!("cannot read file: {e}")))?;
+    parse_toml(path, &text, unsupported)
+}
+
+/// Parses `text` (read from `path`) into `T`, refusing the `unsupported` keys first.
+///
+/// # Errors
+/// A [`ConfigError`] naming the file and the offending key and value.
+pub fn parse_toml<T: DeserializeOwned>(
+    path: &Path,
+    text: &str,
+    unsupported: &[Unsupported],
+) -> Result<T, ConfigError> {
+    let table: toml::Table =
+        toml::from_str(text).map_err(|e| ConfigError::new(path, format!("invalid TOML: {e}")))?;
+    for u in unsupported {
+        if let Some((key, value)) = find_key(&table, u.key) {
+            let value = if is_secret(&key) {
+                "<redacted>".to_string()
+            } else {
+                value.to_string()
+            };
+            return Err(ConfigError::new(
+                path,
+                format!("`{key} = {value}` is not supported by frp-quic: {}", u.hint),
+            ));
+        }
+    }
+    toml::from_str(text).map_err(|e| ConfigError::new(path, e.to_string()))
+}
+
+/// Whether a key holds a secret whose value must never be echoed into an error or a log.
+fn is_secret(key: &str) -> bool {
+    let last = key.rsplit('.').next().unwrap_or(key).to_ascii_lowercase();
+    ["token", "password", "pwd", "secret"]
+        .iter()
+        .any(|w| last.contains(w))
+}
+
+/// Finds the first occurrence of a dotted key (with `[]` for arrays of tables), returning the
+/// concrete key path and its value.
+fn find_key(table: &toml::Table, dotted: &str) -> Option<(String, toml::Value)> {
+    let mut segments = dotted.split('.');
+    let first = segments.next()?;
+    let rest: Vec<&str> = segments.collect();
+    find_in(table, first, &rest, String::new())
+}
+
+fn find_in(
+    table: &toml::Table,
+    segment: &str,
+    rest: &[&str],
+    prefix: String,
+) -> Option<(String, toml::Value)> {
+    let (name, is_array) = match segment.strip_suffix("[]") {
+        Some(name) => (name, true),
+        None => (segment, false),
+    };
+    let value = table.get(name)?;
+    let here = if prefix.is_empty() {
+        name.to_string()
+    } else {
+        format!("{prefix}.{name}")
+    };
+    let Some((next, tail)) = rest.split_first() else {
+        return Some((here, value.clone()));
+    };
+    if is_array {
+        let items = value.as_array()?;
+        items
+            .iter()
+            .enumerate()
+            .find_map(|(i, item)| find_in(item.as_table()?, next, tail, format!("{here}[{i}]")))
+    } else {
+        find_in(value.as_table()?, next, tail, here)
+    }
+}
+
+/// Resolves a path from a config file relative to the file's own directory.
+pub fn resolve(config_path: &Path, file: &Path) -> PathBuf {
+    if file.is_absolute() {
+        return file.to_path_buf();
+    }
+    match config_path.parent() {
+        Some(dir) => dir.join(file),
+        None => file.to_path_buf(),
+    }
+}
+
+/// `transport.tls` in both files: this side's certificate and key, and the CA it trusts.
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct TlsSection {
+    /// This side's certificate chain (PEM).
+    pub cert_file: Option<PathBuf>,
+    /// This side's private key (PEM).
+    pub key_file: Option<PathBuf>,
+    /// The CA that issued the peer's certificate (PEM).
+    pub trusted_ca_file: Option<PathBuf>,
+    /// Client only: the name expected in the server certificate (defaults to `serverAddr`).
+    pub server_name: Option<String>,
+    /// frp's switch; TLS is always on here, so only `true` is accepted.
+    pub enable: Option<bool>,
+}
+
+/// The three TLS files, resolved and known to be set.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TlsFiles {
+    /// This side's certificate chain.
+    pub cert: PathBuf,
+    /// This side's private key.
+    pub key: PathBuf,
+    /// The CA that issued the peer's certificate.
+    pub ca: PathBuf,
+}
+
+impl TlsSection {
+    /// Resolves the file paths against `config_path`; all three are required.
+    ///
+    /// # Errors
+    /// Names the missing key; refuses `enable = false`.
+    pub fn files(&self, config_path: &Path) -> Result<TlsFiles, ConfigError> {
+        if self.enable == Some(false) {
+            return Err(ConfigError::new(
+                config_path,
+                "`transport.tls.enable = false` is not supported: frp-quic always uses mutual TLS",
+            ));
+        }
+        let need = |v: &Option<PathBuf>, key: &str| {
+            v.as_deref()
+                .map(|p| resolve(config_path, p))
+                .ok_or_else(|| {
+                    ConfigError::new(
+                        config_path,
+                        format!("`transport.tls.{key}` is required (make one with `frps ca`)"),
+                    )
+                })
+        };
+        Ok(TlsFiles {
+            cert: need(&self.cert_file, "certFile")?,
+            key: need(&self.key_file, "keyFile")?,
+            ca: need(&self.trusted_ca_file, "trustedCaFile")?,
+        })
+    }
+}
+
+/// `transport.quic` in both files, in seconds as frp has it.
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct QuicSection {
+    /// Seconds between keep-alives (frp default 10).
+    pub keepalive_period: Option<u64>,
+    /// Seconds without a packet before the connection is dead (frp default 30).
+    pub max_idle_timeout: Option<u64>,
+    /// Streams the peer may open at once.
+    pub max_incoming_streams: Option<u32>,
+}
+
+impl QuicSection {
+    /// Applies the set keys over `defaults`.
+    ///
+    /// # Errors
+    /// Refuses a zero timeout, a keep-alive not shorter than the idle timeout, and zero streams.
+    pub fn tuning(&self, path: &Path, defaults: QuicTuning) -> Result<QuicTuning, ConfigError> {
+        let secs = Duration::from_secs;
+        let t = QuicTuning {
+            keepalive: self.keepalive_period.map_or(defaults.keepalive, secs),
+            idle_timeout: self.max_idle_timeout.map_or(defaults.idle_timeout, secs),
+            max_incoming_streams: self
+                .max_incoming_streams
+                .unwrap_or(defaults.max_incoming_streams),
+        };
+        if t.idle_timeout.is_zero() || t.idle_timeout > Duration::from_secs(3600) {
+            return Err(ConfigError::new(
+                path,
+                format!(
+                    "`transport.quic.maxIdleTimeout = {}` must be between 1 and 3600 seconds",
+                    t.idle_timeout.as_secs()
+                ),
+            ));
+        }
+        if t.keepalive.is_zero() || t.keepalive >= t.idle_timeout {
+            return Err(ConfigError::new(
+                path,
+                format!(
+                    "`transport.quic.keepalivePeriod = {}` must be at least 1 and shorter than maxIdleTimeout ({})",
+                    t.keepalive.as_secs(),
+                    t.idle_timeout.as_secs()
+                ),
+            ));
+        }
+        if t.max_incoming_streams == 0 {
+            return Err(ConfigError::new(
+                path,
+                "`transport.quic.maxIncomingStreams = 0`: must be at least 1",
+            ));
+        }
+        Ok(t)
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    #[derive(Debug, Deserialize)]
+    #[serde(deny_unknown_fields, rename_all = "camelCase")]
+    struct Demo {
+        bind_port: u16,
+        #[serde(default)]
+        proxies: Vec<toml::Table>,
+    }
+
+    const NONE: &[Unsupported] = &[];
+
+    #[test]
+    fn typo_names_file_key_and_value() {
+        let e = parse_toml::<Demo>(
+            Path::new("x.toml"),
+            "bindPort = 1\nbindPortt = 7000\n",
+            NONE,
+        )
+        .unwrap_err();
+        let msg = e.to_string();
+        assert!(msg.starts_with("x.toml: "), "{msg}");
+        assert!(msg.contains("bindPortt"), "{msg}");
+        assert!(msg.contains("7000"), "{msg}");
+    }
+
+    #[test]
+    fn unsupported_key_is_named_with_hint() {
+        let list = [Unsupported {
+            key: "proxies[].customDomains",
+            hint: "use type = tcp",
+        }];
+        let text = "bindPort = 1\n[[proxies]]\nname='a'\n[[proxies]]\ncustomDomains=['x']\n";
+        let e = parse_toml::<Demo>(Path::new("c.toml"), text, &list).unwrap_err();
+        let msg = e.to_string();
+        assert!(msg.contains("proxies[1].customDomains"), "{msg}");
+        assert!(msg.contains("use type = tcp"), "{msg}");
+    }
+
+    #[test]
+    fn nested_unsupported_key() {
+        let list = [Unsupported {
+            key: "auth.token",
+            hint: "mutual TLS",
+        }];
+        let text = "bindPort = 1\n[auth]\ntoken = 'sekrit'\n";
+        let e = parse_toml::<Demo>(Path::new("c.toml"), text, &list).unwrap_err();
+        assert!(e.to_string().contains("auth.token"));
+        assert!(!e.to_string().contains("sekrit"), "secret echoed: {e}");
+    }
+
+    #[test]
+    fn bad_value_type_is_reported() {
+        let e = parse_toml::<Demo>(Path::new("c.toml"), "bindPort = 'abc'\n", NONE).unwrap_err();
+        assert!(e.to_string().contains("abc"), "{e}");
+    }
+
+    #[test]
+    fn relative_paths_resolve_next_to_the_config() {
+        let p = resolve(Path::new("/etc/frp/frpc.toml"), Path::new("certs/a.crt"));
+        assert_eq!(p, Path::new("/etc/frp/certs/a.crt"));
+        let p = resolve(Path::new("/etc/frp/frpc.toml"), Path::new("/abs/a.crt"));
+        assert_eq!(p, Path::new("/abs/a.crt"));
+    }
+
+    #[test]
+    fn quic_tuning_bounds() {
+        let d = QuicTuning::with_streams(10);
+        let p = Path::new("c.toml");
+        let s = QuicSection {
+            keepalive_period: Some(30),
+            max_idle_timeout: Some(30),
+            max_incoming_streams: None,
+        };
+        assert!(s.tuning(p, d).is_err());
+        let s = QuicSection {
+            keepalive_period: Some(5),
+            max_idle_timeout: Some(20),
+            max_incoming_streams: Some(7),
+        };
+        let t = s.tuning(p, d).unwrap();
+        assert_eq!(t.idle_timeout, Duration::from_secs(20));
+        assert_eq!(t.max_incoming_streams, 7);
+    }
+}

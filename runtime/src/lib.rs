@@ -1,0 +1,18 @@
+//! What both ends of frp-quic run on.
+//!
+//! - [`transport`]: the QUIC transport tuning (windows, stream limits, keep-alive) and the UDP
+//!   socket setup, documented where each number is chosen.
+//! - [`splice`]: the data path between a TCP socket and a QUIC stream, with TCP's half-close
+//!   and reset semantics carried across.
+//! - [`config`]: TOML loading with frp's key names, refusing unsupported keys by name.
+//! - [`logging`] and [`shutdown`]: what the thin binaries wire up before calling the libraries.
+
+pub mod config;
+pub mod logging;
+pub mod shutdown;
+pub mod splice;
+pub mod transport;
+
+pub use config::{ConfigError, EXIT_CONFIG};
+pub use splice::{splice, SpliceError, SpliceStats};
+pub use transport::QuicTuning;

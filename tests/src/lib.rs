@@ -1,0 +1,260 @@
+//! End-to-end harness: frps and frpc in-process on loopback, certificates made in memory.
+//!
+//! Every port is bound to `:0` and read back; readiness comes from the status channels the
+//! libraries publish, never from sleeps; every wait is under [`TIMEOUT`].
+
+pub mod backends;
+
+use std::future::Future;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::ops::RangeInclusive;
+use std::sync::Arc;
+use std::time::Duration;
+
+use frp_certs::{Ca, Issued};
+use frp_proto::{ProxyKind, ProxyName};
+use frpc::{Client, ClientError, ClientSettings, ClientStatus, LocalProxy};
+use frps::policy::{PortPolicy, PortSet};
+use frps::{Server, ServerSettings, ServerStatus};
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+/// Upper bound for any single wait in a test.
+pub const TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Loopback.
+pub const LOCALHOST: IpAddr = IpAddr::V4(Ipv4Addr::LOCALHOST);
+
+/// Awaits `f` under [`TIMEOUT`], panicking with `what` if it takes longer.
+pub async fn within<F: Future>(what: &str, f: F) -> F::Output {
+    match tokio::time::timeout(TIMEOUT, f).await {
+        Ok(v) => v,
+        Err(_) => panic!("timed out after {TIMEOUT:?}: {what}"),
+    }
+}
+
+/// Installs a test log subscriber once (honours `RUST_LOG`; silent by default).
+pub fn init_logs() {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("off"));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_test_writer()
+        .try_init();
+}
+
+/// A throw-away deployment PKI: a CA and a server certificate for localhost/127.0.0.1.
+#[derive(Debug)]
+pub struct Pki {
+    /// The CA.
+    pub ca: Ca,
+    /// The server's certificate.
+    pub server: Issued,
+}
+
+impl Pki {
+    /// Makes a fresh CA and server certificate.
+    pub fn new() -> Self {
+        let ca = Ca::generate("test CA").expect("ca");
+        let names = ["localhost".to_string(), "127.0.0.1".to_string()];
+        let server = ca.issue_server(&names).expect("server cert");
+        Self { ca, server }
+    }
+
+    /// Server TLS presenting `cert`, trusting this CA for clients.
+    pub fn server_tls_with(&self, cert: &Issued) -> Arc<rustls::ServerConfig> {
+        let cfg = frp_certs::server_tls_config(
+            vec![cert.cert_der()],
+            cert.key_der(),
+            vec![self.ca.cert_der()],
+        );
+        Arc::new(cfg.expect("server tls"))
+    }
+
+    /// Server TLS with the normal server certificate.
+    pub fn server_tls(&self) -> Arc<rustls::ServerConfig> {
+        self.server_tls_with(&self.server)
+    }
+
+    /// Client TLS presenting `cert`, trusting this CA for the server.
+    pub fn client_tls_with(&self, cert: &Issued) -> Arc<rustls::ClientConfig> {
+        let cfg = frp_certs::client_tls_config(
+            vec![cert.cert_der()],
+            cert.key_der(),
+            vec![self.ca.cert_der()],
+        );
+        Arc::new(cfg.expect("client tls"))
+    }
+
+    /// Client TLS for a fresh certificate of `identity`.
+    pub fn client_tls(&self, identity: &str) -> Arc<rustls::ClientConfig> {
+        self.client_tls_with(&self.ca.issue_client(identity).expect("client cert"))
+    }
+}
+
+impl Default for Pki {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// Server settings on 127.0.0.1:0 allowing `ports` to everyone, with short timeouts.
+pub fn server_settings(pki: &Pki, ports: RangeInclusive<u16>) -> ServerSettings {
+    let mut s = ServerSettings::new(pki.server_tls());
+    s.bind = SocketAddr::new(LOCALHOST, 0);
+    s.proxy_bind_ip = LOCALHOST;
+    s.policy = PortPolicy {
+        global: PortSet::from_ranges([ports]),
+        ..Default::default()
+    };
+    s.grace = Duration::from_secs(5);
+    s
+}
+
+/// Client settings for `server` with quick reconnects.
+pub fn client_settings(
+    tls: Arc<rustls::ClientConfig>,
+    server: SocketAddr,
+    proxies: Vec<LocalProxy>,
+) -> ClientSettings {
+    let mut s = ClientSettings::new(server.ip().to_string(), server.port(), tls);
+    s.server_name = "localhost".into();
+    s.proxies = proxies;
+    s.backoff.min = Duration::from_millis(50);
+    s.backoff.max = Duration::from_millis(500);
+    s.connect_timeout = Duration::from_secs(5);
+    s.grace = Duration::from_secs(5);
+    s
+}
+
+/// A TCP proxy to `local` asking for `remote_port` (0: server picks).
+pub fn tcp_proxy(name: &str, local: SocketAddr, remote_port: u16) -> LocalProxy {
+    LocalProxy {
+        name: ProxyName::new(name).expect("name"),
+        kind: ProxyKind::Tcp,
+        local_host: local.ip().to_string(),
+        local_port: local.port(),
+        remote_port,
+    }
+}
+
+/// A running in-process frps.
+#[derive(Debug)]
+pub struct TestServer {
+    /// Its QUIC address.
+    pub addr: SocketAddr,
+    /// Its status channel.
+    pub status: watch::Receiver<ServerStatus>,
+    cancel: CancellationToken,
+    task: JoinHandle<anyhow::Result<()>>,
+}
+
+impl TestServer {
+    /// Binds and starts a server.
+    pub fn start(settings: ServerSettings) -> Self {
+        let server = Server::bind(settings).expect("bind server");
+        let addr = server.local_addr().expect("server addr");
+        let status = server.status();
+        let cancel = CancellationToken::new();
+        let task = tokio::spawn(server.run(cancel.clone()));
+        Self {
+            addr,
+            status,
+            cancel,
+            task,
+        }
+    }
+
+    /// Waits until `pred` holds for the server's status.
+    pub async fn wait_for(&mut self, what: &str, pred: impl FnMut(&ServerStatus) -> bool) {
+        within(what, self.status.wait_for(pred))
+            .await
+            .expect("server status channel");
+    }
+
+    /// Starts a graceful shutdown without waiting for it.
+    pub fn begin_stop(&self) {
+        self.cancel.cancel();
+    }
+
+    /// Shuts down gracefully and returns what `run` returned.
+    pub async fn stop(self) -> anyhow::Result<()> {
+        self.cancel.cancel();
+        within("server shutdown", self.task)
+            .await
+            .expect("server task panicked")
+    }
+}
+
+/// A running in-process frpc.
+#[derive(Debug)]
+pub struct TestClient {
+    /// Its status channel.
+    pub status: watch::Receiver<ClientStatus>,
+    cancel: CancellationToken,
+    task: JoinHandle<Result<(), ClientError>>,
+}
+
+impl TestClient {
+    /// Starts a client.
+    pub fn start(settings: ClientSettings) -> Self {
+        let client = Client::new(settings).expect("client");
+        let status = client.status();
+        let cancel = CancellationToken::new();
+        let task = tokio::spawn(client.run(cancel.clone()));
+        Self {
+            status,
+            cancel,
+            task,
+        }
+    }
+
+    /// Waits until `pred` holds for the client's status.
+    pub async fn wait_for(
+        &mut self,
+        what: &str,
+        pred: impl FnMut(&ClientStatus) -> bool,
+    ) -> ClientStatus {
+        within(what, self.status.wait_for(pred))
+            .await
+            .expect("client status channel")
+            .clone()
+    }
+
+    /// Waits until proxy `name` is published and returns its public address.
+    pub async fn bound(&mut self, name: &str) -> SocketAddr {
+        let s = self
+            .wait_for(&format!("proxy {name} bound"), |s| s.bound(name).is_some())
+            .await;
+        s.bound(name).expect("bound")
+    }
+
+    /// Waits until proxy `name` is refused and returns the reason.
+    pub async fn refused(&mut self, name: &str) -> String {
+        let s = self
+            .wait_for(&format!("proxy {name} refused"), |s| {
+                s.refused(name).is_some()
+            })
+            .await;
+        s.refused(name).expect("refused").to_string()
+    }
+
+    /// Starts a graceful shutdown without waiting for it.
+    pub fn begin_stop(&self) {
+        self.cancel.cancel();
+    }
+
+    /// Waits for the client to end by itself (e.g. a permanent refusal).
+    pub async fn finished(self) -> Result<(), ClientError> {
+        within("client to give up", self.task)
+            .await
+            .expect("client task panicked")
+    }
+
+    /// Shuts down gracefully and returns what `run` returned.
+    pub async fn stop(self) -> Result<(), ClientError> {
+        self.cancel.cancel();
+        self.finished().await
+    }
+}
