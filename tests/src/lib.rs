@@ -258,3 +258,22 @@ impl TestClient {
         self.finished().await
     }
 }
+
+/// A TCP port that was free a moment ago (bound on :0, read back, released).
+pub fn free_tcp_port() -> u16 {
+    let l = std::net::TcpListener::bind((LOCALHOST, 0)).expect("bind tcp :0");
+    l.local_addr().expect("addr").port()
+}
+
+/// A UDP address that was free a moment ago (bound on :0, read back, released).
+pub fn free_udp_addr() -> SocketAddr {
+    let s = std::net::UdpSocket::bind((LOCALHOST, 0)).expect("bind udp :0");
+    s.local_addr().expect("addr")
+}
+
+/// Server settings allowing exactly `ports`.
+pub fn server_allowing(pki: &Pki, ports: &[u16]) -> ServerSettings {
+    let mut s = server_settings(pki, 1..=1);
+    s.policy.global = PortSet::from_ranges(ports.iter().map(|p| *p..=*p));
+    s
+}
