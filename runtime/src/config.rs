@@ -80,18 +80,26 @@ pub fn parse_toml<T: DeserializeOwned>(
         toml::from_str(text).map_err(|e| ConfigError::new(path, format!("invalid TOML: {e}")))?;
     for u in unsupported {
         if let Some((key, value)) = find_key(&table, u.key) {
-            let value = if is_secret(&key) {
-                "<redacted>".to_string()
-            } else {
-                value.to_string()
-            };
+            let what = describe(&key, &value);
             return Err(ConfigError::new(
                 path,
-                format!("`{key} = {value}` is not supported by frp-quic: {}", u.hint),
+                format!("{what} is not supported by frp-quic: {}", u.hint),
             ));
         }
     }
     toml::from_str(text).map_err(|e| ConfigError::new(path, e.to_string()))
+}
+
+/// Names a refused key without echoing secrets: sections by name only, secret values redacted.
+fn describe(key: &str, value: &toml::Value) -> String {
+    match value {
+        toml::Value::Table(_) => format!("the `[{key}]` section"),
+        toml::Value::Array(items) if items.iter().any(toml::Value::is_table) => {
+            format!("the `[[{key}]]` section")
+        }
+        _ if is_secret(key) => format!("`{key} = <redacted>`"),
+        v => format!("`{key} = {v}`"),
+    }
 }
 
 /// Whether a key holds a secret whose value must never be echoed into an error or a log.
@@ -271,6 +279,7 @@ mod tests {
 
     #[derive(Debug, Deserialize)]
     #[serde(deny_unknown_fields, rename_all = "camelCase")]
+    #[allow(dead_code)] // only its shape matters: what it accepts and refuses
     struct Demo {
         bind_port: u16,
         #[serde(default)]
@@ -316,6 +325,20 @@ mod tests {
         let e = parse_toml::<Demo>(Path::new("c.toml"), text, &list).unwrap_err();
         assert!(e.to_string().contains("auth.token"));
         assert!(!e.to_string().contains("sekrit"), "secret echoed: {e}");
+    }
+
+    #[test]
+    fn refused_section_is_named_without_its_values() {
+        let list = [Unsupported {
+            key: "auth",
+            hint: "mutual TLS",
+        }];
+        let text = "bindPort = 1\n[auth]\nmethod = 'token'\ntoken = 'sekrit'\n";
+        let msg = parse_toml::<Demo>(Path::new("c.toml"), text, &list)
+            .unwrap_err()
+            .to_string();
+        assert!(msg.contains("`[auth]` section"), "{msg}");
+        assert!(!msg.contains("sekrit") && !msg.contains("method"), "{msg}");
     }
 
     #[test]
