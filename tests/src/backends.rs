@@ -117,3 +117,56 @@ pub async fn read_to_end(tcp: &mut TcpStream) -> std::io::Result<Vec<u8>> {
     within("read to end", tcp.read_to_end(&mut out)).await?;
     Ok(out)
 }
+
+/// How a service saw its connection end.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Ending {
+    /// A clean EOF (the peer's FIN).
+    Eof,
+    /// A read error (the peer's RST).
+    Reset,
+}
+
+/// A service that greets with `ready`, reads until the connection ends and reports how it
+/// ended on the channel.
+pub async fn ending_server() -> (SocketAddr, tokio::sync::mpsc::UnboundedReceiver<Ending>) {
+    let listener = TcpListener::bind((LOCALHOST, 0)).await.expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+    tokio::spawn(async move {
+        while let Ok((mut tcp, _)) = listener.accept().await {
+            let tx = tx.clone();
+            tokio::spawn(async move {
+                let mut buf = vec![0u8; 64 * 1024];
+                let _ = tcp.write_all(b"ready").await;
+                let ending = loop {
+                    match tcp.read(&mut buf).await {
+                        Ok(0) => break Ending::Eof,
+                        Ok(_) => {}
+                        Err(_) => break Ending::Reset,
+                    }
+                };
+                let _ = tx.send(ending);
+            });
+        }
+    });
+    (addr, rx)
+}
+
+/// A service that reads `after` bytes, then resets the connection (SO_LINGER 0).
+pub async fn resetting_server(after: usize) -> SocketAddr {
+    let listener = TcpListener::bind((LOCALHOST, 0)).await.expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    tokio::spawn(async move {
+        while let Ok((mut tcp, _)) = listener.accept().await {
+            tokio::spawn(async move {
+                let mut buf = vec![0u8; after];
+                if tcp.read_exact(&mut buf).await.is_ok() {
+                    let _ = tcp.write_all(b"partial answer").await;
+                    frp_runtime::splice::reset_tcp(tcp);
+                }
+            });
+        }
+    });
+    addr
+}

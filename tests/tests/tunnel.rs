@@ -194,3 +194,59 @@ async fn graceful_server_shutdown_lets_open_stream_finish() {
 async fn graceful_client_shutdown_lets_open_stream_finish() {
     shutdown_with_stream_in_flight(false).await;
 }
+
+#[tokio::test]
+async fn resets_cross_the_tunnel_in_both_directions() {
+    use frp_tests::backends::{ending_server, resetting_server, Ending};
+    let pki = Pki::new();
+    let (ending, mut endings) = ending_server().await;
+    let resetting = resetting_server(1000).await;
+    let proxies = vec![
+        tcp_proxy("ending", ending, 0),
+        tcp_proxy("resetting", resetting, 0),
+    ];
+    let (server, mut client) = tunnel(&pki, proxies).await;
+
+    // Local service resets mid-stream: the visitor gets the bytes sent before, then a reset.
+    let mut tcp = TcpStream::connect(client.bound("resetting").await)
+        .await
+        .expect("connect");
+    tcp.write_all(&[7u8; 1000]).await.expect("write");
+    let mut got = Vec::new();
+    let end = within("visitor sees the reset", tcp.read_to_end(&mut got)).await;
+    assert!(
+        end.is_err(),
+        "a reset must not look like a clean end (got {} bytes, Ok)",
+        got.len()
+    );
+
+    // Visitor resets: the local service sees a reset too; a visitor FIN is a clean EOF.
+    let mut tcp = ready(client.bound("ending").await).await;
+    tcp.write_all(b"some bytes").await.expect("write");
+    frp_runtime::splice::reset_tcp(tcp);
+    assert_eq!(
+        within("service sees reset", endings.recv()).await,
+        Some(Ending::Reset)
+    );
+    let mut tcp = ready(client.bound("ending").await).await;
+    tcp.write_all(b"some bytes").await.expect("write");
+    tcp.shutdown().await.expect("fin");
+    assert_eq!(
+        within("service sees eof", endings.recv()).await,
+        Some(Ending::Eof)
+    );
+
+    client.stop().await.expect("client stop");
+    server.stop().await.expect("server stop");
+}
+
+/// Connects and waits for the service's `ready`, so the tunnel is established end to end.
+async fn ready(public: std::net::SocketAddr) -> TcpStream {
+    let mut tcp = TcpStream::connect(public).await.expect("connect");
+    let mut greeting = [0u8; 5];
+    within("service greeting", tcp.read_exact(&mut greeting))
+        .await
+        .expect("greeting");
+    assert_eq!(&greeting, b"ready");
+    tcp
+}
