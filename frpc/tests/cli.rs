@@ -1,0 +1,210 @@
+//! The `frpc` binary as an operator runs it: `--check` and config errors. Every config here is
+//! refused or only checked, so nothing opens a socket.
+
+use std::ffi::OsStr;
+use std::fs;
+use std::path::Path;
+use std::process::{Command, Output};
+
+use tempfile::TempDir;
+
+/// Exit status of a configuration error (`EX_CONFIG`).
+const EXIT_CONFIG: i32 = 64;
+
+/// The `[transport.tls]` table of a good config.
+const TLS: &str =
+    "[transport.tls]\ncertFile = \"certs/node1.crt\"\nkeyFile = \"certs/node1.key\"\n\
+                   trustedCaFile = \"certs/ca.crt\"\nserverName = \"localhost\"\n";
+
+/// One good proxy.
+const SSH: &str =
+    "[[proxies]]\nname = \"ssh\"\ntype = \"tcp\"\nlocalPort = 22\nremotePort = 6022\n";
+
+fn frpc<I, S>(args: I) -> Output
+where
+    I: IntoIterator<Item = S>,
+    S: AsRef<OsStr>,
+{
+    Command::new(env!("CARGO_BIN_EXE_frpc"))
+        .args(args)
+        .env_remove("RUST_LOG")
+        .output()
+        .expect("run frpc")
+}
+
+fn stderr(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+/// A temp dir with `certs/` holding a CA, a server certificate and a client `node1`.
+fn with_certs() -> TempDir {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let certs = tmp.path().join("certs");
+    let names = ["localhost".to_string()];
+    frp_certs::init_ca_dir(&certs, &names, false).expect("init CA");
+    frp_certs::issue_client_in_dir(&certs, "node1", false).expect("issue node1");
+    tmp
+}
+
+/// A client config: server address, `transport` (TLS and whatever `tls` holds), then `rest`.
+fn client_config(tls: &str, rest: &str) -> String {
+    format!("serverAddr = \"127.0.0.1\"\nserverPort = 7000\n\n{tls}\n{rest}")
+}
+
+/// Writes `text` to `dir/name` and runs `frpc [--check] -c` on it.
+fn run(dir: &Path, name: &str, text: &str, check: bool) -> Output {
+    let path = dir.join(name);
+    fs::write(&path, text).expect("write config");
+    let mut args = vec![OsStr::new("-c"), path.as_os_str()];
+    if check {
+        args.insert(0, OsStr::new("--check"));
+    }
+    frpc(args)
+}
+
+/// Asserts exit status 64 and that stderr contains each of `needles`.
+fn assert_config_error(out: &Output, needles: &[&str]) {
+    let err = stderr(out);
+    assert_eq!(out.status.code(), Some(EXIT_CONFIG), "stderr: {err}");
+    for n in needles {
+        assert!(err.contains(n), "stderr lacks {n:?}: {err}");
+    }
+}
+
+#[test]
+fn check_accepts_a_good_config() {
+    let tmp = with_certs();
+    let web = "[[proxies]]\nname = \"web\"\ntype = \"tcp\"\nlocalPort = 8080\nremotePort = 0\n";
+    let text = client_config(TLS, &format!("{SSH}\n{web}"));
+    let out = run(tmp.path(), "good.toml", &text, true);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.contains("good.toml: ok"), "{stdout}");
+}
+
+#[test]
+fn typo_key_names_file_key_and_value() {
+    let tmp = with_certs();
+    let text = client_config(TLS, SSH).replace("serverPort = 7000", "serverPortt = 7000");
+    // Without --check: the error must come before any attempt to connect.
+    let out = run(tmp.path(), "typo.toml", &text, false);
+    assert_config_error(&out, &["typo.toml", "serverPortt", "7000"]);
+}
+
+#[test]
+fn typo_in_a_proxy_is_refused() {
+    let tmp = with_certs();
+    let text = client_config(TLS, &SSH.replace("localPort", "localPrt"));
+    let out = run(tmp.path(), "typo.toml", &text, true);
+    assert_config_error(&out, &["localPrt"]);
+}
+
+#[test]
+fn http_proxy_is_not_supported() {
+    let tmp = with_certs();
+    let text = client_config(TLS, &SSH.replace("\"tcp\"", "\"http\""));
+    let out = run(tmp.path(), "http.toml", &text, true);
+    assert_config_error(
+        &out,
+        &["http.toml", "proxies[0].type", "\"http\"", "not supported"],
+    );
+}
+
+#[test]
+fn unknown_proxy_type_is_refused() {
+    let tmp = with_certs();
+    let text = client_config(TLS, &SSH.replace("\"tcp\"", "\"tpc\""));
+    let out = run(tmp.path(), "tpc.toml", &text, true);
+    assert_config_error(&out, &["\"tpc\"", "not a proxy type"]);
+}
+
+#[test]
+fn transport_protocol_is_named() {
+    let tmp = with_certs();
+    let transport = format!("[transport]\nprotocol = \"tcp\"\n\n{TLS}");
+    let out = run(
+        tmp.path(),
+        "proto.toml",
+        &client_config(&transport, SSH),
+        true,
+    );
+    assert_config_error(&out, &["transport.protocol", "not supported", "QUIC"]);
+}
+
+#[test]
+fn unsupported_proxy_key_is_named() {
+    let tmp = with_certs();
+    let proxy = format!("{SSH}customDomains = [\"example.com\"]\n");
+    let out = run(
+        tmp.path(),
+        "domains.toml",
+        &client_config(TLS, &proxy),
+        true,
+    );
+    assert_config_error(&out, &["proxies[0].customDomains", "not supported"]);
+}
+
+#[test]
+fn duplicate_proxy_names_are_refused() {
+    let tmp = with_certs();
+    let text = client_config(TLS, &format!("{SSH}\n{}", SSH.replace("6022", "6023")));
+    let out = run(tmp.path(), "dup.toml", &text, true);
+    assert_config_error(&out, &["proxies[1].name", "\"ssh\""]);
+}
+
+#[test]
+fn missing_trusted_ca_key_is_named() {
+    let tmp = with_certs();
+    let tls = TLS.replace("trustedCaFile = \"certs/ca.crt\"\n", "");
+    let out = run(tmp.path(), "noca.toml", &client_config(&tls, SSH), true);
+    assert_config_error(&out, &["noca.toml", "transport.tls.trustedCaFile"]);
+}
+
+#[test]
+fn missing_trusted_ca_file_is_named() {
+    let tmp = with_certs();
+    fs::remove_file(tmp.path().join("certs/ca.crt")).expect("remove ca.crt");
+    let out = run(tmp.path(), "noca.toml", &client_config(TLS, SSH), true);
+    assert_config_error(&out, &["noca.toml", "ca.crt"]);
+}
+
+#[test]
+fn missing_config_file_is_a_config_error() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let path = tmp.path().join("nope.toml");
+    let out = frpc([OsStr::new("-c"), path.as_os_str()]);
+    assert_config_error(&out, &["nope.toml"]);
+}
+
+#[test]
+fn help_mentions_the_main_options() {
+    let out = frpc(["--help"]);
+    assert_eq!(out.status.code(), Some(0));
+    let help = String::from_utf8_lossy(&out.stdout);
+    for word in ["--config", "--check", "--log-format", "64"] {
+        assert!(help.contains(word), "frpc --help lacks {word}: {help}");
+    }
+}
+
+#[test]
+fn unsupported_secret_tables_are_named_without_their_values() {
+    let tmp = with_certs();
+    let cases = [
+        ("[auth]\ntoken = \"tok-4711\"\n", "auth", "tok-4711"),
+        (
+            "[webServer]\nuser = \"admin\"\npassword = \"pw-4711\"\n",
+            "webServer",
+            "pw-4711",
+        ),
+    ];
+    for (table, key, secret) in cases {
+        let text = format!("{}\n{table}", client_config(TLS, SSH));
+        let out = run(tmp.path(), "secret.toml", &text, true);
+        assert_config_error(&out, &[key, "not supported"]);
+        assert!(
+            !stderr(&out).contains(secret),
+            "{key}: secret printed: {}",
+            stderr(&out)
+        );
+    }
+}
