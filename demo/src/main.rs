@@ -52,7 +52,10 @@ async fn main() -> anyhow::Result<()> {
     };
     match public.bound("demo") {
         Some(addr) => print_banner(server_addr, local, addr, args.local.is_none()),
-        None => eprintln!("the server refused the demo proxy: {:?}", public.refused("demo")),
+        None => eprintln!(
+            "the server refused the demo proxy: {:?}",
+            public.refused("demo")
+        ),
     }
     client_task.await?.context("frpc")?;
     server_task.await?.context("frps")?;
@@ -61,19 +64,28 @@ async fn main() -> anyhow::Result<()> {
 
 fn server_settings(ca: &Ca, first_port: u16) -> anyhow::Result<frps::ServerSettings> {
     let cert = ca.issue_server(&["localhost".into(), "127.0.0.1".into()])?;
-    let tls = frp_certs::server_tls_config(vec![cert.cert_der()], cert.key_der(), vec![ca.cert_der()])?;
+    let tls =
+        frp_certs::server_tls_config(vec![cert.cert_der()], cert.key_der(), vec![ca.cert_der()])?;
     let mut s = frps::ServerSettings::new(Arc::new(tls));
     s.bind = (Ipv4Addr::LOCALHOST, 0).into();
     s.proxy_bind_ip = Ipv4Addr::LOCALHOST.into();
     let last = first_port.saturating_add(100);
-    s.policy = PortPolicy { global: PortSet::from_ranges([first_port..=last]), ..Default::default() };
+    s.policy = PortPolicy {
+        global: PortSet::from_ranges([first_port..=last]),
+        ..Default::default()
+    };
     s.grace = std::time::Duration::from_secs(3);
     Ok(s)
 }
 
-fn client_settings(ca: &Ca, server: SocketAddr, local: SocketAddr) -> anyhow::Result<frpc::ClientSettings> {
+fn client_settings(
+    ca: &Ca,
+    server: SocketAddr,
+    local: SocketAddr,
+) -> anyhow::Result<frpc::ClientSettings> {
     let cert = ca.issue_client("demo-node")?;
-    let tls = frp_certs::client_tls_config(vec![cert.cert_der()], cert.key_der(), vec![ca.cert_der()])?;
+    let tls =
+        frp_certs::client_tls_config(vec![cert.cert_der()], cert.key_der(), vec![ca.cert_der()])?;
     let mut s = frpc::ClientSettings::new(server.ip().to_string(), server.port(), Arc::new(tls));
     s.server_name = "localhost".into();
     s.grace = std::time::Duration::from_secs(3);
@@ -96,7 +108,13 @@ fn print_banner(server: SocketAddr, local: SocketAddr, public: SocketAddr, built
     if builtin {
         println!("  try:  curl http://{public}/");
     } else {
-        println!("  try:  nc {} {}   (or ssh -p {} user@{} for an sshd)", public.ip(), public.port(), public.port(), public.ip());
+        println!(
+            "  try:  nc {} {}   (or ssh -p {} user@{} for an sshd)",
+            public.ip(),
+            public.port(),
+            public.port(),
+            public.ip()
+        );
     }
     println!("  stop: Ctrl-C");
     println!();
@@ -115,7 +133,9 @@ async fn demo_service(cancel: CancellationToken) -> anyhow::Result<SocketAddr> {
             tokio::spawn(async move {
                 let mut buf = [0u8; 4096];
                 let _ = tcp.read(&mut buf).await;
-                let body = format!("hello from behind the tunnel (you are {peer} as seen by the service)\n");
+                let body = format!(
+                    "hello from behind the tunnel (you are {peer} as seen by the service)\n"
+                );
                 let reply = format!(
                     "HTTP/1.1 200 OK\r\ncontent-type: text/plain\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
                     body.len()
