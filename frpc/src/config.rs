@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use frp_proto::{ProxyKind, ProxyName};
-use frp_runtime::config::{load_toml, QuicSection, TlsSection, Unsupported};
+use frp_runtime::config::{error_chain, load_toml, QuicSection, TlsSection, Unsupported};
 use frp_runtime::{ConfigError, QuicTuning};
 use serde::Deserialize;
 
@@ -72,6 +72,10 @@ pub struct ProxyEntry {
 
 /// frp keys that frpc refuses by name, with what to use instead.
 pub const UNSUPPORTED: &[Unsupported] = &[
+    Unsupported {
+        key: "token",
+        hint: "frpc authenticates with its certificate (transport.tls.certFile / keyFile)",
+    },
     Unsupported {
         key: "auth",
         hint: "frpc authenticates with its certificate (transport.tls.certFile / keyFile)",
@@ -257,16 +261,35 @@ impl ClientSettings {
             .clone()
             .unwrap_or_else(|| "127.0.0.1".into());
         let files = file.transport.tls.files(path)?;
-        let tls = load_tls(&files).map_err(|e| err(format!("transport.tls: {e}")))?;
+        let tls =
+            load_tls(&files).map_err(|e| err(format!("transport.tls: {}", error_chain(&e))))?;
         let mut s = Self::new(host, file.server_port.unwrap_or(7000), Arc::new(tls));
         if let Some(name) = &file.transport.tls.server_name {
             s.server_name = name.clone();
         }
+        check_server(&s).map_err(err)?;
         s.proxies = proxies(&file.proxies).map_err(err)?;
         s.quic = file.transport.quic.tuning(path, s.quic)?;
         apply_timing(&mut s, &file).map_err(err)?;
         Ok(s)
     }
+}
+
+/// Refuses a server address, port or name that can never work.
+fn check_server(s: &ClientSettings) -> Result<(), String> {
+    if s.server_host.trim().is_empty() {
+        return Err("`serverAddr` is empty".into());
+    }
+    if s.server_port == 0 {
+        return Err("`serverPort = 0`: must be the server's UDP port (1-65535)".into());
+    }
+    rustls::pki_types::ServerName::try_from(s.server_name.as_str()).map_err(|_| {
+        format!(
+            "`transport.tls.serverName = {:?}` is neither a DNS name nor an IP address",
+            s.server_name
+        )
+    })?;
+    Ok(())
 }
 
 fn apply_timing(s: &mut ClientSettings, file: &ClientFile) -> Result<(), String> {

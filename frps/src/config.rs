@@ -6,7 +6,7 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
-use frp_runtime::config::{load_toml, QuicSection, TlsSection, Unsupported};
+use frp_runtime::config::{error_chain, load_toml, QuicSection, TlsSection, Unsupported};
 use frp_runtime::{ConfigError, QuicTuning};
 use serde::Deserialize;
 
@@ -63,6 +63,7 @@ pub struct ClientEntry {
 
 /// frp keys that frps refuses by name, with what to use instead.
 pub const UNSUPPORTED: &[Unsupported] = &[
+    Unsupported { key: "token", hint: "clients authenticate with certificates (mutual TLS); issue one with `frps ca issue NAME`" },
     Unsupported { key: "auth", hint: "clients authenticate with certificates (mutual TLS); issue one with `frps ca issue NAME`" },
     Unsupported { key: "kcpBindPort", hint: "frp-quic speaks QUIC only, on bindPort (UDP)" },
     Unsupported { key: "quicBindPort", hint: "bindPort already is the QUIC (UDP) port" },
@@ -136,7 +137,8 @@ impl ServerSettings {
     pub fn from_parsed(path: &Path, file: ServerFile) -> Result<Self, ConfigError> {
         let err = |m: String| ConfigError::new(path, m);
         let files = file.transport.tls.files(path)?;
-        let tls = load_tls(&files).map_err(|e| err(format!("transport.tls: {e}")))?;
+        let tls =
+            load_tls(&files).map_err(|e| err(format!("transport.tls: {}", error_chain(&e))))?;
         let mut s = Self::new(Arc::new(tls));
         let ip = file.bind_addr.unwrap_or(s.bind.ip());
         s.bind = SocketAddr::new(ip, file.bind_port.unwrap_or(DEFAULT_BIND_PORT));

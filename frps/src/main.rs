@@ -34,7 +34,7 @@ fn run_ca(cmd: CaCommand) -> ExitCode {
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("error: {e}");
+            eprintln!("error: {}", frp_runtime::config::error_chain(&e));
             ExitCode::FAILURE
         }
     }

@@ -24,6 +24,22 @@ pub struct PortRangeEntry {
     pub single: Option<u16>,
 }
 
+impl std::fmt::Display for PortRangeEntry {
+    /// Shows the entry as it was written in TOML.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let fields = [
+            ("start", self.start),
+            ("end", self.end),
+            ("single", self.single),
+        ];
+        let set: Vec<String> = fields
+            .iter()
+            .filter_map(|(k, v)| v.map(|v| format!("{k} = {v}")))
+            .collect();
+        write!(f, "{{ {} }}", set.join(", "))
+    }
+}
+
 /// A validated, non-empty set of ports (never containing 0).
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct PortSet {
@@ -86,7 +102,7 @@ fn entry_range(e: &PortRangeEntry) -> Result<RangeInclusive<u16>, String> {
         (None, None, Some(p)) if p >= 1 => Ok(p..=p),
         (Some(s), Some(t), None) if s >= 1 && s <= t => Ok(s..=t),
         _ => Err(format!(
-            "invalid allowPorts entry {e:?}: use {{ start = A, end = B }} with 1 <= A <= B, or {{ single = P }} with P >= 1"
+            "invalid allowPorts entry {e}: use {{ start = A, end = B }} with 1 <= A <= B, or {{ single = P }} with P >= 1"
         )),
     }
 }

@@ -76,8 +76,8 @@ pub fn parse_toml<T: DeserializeOwned>(
     text: &str,
     unsupported: &[Unsupported],
 ) -> Result<T, ConfigError> {
-    let table: toml::Table =
-        toml::from_str(text).map_err(|e| ConfigError::new(path, format!("invalid TOML: {e}")))?;
+    let table: toml::Table = toml::from_str(text)
+        .map_err(|e| ConfigError::new(path, format!("invalid TOML: {}", toml_error(text, &e))))?;
     for u in unsupported {
         if let Some((key, value)) = find_key(&table, u.key) {
             let what = describe(&key, &value);
@@ -87,7 +87,36 @@ pub fn parse_toml<T: DeserializeOwned>(
             ));
         }
     }
-    toml::from_str(text).map_err(|e| ConfigError::new(path, e.to_string()))
+    toml::from_str(text).map_err(|e| ConfigError::new(path, toml_error(text, &e)))
+}
+
+/// Formats a TOML error with its line, like toml's own message, but with secrets redacted
+/// from the quoted line.
+fn toml_error(text: &str, e: &toml::de::Error) -> String {
+    let Some(span) = e.span() else {
+        return e.message().to_string();
+    };
+    let start = span.start.min(text.len());
+    let line_no = text[..start].matches('\n').count() + 1;
+    let line = text.lines().nth(line_no - 1).unwrap_or_default().trim();
+    let shown = match line.split_once('=') {
+        Some((key, value)) => format!("{} = {}", key.trim(), redact(key.trim(), value.trim())),
+        None => line.to_string(),
+    };
+    format!("line {line_no}: `{shown}`: {}", e.message())
+}
+
+/// A value as it may be shown: secrets replaced, credentials in URLs removed.
+fn redact(key: &str, value: &str) -> String {
+    if is_secret(key) {
+        return "<redacted>".into();
+    }
+    match (value.find("://"), value.rfind('@')) {
+        (Some(scheme), Some(at)) if at > scheme => {
+            format!("{}<redacted>{}", &value[..scheme + 3], &value[at..])
+        }
+        _ => value.to_string(),
+    }
 }
 
 /// Names a refused key without echoing secrets: sections by name only, secret values redacted.
@@ -97,8 +126,7 @@ fn describe(key: &str, value: &toml::Value) -> String {
         toml::Value::Array(items) if items.iter().any(toml::Value::is_table) => {
             format!("the `[[{key}]]` section")
         }
-        _ if is_secret(key) => format!("`{key} = <redacted>`"),
-        v => format!("`{key} = {v}`"),
+        v => format!("`{key} = {}`", redact(key, &v.to_string())),
     }
 }
 
@@ -147,6 +175,18 @@ fn find_in(
     } else {
         find_in(value.as_table()?, next, tail, here)
     }
+}
+
+/// An error and its sources, `outer: inner: ...`, for messages that must say why.
+pub fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut out = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        out.push_str(": ");
+        out.push_str(&s.to_string());
+        source = s.source();
+    }
+    out
 }
 
 /// Resolves a path from a config file relative to the file's own directory.
@@ -339,6 +379,28 @@ mod tests {
             .to_string();
         assert!(msg.contains("`[auth]` section"), "{msg}");
         assert!(!msg.contains("sekrit") && !msg.contains("method"), "{msg}");
+    }
+
+    #[test]
+    fn secrets_in_unknown_keys_and_urls_are_redacted() {
+        let e = parse_toml::<Demo>(
+            Path::new("c.toml"),
+            "bindPort = 1\ntoken = 'hunter2'\n",
+            NONE,
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains("token") && e.contains("line 2"), "{e}");
+        assert!(!e.contains("hunter2"), "{e}");
+        let list = [Unsupported {
+            key: "proxyURL",
+            hint: "no",
+        }];
+        let text = "bindPort = 1\nproxyURL = 'http://bob:s3cret@proxy:8080'\n";
+        let e = parse_toml::<Demo>(Path::new("c.toml"), text, &list)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("@proxy:8080") && !e.contains("s3cret"), "{e}");
     }
 
     #[test]
