@@ -15,6 +15,7 @@ use crate::backoff::Backoff;
 use crate::config::ClientSettings;
 use crate::session::{SessionEnd, SessionError};
 use crate::status::{ClientStatus, ProxyState};
+use crate::stream::ClientGauges;
 
 /// Why the client gave up.
 #[derive(Debug, thiserror::Error)]
@@ -32,6 +33,7 @@ pub enum ClientError {
 pub struct Client {
     pub(crate) settings: Arc<ClientSettings>,
     pub(crate) status: Arc<watch::Sender<ClientStatus>>,
+    pub(crate) gauges: ClientGauges,
     quic: quinn::ClientConfig,
 }
 
@@ -57,6 +59,7 @@ impl Client {
         Ok(Self {
             settings: Arc::new(settings),
             status: Arc::new(watch::channel(status).0),
+            gauges: ClientGauges::default(),
             quic,
         })
     }
@@ -64,6 +67,11 @@ impl Client {
     /// Snapshots of the client's state, updated on every change.
     pub fn status(&self) -> watch::Receiver<ClientStatus> {
         self.status.subscribe()
+    }
+
+    /// Live counts of open streams and local connections.
+    pub fn gauges(&self) -> ClientGauges {
+        self.gauges.clone()
     }
 
     /// Connects and serves until `shutdown` is cancelled (then `Ok(())`), reconnecting with

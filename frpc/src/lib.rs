@@ -18,3 +18,4 @@ mod stream;
 pub use client::{Client, ClientError};
 pub use config::{ClientSettings, LocalProxy};
 pub use status::{ClientStatus, ProxyState};
+pub use stream::ClientGauges;

@@ -61,7 +61,9 @@ pub(crate) async fn run(
             }
             accepted = conn.accept_bi() => match accepted {
                 Ok((send, recv)) => {
-                    streams.spawn(stream::handle(send, recv, Arc::clone(&targets), timeout));
+                    let gauges = client.gauges.clone();
+                    let targets = Arc::clone(&targets);
+                    streams.spawn(stream::handle(send, recv, targets, timeout, gauges));
                 }
                 Err(e) => return lost(&e),
             },

@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use frp_proto::{read_data_header, ProxyId, StreamCode};
 use frp_runtime::splice::splice;
+use frp_runtime::Gauge;
 use quinn::{RecvStream, SendStream, VarInt};
 use tokio::net::TcpStream;
 use tracing::{debug, warn};
@@ -14,6 +15,15 @@ use crate::config::LocalProxy;
 
 /// How long the server has to deliver a stream's header (it sends it in its first write).
 const HEADER_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Live counts of what the client holds open, for tests and metrics.
+#[derive(Clone, Debug, Default)]
+pub struct ClientGauges {
+    /// Data streams being served.
+    pub streams: Gauge,
+    /// TCP connections to local services.
+    pub local_connections: Gauge,
+}
 
 /// Proxy ids from the server's `Welcome`, mapped to the local services they reach.
 pub(crate) type Targets = Arc<HashMap<ProxyId, LocalProxy>>;
@@ -25,7 +35,9 @@ pub(crate) async fn handle(
     mut recv: RecvStream,
     targets: Targets,
     connect_timeout: Duration,
+    gauges: ClientGauges,
 ) {
+    let _stream = gauges.streams.enter();
     let header = match tokio::time::timeout(HEADER_TIMEOUT, read_data_header(&mut recv)).await {
         Ok(Ok(h)) => h,
         Ok(Err(e)) => return refuse(&mut send, &mut recv, StreamCode::BadHeader, &e.to_string()),
@@ -68,6 +80,7 @@ pub(crate) async fn handle(
             );
         }
     };
+    let _connection = gauges.local_connections.enter();
     let _ = tcp.set_nodelay(true);
     let visitor = header.visitor;
     match splice(tcp, send, recv, StreamCode::LocalReset).await {

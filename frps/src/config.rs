@@ -2,18 +2,21 @@
 
 use std::collections::HashMap;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
-use frp_runtime::config::{error_chain, load_toml, QuicSection, TlsSection, Unsupported};
+use frp_runtime::config::{error_chain, load_toml, resolve, QuicSection, TlsSection, Unsupported};
 use frp_runtime::{ConfigError, QuicTuning};
 use serde::Deserialize;
 
 use crate::policy::{PortPolicy, PortRangeEntry, PortSet};
+use crate::revocation::Revocations;
 
 /// Default UDP port for clients, as frp's `bindPort`.
 pub const DEFAULT_BIND_PORT: u16 = 7000;
+/// Public connections per proxy that may wait for a stream at once.
+pub const DEFAULT_MAX_PENDING: usize = 128;
 /// Streams a client may open toward the server: only its control stream.
 pub const CLIENT_STREAM_LIMIT: u32 = 1;
 
@@ -31,6 +34,12 @@ pub struct ServerFile {
     pub allow_ports: Option<Vec<PortRangeEntry>>,
     /// Seconds open streams may take to finish on shutdown (default 10).
     pub graceful_shutdown_timeout: Option<u64>,
+    /// Certificates to refuse: one serial or SHA-256 fingerprint per line; reread on SIGHUP.
+    pub revocation_file: Option<PathBuf>,
+    /// Proxies one client may publish; 0 or absent means the protocol's limit (256).
+    pub max_ports_per_client: Option<usize>,
+    /// Public connections per proxy that may wait for their stream at once (default 128).
+    pub max_pending_connections_per_proxy: Option<usize>,
     /// `transport.*`.
     #[serde(default)]
     pub transport: ServerTransport,
@@ -73,7 +82,6 @@ pub const UNSUPPORTED: &[Unsupported] = &[
     Unsupported { key: "subDomainHost", hint: "http virtual hosts are not supported yet" },
     Unsupported { key: "webServer", hint: "the dashboard and admin API are not available yet" },
     Unsupported { key: "enablePrometheus", hint: "metrics are not available yet" },
-    Unsupported { key: "maxPortsPerClient", hint: "narrow ports per client with [[clients]] allowPorts" },
     Unsupported { key: "log", hint: "logs go to stderr; set the level with RUST_LOG and the format with --log-format" },
     Unsupported { key: "httpPlugins", hint: "server plugins are not supported" },
     Unsupported { key: "sshTunnelGateway", hint: "not supported" },
@@ -104,6 +112,14 @@ pub struct ServerSettings {
     pub hello_timeout: Duration,
     /// How long a public connection waits for a stream in the client's connection.
     pub open_stream_timeout: Duration,
+    /// Public connections per proxy that may wait for their stream at once; more are reset.
+    pub max_pending_per_proxy: usize,
+    /// Proxies one client may publish (`maxPortsPerClient`); at most the wire limit.
+    pub max_proxies_per_client: usize,
+    /// Where the revocation list is reread from on SIGHUP.
+    pub revocation_file: Option<PathBuf>,
+    /// The revocation list in force at start.
+    pub revoked: Revocations,
 }
 
 impl ServerSettings {
@@ -118,6 +134,10 @@ impl ServerSettings {
             grace: Duration::from_secs(10),
             hello_timeout: Duration::from_secs(10),
             open_stream_timeout: Duration::from_secs(10),
+            max_pending_per_proxy: DEFAULT_MAX_PENDING,
+            max_proxies_per_client: frp_proto::MAX_PROXIES,
+            revocation_file: None,
+            revoked: Revocations::default(),
         }
     }
 
@@ -148,8 +168,34 @@ impl ServerSettings {
         if let Some(g) = file.graceful_shutdown_timeout {
             s.grace = Duration::from_secs(g);
         }
+        apply_limits(&mut s, &file).map_err(err)?;
+        if let Some(list) = &file.revocation_file {
+            let list = resolve(path, list);
+            s.revoked =
+                Revocations::load(&list).map_err(|e| err(format!("revocationFile: {e}")))?;
+            s.revocation_file = Some(list);
+        }
         Ok(s)
     }
+}
+
+fn apply_limits(s: &mut ServerSettings, file: &ServerFile) -> Result<(), String> {
+    let wire = frp_proto::MAX_PROXIES;
+    match file.max_ports_per_client {
+        None | Some(0) => {}
+        Some(n) if n <= wire => s.max_proxies_per_client = n,
+        Some(n) => return Err(format!("`maxPortsPerClient = {n}`: at most {wire}")),
+    }
+    match file.max_pending_connections_per_proxy {
+        None => {}
+        Some(n) if (1..=65_536).contains(&n) => s.max_pending_per_proxy = n,
+        Some(n) => {
+            return Err(format!(
+                "`maxPendingConnectionsPerProxy = {n}`: must be between 1 and 65536"
+            ))
+        }
+    }
+    Ok(())
 }
 
 fn policy(file: &ServerFile) -> Result<PortPolicy, String> {

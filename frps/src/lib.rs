@@ -10,12 +10,15 @@
 
 pub mod cli;
 pub mod config;
+pub mod gauges;
 pub mod policy;
 mod proxy;
 pub mod registry;
+pub mod revocation;
 mod server;
 mod session;
 
 pub use config::ServerSettings;
+pub use gauges::ServerGauges;
 pub use registry::{ClientStatus, ServerStatus};
-pub use server::Server;
+pub use server::{Reloader, Server};

@@ -4,7 +4,7 @@ use std::process::ExitCode;
 
 use clap::Parser as _;
 use frps::cli::{CaCommand, Cli, Command};
-use frps::{Server, ServerSettings};
+use frps::{Reloader, Server, ServerSettings};
 use tokio_util::sync::CancellationToken;
 
 fn main() -> ExitCode {
@@ -71,5 +71,21 @@ fn serve(cli: &Cli) -> ExitCode {
 async fn run(settings: ServerSettings) -> anyhow::Result<()> {
     let token = CancellationToken::new();
     frp_runtime::shutdown::cancel_on_signals(token.clone())?;
-    Server::bind(settings)?.run(token).await
+    let server = Server::bind(settings)?;
+    reload_on_sighup(server.reloader())?;
+    server.run(token).await
+}
+
+/// Rereads the revocation list on every SIGHUP.
+fn reload_on_sighup(reloader: Reloader) -> std::io::Result<()> {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut hup = signal(SignalKind::hangup())?;
+    tokio::spawn(async move {
+        while hup.recv().await.is_some() {
+            if let Err(e) = reloader.reload() {
+                tracing::error!(error = %e, "revocation list not reloaded; the old one stays in force");
+            }
+        }
+    });
+    Ok(())
 }

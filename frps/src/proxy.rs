@@ -1,14 +1,18 @@
 //! Public TCP listeners: each accepted connection becomes a server-opened QUIC stream.
 
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::BytesMut;
 use frp_proto::{encode_data_header, DataHeader, ProxyId, ProxyName, StreamCode};
 use frp_runtime::splice::{reset_tcp, splice};
 use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio_util::task::TaskTracker;
 use tracing::{debug, warn};
+
+use crate::gauges::ServerGauges;
 
 /// Room for the data header and the visitor's first bytes, sent in one write.
 const FIRST_WRITE: usize = 16 * 1024;
@@ -28,20 +32,20 @@ pub struct TcpProxy {
     pub streams: TaskTracker,
     /// How long a visitor waits for a stream in the client's connection.
     pub open_timeout: Duration,
+    /// Public connections still waiting for their stream; full means new ones are reset.
+    pub pending: Arc<Semaphore>,
+    /// The server's resource counters.
+    pub gauges: ServerGauges,
 }
 
 impl TcpProxy {
     /// Accepts public connections until the task is aborted (that drops the listener, which
     /// frees the port).
     pub async fn serve(self) {
+        let _listening = self.gauges.listeners.enter();
         loop {
             match self.listener.accept().await {
-                Ok((tcp, visitor)) => {
-                    let (conn, id, name) = (self.conn.clone(), self.id, self.name.clone());
-                    let timeout = self.open_timeout;
-                    self.streams
-                        .spawn(forward(conn, tcp, visitor, id, name, timeout));
-                }
+                Ok((tcp, visitor)) => self.dispatch(tcp, visitor),
                 Err(e) => {
                     // Out of file descriptors and the like: back off instead of spinning.
                     warn!(proxy = %self.name, error = %e, "accepting public connection failed");
@@ -50,19 +54,42 @@ impl TcpProxy {
             }
         }
     }
+
+    /// Starts forwarding one connection, or resets it when too many are already waiting.
+    fn dispatch(&self, tcp: TcpStream, visitor: SocketAddr) {
+        let Ok(permit) = Arc::clone(&self.pending).try_acquire_owned() else {
+            debug!(proxy = %self.name, %visitor, "too many pending connections; resetting");
+            return reset_tcp(tcp);
+        };
+        let open = OpenStream {
+            conn: self.conn.clone(),
+            id: self.id,
+            name: self.name.clone(),
+            timeout: self.open_timeout,
+            permit,
+            gauges: self.gauges.clone(),
+        };
+        self.streams.spawn(forward(open, tcp, visitor));
+    }
+}
+
+/// What one public connection needs to get its stream.
+struct OpenStream {
+    conn: quinn::Connection,
+    id: ProxyId,
+    name: ProxyName,
+    timeout: Duration,
+    /// Held until the stream is open and its header written.
+    permit: OwnedSemaphorePermit,
+    gauges: ServerGauges,
 }
 
 /// Carries one public connection through a new stream in the client's connection.
-async fn forward(
-    conn: quinn::Connection,
-    tcp: TcpStream,
-    visitor: SocketAddr,
-    id: ProxyId,
-    name: ProxyName,
-    open_timeout: Duration,
-) {
+async fn forward(open: OpenStream, tcp: TcpStream, visitor: SocketAddr) {
+    let _connection = open.gauges.public_connections.enter();
     let _ = tcp.set_nodelay(true);
-    let (mut send, recv) = match tokio::time::timeout(open_timeout, conn.open_bi()).await {
+    let name = &open.name;
+    let (mut send, recv) = match tokio::time::timeout(open.timeout, open.conn.open_bi()).await {
         Ok(Ok(s)) => s,
         Ok(Err(e)) => {
             debug!(proxy = %name, %visitor, error = %e, "client connection gone");
@@ -73,6 +100,8 @@ async fn forward(
             return reset_tcp(tcp);
         }
     };
+    let _stream = open.gauges.streams.enter();
+    let id = open.id;
     // The header and whatever the visitor already sent leave in one write: no round trip.
     let mut first = BytesMut::with_capacity(FIRST_WRITE);
     encode_data_header(&DataHeader { proxy: id, visitor }, &mut first);
@@ -88,6 +117,7 @@ async fn forward(
         let _ = send.reset(quinn::VarInt::from_u32(StreamCode::Internal.code()));
         return reset_tcp(tcp);
     }
+    drop(open.permit);
     match splice(tcp, send, recv, StreamCode::VisitorReset).await {
         Ok(stats) => debug!(
             proxy = %name, %visitor, sent = stats.tcp_to_quic, received = stats.quic_to_tcp,

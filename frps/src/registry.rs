@@ -8,6 +8,7 @@ use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use frp_proto::ProxyName;
+use rustls::pki_types::CertificateDer;
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
@@ -42,6 +43,8 @@ pub struct Replaced {
 struct SessionEntry {
     id: u64,
     conn: quinn::Connection,
+    /// The client's certificate, to recheck against a reloaded revocation list.
+    cert: CertificateDer<'static>,
     finished: CancellationToken,
 }
 
@@ -87,6 +90,7 @@ impl Registry {
         &self,
         identity: &str,
         conn: &quinn::Connection,
+        cert: CertificateDer<'static>,
         finished: CancellationToken,
     ) -> (u64, Option<Replaced>) {
         let mut g = self.lock();
@@ -95,6 +99,7 @@ impl Registry {
         let entry = SessionEntry {
             id,
             conn: conn.clone(),
+            cert,
             finished,
         };
         let old = g.sessions.insert(identity.to_string(), entry);
@@ -114,6 +119,19 @@ impl Registry {
                 finished: o.finished,
             }),
         )
+    }
+
+    /// Connections of the sessions whose certificate matches `pred`, with their identities.
+    pub fn sessions_where(
+        &self,
+        pred: impl Fn(&CertificateDer<'static>) -> bool,
+    ) -> Vec<(String, quinn::Connection)> {
+        let g = self.lock();
+        g.sessions
+            .iter()
+            .filter(|(_, e)| pred(&e.cert))
+            .map(|(identity, e)| (identity.clone(), e.conn.clone()))
+            .collect()
     }
 
     /// Claims `port` for a session.

@@ -1,7 +1,7 @@
 //! The QUIC endpoint, its accept loop, and graceful shutdown.
 
 use std::net::SocketAddr;
-use std::sync::Arc;
+use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use anyhow::Context as _;
@@ -15,7 +15,9 @@ use tokio_util::task::TaskTracker;
 use tracing::{debug, info, warn};
 
 use crate::config::ServerSettings;
+use crate::gauges::ServerGauges;
 use crate::registry::{Registry, ServerStatus};
+use crate::revocation::Revocations;
 use crate::session::{close, Session};
 
 /// How long a QUIC handshake may take before the attempt is dropped.
@@ -32,6 +34,17 @@ pub(crate) struct Shared {
     pub(crate) streams: TaskTracker,
     /// Cancelled when the server starts shutting down.
     pub(crate) shutdown: CancellationToken,
+    /// Live counts of open resources.
+    pub(crate) gauges: ServerGauges,
+    /// The revocation list in force; swapped whole on reload.
+    pub(crate) revoked: RwLock<Arc<Revocations>>,
+}
+
+impl Shared {
+    /// The revocation list in force.
+    pub(crate) fn revoked(&self) -> Arc<Revocations> {
+        Arc::clone(&self.revoked.read().unwrap_or_else(|p| p.into_inner()))
+    }
 }
 
 /// A bound frps server, ready to [`run`](Server::run).
@@ -53,11 +66,14 @@ impl Server {
         config.transport_config(settings.quic.transport_config()?);
         let socket = frp_runtime::transport::bind_udp(settings.bind)?;
         let endpoint = frp_runtime::transport::endpoint(socket, Some(config))?;
+        let revoked = RwLock::new(Arc::new(settings.revoked.clone()));
         let shared = Arc::new(Shared {
+            revoked,
             settings,
             registry: Registry::default(),
             streams: TaskTracker::new(),
             shutdown: CancellationToken::new(),
+            gauges: ServerGauges::default(),
         });
         Ok(Self { endpoint, shared })
     }
@@ -73,6 +89,18 @@ impl Server {
     /// Snapshots of connected clients and their proxies, updated on every change.
     pub fn status(&self) -> watch::Receiver<ServerStatus> {
         self.shared.registry.subscribe()
+    }
+
+    /// A handle that rereads the revocation list (wire it to SIGHUP).
+    pub fn reloader(&self) -> Reloader {
+        Reloader {
+            shared: Arc::clone(&self.shared),
+        }
+    }
+
+    /// Live counts of sessions, listeners, public connections and streams.
+    pub fn gauges(&self) -> ServerGauges {
+        self.shared.gauges.clone()
     }
 
     /// Serves clients until `shutdown` is cancelled, then drains and returns `Ok(())`.
@@ -133,29 +161,71 @@ async fn accept(incoming: quinn::Incoming, shared: Arc<Shared>) {
         Ok(Err(e)) => return info!(%remote, error = %e, "client handshake failed"),
         Err(_) => return debug!(%remote, "client handshake timed out"),
     };
-    let identity = match identity_of(&conn) {
+    let (identity, cert) = match identity_of(&conn) {
         Ok(id) => id,
         Err(e) => {
             warn!(%remote, error = %e, "client certificate has no usable identity");
-            return close(
-                &conn,
-                CloseCode::Unauthorized,
-                "certificate has no usable identity",
-            );
+            let reason = "certificate has no usable identity";
+            return close(&conn, CloseCode::Unauthorized, reason);
         }
     };
+    if shared.revoked().is_revoked(&cert) {
+        warn!(client = %identity, %remote, "refused a revoked certificate");
+        return close(&conn, CloseCode::Revoked, "certificate revoked");
+    }
     info!(client = %identity, %remote, "client connected");
-    Session::run(shared, conn, identity).await;
+    Session::run(shared, conn, identity, cert).await;
 }
 
-/// The client's identity: the common name of its verified certificate.
-fn identity_of(conn: &quinn::Connection) -> anyhow::Result<String> {
+/// The client's identity (the common name of its verified certificate) and that certificate.
+fn identity_of(conn: &quinn::Connection) -> anyhow::Result<(String, CertificateDer<'static>)> {
     let certs = conn
         .peer_identity()
         .and_then(|any| any.downcast::<Vec<CertificateDer<'static>>>().ok())
         .context("no client certificate")?;
-    let leaf = certs.first().context("empty client certificate chain")?;
-    let name = frp_certs::peer_identity(leaf)?;
+    let leaf = certs
+        .into_iter()
+        .next()
+        .context("empty client certificate chain")?;
+    let name = frp_certs::peer_identity(&leaf)?;
     frp_certs::validate_identity(&name)?;
-    Ok(name)
+    Ok((name, leaf))
+}
+
+/// Rereads the revocation list and disconnects clients it now lists (what SIGHUP does).
+#[derive(Clone, Debug)]
+pub struct Reloader {
+    shared: Arc<Shared>,
+}
+
+impl Reloader {
+    /// Rereads `revocationFile`, swaps the list in, and closes the connections of clients
+    /// whose certificate it lists. Returns how many were disconnected.
+    ///
+    /// # Errors
+    /// When no file is configured or it cannot be parsed; the old list stays in force.
+    pub fn reload(&self) -> Result<usize, String> {
+        let path = self.shared.settings.revocation_file.as_deref();
+        let path = path.ok_or("no revocationFile is configured")?;
+        let list = Arc::new(Revocations::load(path)?);
+        *self
+            .shared
+            .revoked
+            .write()
+            .unwrap_or_else(|p| p.into_inner()) = Arc::clone(&list);
+        let revoked = self
+            .shared
+            .registry
+            .sessions_where(|cert| list.is_revoked(cert));
+        for (client, conn) in &revoked {
+            warn!(%client, "disconnecting a client whose certificate was revoked");
+            close(conn, CloseCode::Revoked, "certificate revoked");
+        }
+        info!(
+            entries = list.len(),
+            disconnected = revoked.len(),
+            "revocation list reloaded"
+        );
+        Ok(revoked.len())
+    }
 }

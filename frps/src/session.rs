@@ -11,7 +11,9 @@ use frp_proto::{
 };
 use futures_util::{SinkExt as _, StreamExt as _};
 use quinn::{Connection, RecvStream, SendStream, VarInt};
+use rustls::pki_types::CertificateDer;
 use tokio::net::TcpListener;
+use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 use tokio_util::codec::{FramedRead, FramedWrite};
 use tokio_util::sync::CancellationToken;
@@ -43,11 +45,16 @@ pub(crate) struct Session {
 
 impl Session {
     /// Runs the session to its end, then releases everything it held.
-    pub(crate) async fn run(shared: Arc<Shared>, conn: Connection, identity: String) {
+    pub(crate) async fn run(
+        shared: Arc<Shared>,
+        conn: Connection,
+        identity: String,
+        cert: CertificateDer<'static>,
+    ) {
+        let _counted = shared.gauges.sessions.enter();
         let finished = CancellationToken::new();
-        let (id, old) = shared
-            .registry
-            .open_session(&identity, &conn, finished.clone());
+        let registry = &shared.registry;
+        let (id, old) = registry.open_session(&identity, &conn, cert, finished.clone());
         if let Some(old) = old {
             info!(client = %identity, "replacing the client's previous connection");
             close(
@@ -170,10 +177,15 @@ impl Session {
         let mut seen = HashSet::new();
         for (i, spec) in specs.iter().enumerate() {
             let id = ProxyId(u32::try_from(i).unwrap_or(u32::MAX).saturating_add(1));
-            let outcome = if seen.insert(spec.name.clone()) {
-                self.publish(spec, id).await
-            } else {
+            let max = self.shared.settings.max_proxies_per_client;
+            let outcome = if !seen.insert(spec.name.clone()) {
                 Err(format!("proxy name '{}' appears twice", spec.name))
+            } else if i >= max {
+                Err(format!(
+                    "this server allows at most {max} proxies per client"
+                ))
+            } else {
+                self.publish(spec, id).await
             };
             results.push(self.outcome(spec, id, outcome));
         }
@@ -213,6 +225,8 @@ impl Session {
             conn: self.conn.clone(),
             streams: self.shared.streams.clone(),
             open_timeout: self.shared.settings.open_stream_timeout,
+            pending: Arc::new(Semaphore::new(self.shared.settings.max_pending_per_proxy)),
+            gauges: self.shared.gauges.clone(),
         };
         self.listeners.spawn(proxy.serve());
         Ok(addr)

@@ -5,14 +5,17 @@
 //! - [`splice`]: the data path between a TCP socket and a QUIC stream, with TCP's half-close
 //!   and reset semantics carried across.
 //! - [`config`]: TOML loading with frp's key names, refusing unsupported keys by name.
+//! - [`gauge`]: live counters of open resources, read by tests and metrics.
 //! - [`logging`] and [`shutdown`]: what the thin binaries wire up before calling the libraries.
 
 pub mod config;
+pub mod gauge;
 pub mod logging;
 pub mod shutdown;
 pub mod splice;
 pub mod transport;
 
 pub use config::{ConfigError, EXIT_CONFIG};
+pub use gauge::Gauge;
 pub use splice::{splice, SpliceError, SpliceStats};
 pub use transport::QuicTuning;

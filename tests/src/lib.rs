@@ -146,6 +146,10 @@ pub struct TestServer {
     pub addr: SocketAddr,
     /// Its status channel.
     pub status: watch::Receiver<ServerStatus>,
+    /// Its resource counters.
+    pub gauges: frps::ServerGauges,
+    /// Rereads its revocation list, as SIGHUP does.
+    pub reloader: frps::Reloader,
     cancel: CancellationToken,
     task: JoinHandle<anyhow::Result<()>>,
 }
@@ -156,11 +160,14 @@ impl TestServer {
         let server = Server::bind(settings).expect("bind server");
         let addr = server.local_addr().expect("server addr");
         let status = server.status();
+        let (gauges, reloader) = (server.gauges(), server.reloader());
         let cancel = CancellationToken::new();
         let task = tokio::spawn(server.run(cancel.clone()));
         Self {
             addr,
             status,
+            gauges,
+            reloader,
             cancel,
             task,
         }
@@ -192,6 +199,8 @@ impl TestServer {
 pub struct TestClient {
     /// Its status channel.
     pub status: watch::Receiver<ClientStatus>,
+    /// Its resource counters.
+    pub gauges: frpc::ClientGauges,
     cancel: CancellationToken,
     task: JoinHandle<Result<(), ClientError>>,
 }
@@ -201,10 +210,12 @@ impl TestClient {
     pub fn start(settings: ClientSettings) -> Self {
         let client = Client::new(settings).expect("client");
         let status = client.status();
+        let gauges = client.gauges();
         let cancel = CancellationToken::new();
         let task = tokio::spawn(client.run(cancel.clone()));
         Self {
             status,
+            gauges,
             cancel,
             task,
         }
