@@ -4,6 +4,8 @@
 //! libraries publish, never from sleeps; every wait is under [`TIMEOUT`].
 
 pub mod backends;
+pub mod raw;
+pub mod relay;
 
 use std::future::Future;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};

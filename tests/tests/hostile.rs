@@ -1,0 +1,238 @@
+//! Hostile input from authenticated clients, and revoked certificates: each bad peer ends its
+//! own connection with the right code, never a panic, and other clients are unaffected.
+
+use std::time::Duration;
+
+use frp_proto::{
+    CloseCode, ControlCodec, ControlMsg, Hello, ProxyKind, ProxyName, ProxyOutcome, ProxySpec,
+    PROTOCOL_MINOR,
+};
+use frp_tests::backends::{echo_once, echo_server};
+use frp_tests::raw::{empty_hello, encoded, frame, RawClient};
+use frp_tests::{
+    client_settings, init_logs, server_settings, tcp_proxy, within, Pki, TestClient, TestServer,
+};
+use futures_util::{FutureExt as _, StreamExt as _};
+use tokio_util::codec::FramedRead;
+
+/// Sends `bytes` as the first thing on the control stream (optionally finishing it) and
+/// returns the code the server closed the connection with.
+async fn send_raw(pki: &Pki, server: &TestServer, bytes: &[u8], finish: bool) -> Option<CloseCode> {
+    let raw = RawClient::connect(pki.client_tls("mallory"), server.addr).await;
+    let (mut send, _recv) = raw.control().await;
+    send.write_all(bytes).await.expect("write");
+    if finish {
+        send.finish().expect("finish");
+    }
+    raw.closed_with().await
+}
+
+/// A well-behaved client publishing an echo service, to show it is unaffected.
+async fn bystander(pki: &Pki, server: &TestServer) -> (TestClient, std::net::SocketAddr) {
+    let (echo, _task) = echo_server().await;
+    let proxies = vec![tcp_proxy("echo", echo, 0)];
+    let mut client = TestClient::start(client_settings(
+        pki.client_tls("good"),
+        server.addr,
+        proxies,
+    ));
+    let public = client.bound("echo").await;
+    (client, public)
+}
+
+#[tokio::test]
+async fn malformed_control_frames_end_only_that_connection() {
+    init_logs();
+    let pki = Pki::new();
+    let server = TestServer::start(server_settings(&pki, 1024..=65535));
+    let (good, public) = bystander(&pki, &server).await;
+
+    let hello = encoded(&empty_hello());
+    let too_many = frame(7, 1, &[0, 0, 0, 0, 0x0b, 0xb8]); // Hello announcing 3000 proxies
+    let cases: Vec<(&str, Vec<u8>, bool)> = vec![
+        ("garbage body", frame(4, 1, &[0xff, 0xff, 0xff]), false),
+        (
+            "truncated then finished",
+            hello[..hello.len() - 2].to_vec(),
+            true,
+        ),
+        ("oversized length", frame(1 << 20, 1, &[0; 16]), false),
+        ("u32::MAX length", frame(u32::MAX, 1, &[]), false),
+        ("zero length", frame(0, 0, &[]), false),
+        ("unknown tag", frame(1, 99, &[]), false),
+        (
+            "data header before hello",
+            frame(1 + 4 + 7, 16, &[0, 0, 0, 1, 4, 127, 0, 0, 1, 0, 80]),
+            false,
+        ),
+        (
+            "welcome from a client",
+            encoded(&ControlMsg::Welcome(frp_proto::Welcome {
+                minor: 0,
+                results: vec![],
+            })),
+            false,
+        ),
+        ("three thousand proxies", too_many, false),
+        ("finished before hello", Vec::new(), true),
+    ];
+    for (what, bytes, finish) in cases {
+        let code = send_raw(&pki, &server, &bytes, finish).await;
+        assert_eq!(code, Some(CloseCode::ProtocolViolation), "{what}");
+    }
+    assert_eq!(echo_once(public, b"unaffected").await, b"unaffected");
+    good.stop().await.expect("stop");
+    server.stop().await.expect("server survives");
+}
+
+#[tokio::test]
+async fn second_hello_and_silence_are_refused_with_their_codes() {
+    init_logs();
+    let pki = Pki::new();
+    let mut settings = server_settings(&pki, 1024..=65535);
+    settings.hello_timeout = Duration::from_millis(300);
+    let server = TestServer::start(settings);
+
+    // A second Hello after the Welcome.
+    let raw = RawClient::connect(pki.client_tls("mallory"), server.addr).await;
+    let (mut send, recv) = raw.control().await;
+    send.write_all(&encoded(&empty_hello()))
+        .await
+        .expect("hello");
+    let mut reader = FramedRead::new(recv, ControlCodec::new());
+    let welcome = within("welcome", reader.next())
+        .await
+        .expect("frame")
+        .expect("decode");
+    assert!(matches!(welcome, ControlMsg::Welcome(_)));
+    send.write_all(&encoded(&empty_hello()))
+        .await
+        .expect("second hello");
+    assert_eq!(raw.closed_with().await, Some(CloseCode::ProtocolViolation));
+
+    // Connected but never says Hello (no control stream at all).
+    let silent = RawClient::connect(pki.client_tls("silent"), server.addr).await;
+    assert_eq!(silent.closed_with().await, Some(CloseCode::HelloTimeout));
+    server.stop().await.expect("stop");
+}
+
+#[tokio::test]
+async fn a_client_gets_one_stream_and_bounded_registrations() {
+    init_logs();
+    let pki = Pki::new();
+    let mut settings = server_settings(&pki, 1024..=65535);
+    settings.policy.global = frps::policy::PortSet::from_ranges([40100..=40104]);
+    settings.max_proxies_per_client = 200;
+    let server = TestServer::start(settings);
+    let raw = RawClient::connect(pki.client_tls("greedy"), server.addr).await;
+    let (mut send, recv) = raw.control().await;
+
+    let proxies = (0..frp_proto::MAX_PROXIES)
+        .map(|i| ProxySpec {
+            name: ProxyName::new(format!("p{i}")).expect("name"),
+            kind: ProxyKind::Tcp,
+            remote_port: 0,
+        })
+        .collect();
+    let hello = ControlMsg::Hello(Hello {
+        minor: PROTOCOL_MINOR,
+        agent: "greedy".into(),
+        proxies,
+    });
+    send.write_all(&encoded(&hello)).await.expect("hello");
+    let mut reader = FramedRead::new(recv, ControlCodec::new());
+    let Some(Ok(ControlMsg::Welcome(w))) = within("welcome", reader.next()).await else {
+        panic!("expected a welcome");
+    };
+    let bound = w
+        .results
+        .iter()
+        .filter(|r| matches!(r.outcome, ProxyOutcome::Bound { .. }))
+        .count();
+    let refused_over_limit = w.results[200..]
+        .iter()
+        .all(|r| matches!(&r.outcome, ProxyOutcome::Refused { reason } if reason.contains("at most 200")));
+    assert!(
+        bound <= 5,
+        "only the five allowed ports can be bound, got {bound}"
+    );
+    assert!(
+        refused_over_limit,
+        "proxies past maxPortsPerClient must be refused"
+    );
+
+    // The server grants a client exactly one bidirectional stream: its control stream.
+    assert!(
+        raw.conn.open_bi().now_or_never().is_none(),
+        "a second stream must not be granted"
+    );
+    assert!(raw.conn.close_reason().is_none(), "the connection stays up");
+    server.stop().await.expect("stop");
+}
+
+#[tokio::test]
+async fn revoked_certificates_are_refused_and_disconnected_on_reload() {
+    init_logs();
+    let pki = Pki::new();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let list = dir.path().join("revoked.txt");
+    let early = pki.ca.issue_client("early").expect("cert");
+    let later = pki.ca.issue_client("later").expect("cert");
+    std::fs::write(
+        &list,
+        format!(
+            "# lost laptop\n{}\n",
+            frp_certs::serial_hex(&early.cert_der()).expect("serial")
+        ),
+    )
+    .expect("write list");
+    let mut settings = server_settings(&pki, 1024..=65535);
+    settings.revoked = frps::revocation::Revocations::load(&list).expect("list");
+    settings.revocation_file = Some(list.clone());
+    let mut server = TestServer::start(settings);
+
+    // Listed at start: refused at connect, for good.
+    let refused = TestClient::start(client_settings(
+        pki.client_tls_with(&early),
+        server.addr,
+        vec![],
+    ));
+    match refused.finished().await {
+        Err(frpc::ClientError::Permanent(reason)) => {
+            assert!(reason.contains("revoked"), "{reason}")
+        }
+        other => panic!("expected a permanent refusal, got {other:?}"),
+    }
+
+    // Connected, then listed: the reload (SIGHUP's job) disconnects it.
+    let (echo, _e) = echo_server().await;
+    let mut victim = TestClient::start(client_settings(
+        pki.client_tls_with(&later),
+        server.addr,
+        vec![tcp_proxy("e", echo, 0)],
+    ));
+    victim.bound("e").await;
+    let (bystander, public) = bystander(&pki, &server).await;
+    std::fs::write(
+        &list,
+        format!("{}\n", frp_certs::fingerprint(&later.cert_der())),
+    )
+    .expect("rewrite list");
+    assert_eq!(server.reloader.reload().expect("reload"), 1);
+    match victim.finished().await {
+        Err(frpc::ClientError::Permanent(reason)) => {
+            assert!(reason.contains("revoked"), "{reason}")
+        }
+        other => panic!("expected a permanent refusal, got {other:?}"),
+    }
+    server
+        .wait_for("victim gone", |s| !s.clients.contains_key("later"))
+        .await;
+    assert_eq!(echo_once(public, b"still here").await, b"still here");
+
+    // A broken list is refused and the old one stays in force.
+    std::fs::write(&list, "not a serial\n").expect("break list");
+    assert!(server.reloader.reload().is_err());
+    bystander.stop().await.expect("stop");
+    server.stop().await.expect("stop");
+}
