@@ -33,9 +33,15 @@ pub struct Backoff {
 impl Backoff {
     /// A sequence starting at `settings.min`.
     pub fn new(settings: BackoffSettings) -> Self {
+        // A zero delay would reconnect in a tight loop.
+        let min = settings.min.max(Duration::from_millis(1));
+        let settings = BackoffSettings {
+            min,
+            max: settings.max.max(min),
+        };
         Self {
             settings,
-            next: settings.min,
+            next: min,
         }
     }
 

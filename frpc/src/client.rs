@@ -1,7 +1,9 @@
 //! The reconnect loop: connect, run a session, back off, again, until told to stop.
 
 use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
+use std::time::Duration;
 
 use anyhow::Context as _;
 use frp_proto::CloseCode;
@@ -35,6 +37,8 @@ pub struct Client {
     pub(crate) status: Arc<watch::Sender<ClientStatus>>,
     pub(crate) gauges: ClientGauges,
     quic: quinn::ClientConfig,
+    /// Connection attempts so far; picks which resolved address to try next.
+    attempts: AtomicUsize,
 }
 
 impl Client {
@@ -61,6 +65,7 @@ impl Client {
             status: Arc::new(watch::channel(status).0),
             gauges: ClientGauges::default(),
             quic,
+            attempts: AtomicUsize::new(0),
         })
     }
 
@@ -117,7 +122,13 @@ impl Client {
         shutdown: &CancellationToken,
         backoff: &mut Backoff,
     ) -> Result<SessionEnd, SessionError> {
-        let end = crate::session::run(self, &conn, shutdown, backoff).await;
+        let started = std::time::Instant::now();
+        let end = crate::session::run(self, &conn, shutdown).await;
+        // Only a session that stayed up a while resets the backoff: a server that accepts and
+        // then drops us at once must not make us reconnect in a tight loop.
+        if started.elapsed() >= STABLE_SESSION {
+            backoff.reset();
+        }
         self.status.send_modify(|s| {
             s.connected = false;
             s.proxies
@@ -138,11 +149,17 @@ impl Client {
     async fn connect(&self) -> Result<(quinn::Endpoint, quinn::Connection), SessionError> {
         let s = &self.settings;
         let transient = |e: anyhow::Error| SessionError::Transient(format!("{e:#}"));
-        let addr = tokio::net::lookup_host((s.server_host.as_str(), s.server_port))
-            .await
-            .with_context(|| format!("resolving {}:{}", s.server_host, s.server_port))
-            .map_err(transient)?
-            .next()
+        let addrs: Vec<SocketAddr> =
+            tokio::net::lookup_host((s.server_host.as_str(), s.server_port))
+                .await
+                .with_context(|| format!("resolving {}:{}", s.server_host, s.server_port))
+                .map_err(transient)?
+                .collect();
+        // Each attempt takes the next address, so one unreachable address (an IPv6 one on an
+        // IPv4-only host, say) cannot hide the others.
+        let attempt = self.attempts.fetch_add(1, Ordering::Relaxed);
+        let addr = *addrs
+            .get(attempt % addrs.len().max(1))
             .ok_or_else(|| SessionError::Transient(format!("{} has no address", s.server_host)))?;
         let local: SocketAddr = match addr {
             SocketAddr::V4(_) => (Ipv4Addr::UNSPECIFIED, 0).into(),
@@ -152,7 +169,7 @@ impl Client {
         let endpoint = frp_runtime::transport::endpoint(socket, None).map_err(transient)?;
         let connecting = endpoint
             .connect_with(self.quic.clone(), addr, &s.server_name)
-            .map_err(|e| SessionError::Permanent(format!("cannot connect to {addr}: {e}")))?;
+            .map_err(|e| connect_error(addr, e))?;
         let conn = match tokio::time::timeout(s.connect_timeout, connecting).await {
             Ok(Ok(conn)) => conn,
             Ok(Err(e)) => return Err(classify(&e)),
@@ -163,17 +180,27 @@ impl Client {
     }
 }
 
+/// A session must stay up this long before the reconnect backoff starts over.
+const STABLE_SESSION: Duration = Duration::from_secs(10);
+
+/// TLS alerts that retrying cannot fix: a certificate refused by either side, a missing client
+/// certificate, a certificate signature that does not verify (51), no common protocol version
+/// or ALPN (an unsupported frp-quic major version).
+const PERMANENT_ALERTS: &[u8] = &[42, 43, 44, 45, 46, 48, 49, 51, 70, 116, 120];
+
 /// Sorts a connection error into "retry" and "give up".
 ///
-/// TLS failures (a certificate refused by either side, no common ALPN, i.e. an unsupported
-/// major version) and explicit refusals by the server are permanent: retrying cannot fix them.
+/// Certificate and version failures and explicit refusals by the server are permanent; other
+/// TLS alerts (internal errors, decode errors) and everything else are retried.
 pub(crate) fn classify(e: &ConnectionError) -> SessionError {
-    let crypto = |code: u64| (0x100..0x200).contains(&code);
+    let permanent_alert = |code: u64| {
+        (0x100..0x200).contains(&code) && PERMANENT_ALERTS.contains(&((code - 0x100) as u8))
+    };
     match e {
-        ConnectionError::TransportError(t) if crypto(u64::from(t.code)) => {
+        ConnectionError::TransportError(t) if permanent_alert(u64::from(t.code)) => {
             SessionError::Permanent(format!("tls handshake failed: {t}"))
         }
-        ConnectionError::ConnectionClosed(c) if crypto(u64::from(c.error_code)) => {
+        ConnectionError::ConnectionClosed(c) if permanent_alert(u64::from(c.error_code)) => {
             SessionError::Permanent(format!("server refused the tls handshake: {c}"))
         }
         ConnectionError::ApplicationClosed(c) => {
@@ -190,5 +217,16 @@ pub(crate) fn classify(e: &ConnectionError) -> SessionError {
             SessionError::Permanent("server speaks no QUIC version we support".into())
         }
         other => SessionError::Transient(other.to_string()),
+    }
+}
+
+/// A connection that could not even start: a bad server name is permanent, the rest retried.
+fn connect_error(addr: SocketAddr, e: quinn::ConnectError) -> SessionError {
+    let reason = format!("cannot connect to {addr}: {e}");
+    match e {
+        quinn::ConnectError::InvalidServerName(_) | quinn::ConnectError::UnsupportedVersion => {
+            SessionError::Permanent(reason)
+        }
+        _ => SessionError::Transient(reason),
     }
 }

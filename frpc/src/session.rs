@@ -2,10 +2,11 @@
 
 use std::collections::HashMap;
 use std::sync::Arc;
+use std::time::Duration;
 
 use frp_proto::{
-    CloseCode, ControlCodec, ControlMsg, GoingAway, Hello, ProxyOutcome, ProxySpec, Welcome,
-    PROTOCOL_MINOR,
+    CloseCode, ControlCodec, ControlMsg, GoingAway, Hello, ProxyOutcome, ProxySpec, StreamCode,
+    Welcome, PROTOCOL_MINOR,
 };
 use futures_util::{SinkExt as _, StreamExt as _};
 use quinn::{Connection, RecvStream, SendStream, VarInt};
@@ -14,10 +15,12 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::{info, warn};
 
-use crate::backoff::Backoff;
 use crate::client::{classify, Client};
 use crate::status::ProxyState;
 use crate::stream::{self, Targets};
+
+/// How long sending a `GoingAway` may take before shutdown goes on without it.
+const NOTICE_WAIT: Duration = Duration::from_secs(1);
 
 type Reader = FramedRead<RecvStream, ControlCodec>;
 type Writer = FramedWrite<SendStream, ControlCodec>;
@@ -45,11 +48,15 @@ pub(crate) async fn run(
     client: &Client,
     conn: &Connection,
     shutdown: &CancellationToken,
-    backoff: &mut Backoff,
 ) -> Result<SessionEnd, SessionError> {
-    let (mut reader, mut writer, welcome) = handshake(client, conn).await?;
+    let (mut reader, mut writer, welcome) = tokio::select! {
+        _ = shutdown.cancelled() => {
+            conn.close(VarInt::from_u32(CloseCode::ClientShutdown.code()), b"client shutting down");
+            return Ok(SessionEnd::Shutdown);
+        }
+        parts = handshake(client, conn) => parts?,
+    };
     let targets = apply_welcome(client, welcome);
-    backoff.reset();
     let streams = TaskTracker::new();
     let timeout = client.settings.local_connect_timeout;
     let mut reading = true;
@@ -113,16 +120,23 @@ async fn handshake(
     let wait = client.settings.connect_timeout;
     match tokio::time::timeout(wait, reader.next()).await {
         Ok(Some(Ok(ControlMsg::Welcome(w)))) => Ok((reader, writer, w)),
-        Ok(Some(Ok(other))) => Err(SessionError::Transient(format!(
-            "expected welcome, got {}",
-            other.kind_str()
-        ))),
+        Ok(Some(Ok(other))) => {
+            let reason = format!("expected welcome, got {}", other.kind_str());
+            Err(give_up(conn, CloseCode::ProtocolViolation, reason))
+        }
         Ok(Some(Err(e))) => Err(conn_error(conn, format!("reading welcome: {e}"))),
         Ok(None) => Err(conn_error(conn, "server closed the control stream".into())),
-        Err(_) => Err(SessionError::Transient(
-            "no welcome from server in time".into(),
-        )),
+        Err(_) => {
+            let reason = "no welcome from server in time".to_string();
+            Err(give_up(conn, CloseCode::HelloTimeout, reason))
+        }
     }
+}
+
+/// Closes `conn` with `code` and reports a transient failure.
+fn give_up(conn: &Connection, code: CloseCode, reason: String) -> SessionError {
+    conn.close(VarInt::from_u32(code.code()), reason.as_bytes());
+    SessionError::Transient(reason)
 }
 
 /// The connection's own close reason when it has one (it may be permanent), else `fallback`.
@@ -191,18 +205,33 @@ fn apply_welcome(client: &Client, welcome: Welcome) -> Targets {
 /// Graceful stop: tell the server (it closes our public ports), let open streams finish
 /// within the grace period, then close the connection.
 async fn drain(client: &Client, conn: &Connection, writer: &mut Writer, streams: &TaskTracker) {
-    let notice = GoingAway {
+    let notice = ControlMsg::GoingAway(GoingAway {
         reason: "client shutting down".into(),
-    };
-    let _ = writer.send(ControlMsg::GoingAway(notice)).await;
+    });
+    let _ = tokio::time::timeout(NOTICE_WAIT, writer.send(notice)).await;
     streams.close();
-    let grace = client.settings.grace;
-    if tokio::time::timeout(grace, streams.wait()).await.is_err() {
-        warn!(
-            open = streams.len(),
-            "grace period over; resetting open streams"
-        );
+    let grace = tokio::time::sleep(client.settings.grace);
+    tokio::pin!(grace);
+    loop {
+        tokio::select! {
+            _ = streams.wait() => break,
+            _ = &mut grace => {
+                warn!(open = streams.len(), "grace period over; resetting open streams");
+                break;
+            }
+            // Streams the server opened before it saw our notice: refuse them at once.
+            accepted = conn.accept_bi() => match accepted {
+                Ok((mut send, mut recv)) => {
+                    let code = VarInt::from_u32(StreamCode::Shutdown.code());
+                    let _ = send.reset(code);
+                    let _ = recv.stop(code);
+                }
+                Err(_) => break,
+            },
+        }
     }
     let code = CloseCode::ClientShutdown;
     conn.close(VarInt::from_u32(code.code()), b"client shutting down");
+    // Let the splices see the close and reset their sockets before the caller moves on.
+    let _ = tokio::time::timeout(NOTICE_WAIT, streams.wait()).await;
 }

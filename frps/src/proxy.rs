@@ -1,5 +1,6 @@
 //! Public TCP listeners: each accepted connection becomes a server-opened QUIC stream.
 
+use std::io::Read as _;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
@@ -105,12 +106,10 @@ async fn forward(open: OpenStream, tcp: TcpStream, visitor: SocketAddr) {
     // The header and whatever the visitor already sent leave in one write: no round trip.
     let mut first = BytesMut::with_capacity(FIRST_WRITE);
     encode_data_header(&DataHeader { proxy: id, visitor }, &mut first);
-    if let Err(e) = tcp.try_read_buf(&mut first) {
-        if e.kind() != std::io::ErrorKind::WouldBlock {
-            debug!(proxy = %name, %visitor, error = %e, "visitor reset before forwarding");
-            let _ = send.reset(quinn::VarInt::from_u32(StreamCode::VisitorReset.code()));
-            return reset_tcp(tcp);
-        }
+    if let Err(e) = take_ready_bytes(&tcp, &mut first) {
+        debug!(proxy = %name, %visitor, error = %e, "visitor reset before forwarding");
+        let _ = send.reset(quinn::VarInt::from_u32(StreamCode::VisitorReset.code()));
+        return reset_tcp(tcp);
     }
     if let Err(e) = send.write_chunk(first.freeze()).await {
         debug!(proxy = %name, %visitor, error = %e, "writing stream header failed");
@@ -125,4 +124,20 @@ async fn forward(open: OpenStream, tcp: TcpStream, visitor: SocketAddr) {
         ),
         Err(e) => debug!(proxy = %name, %visitor, error = %e, "public connection reset"),
     }
+}
+
+/// Appends whatever the visitor has already sent, without waiting for more.
+///
+/// Reads the socket directly rather than through tokio, whose readiness for a just-accepted
+/// socket is not known yet, so bytes that arrived with the handshake really do leave with the
+/// stream header. A visitor FIN (a read of 0) is left for the splice to see again.
+fn take_ready_bytes(tcp: &TcpStream, first: &mut BytesMut) -> std::io::Result<()> {
+    let mut scratch = [0u8; FIRST_WRITE];
+    let socket = socket2::SockRef::from(tcp);
+    match (&*socket).read(&mut scratch) {
+        Ok(n) => first.extend_from_slice(&scratch[..n]),
+        Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
+        Err(e) => return Err(e),
+    }
+    Ok(())
 }

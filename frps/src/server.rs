@@ -9,7 +9,7 @@ use frp_proto::CloseCode;
 use quinn::crypto::rustls::QuicServerConfig;
 use quinn::VarInt;
 use rustls::pki_types::CertificateDer;
-use tokio::sync::watch;
+use tokio::sync::{watch, OwnedSemaphorePermit, Semaphore};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::{debug, info, warn};
@@ -22,6 +22,8 @@ use crate::session::{close, Session};
 
 /// How long a QUIC handshake may take before the attempt is dropped.
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+/// Handshakes that may be under way at once; more attempts are refused.
+const MAX_HANDSHAKES: usize = 1024;
 /// How long to wait for peers to acknowledge the close after the grace period.
 const CLOSE_WAIT: Duration = Duration::from_secs(2);
 
@@ -115,17 +117,37 @@ impl Server {
         let addr = self.endpoint.local_addr()?;
         info!(%addr, "frps listening for clients (quic)");
         let sessions = TaskTracker::new();
+        let handshakes = Arc::new(Semaphore::new(MAX_HANDSHAKES));
         loop {
             tokio::select! {
                 _ = shutdown.cancelled() => break,
                 incoming = self.endpoint.accept() => match incoming {
-                    Some(incoming) => { sessions.spawn(accept(incoming, Arc::clone(&self.shared))); }
+                    Some(incoming) => self.admit(incoming, &handshakes, &sessions),
                     None => break,
                 },
             }
         }
         self.drain(sessions).await;
         Ok(())
+    }
+
+    /// Starts a handshake task, or refuses the attempt when too many are already under way
+    /// (a handshake flood must not grow tasks without bound).
+    fn admit(
+        &self,
+        incoming: quinn::Incoming,
+        handshakes: &Arc<Semaphore>,
+        sessions: &TaskTracker,
+    ) {
+        match Arc::clone(handshakes).try_acquire_owned() {
+            Ok(permit) => {
+                sessions.spawn(accept(incoming, Arc::clone(&self.shared), permit));
+            }
+            Err(_) => {
+                debug!(remote = %incoming.remote_address(), "too many handshakes under way; refusing");
+                incoming.refuse();
+            }
+        }
     }
 
     async fn drain(self, sessions: TaskTracker) {
@@ -154,13 +176,18 @@ impl Server {
 }
 
 /// Completes the handshake, learns the client's identity and runs its session.
-async fn accept(incoming: quinn::Incoming, shared: Arc<Shared>) {
+async fn accept(incoming: quinn::Incoming, shared: Arc<Shared>, permit: OwnedSemaphorePermit) {
     let remote = incoming.remote_address();
     let conn = match tokio::time::timeout(HANDSHAKE_TIMEOUT, incoming).await {
         Ok(Ok(conn)) => conn,
-        Ok(Err(e)) => return info!(%remote, error = %e, "client handshake failed"),
+        // Unauthenticated peers can cause these at will: keep them out of the default log.
+        Ok(Err(e)) => return debug!(%remote, error = %e, "client handshake failed"),
         Err(_) => return debug!(%remote, "client handshake timed out"),
     };
+    drop(permit);
+    if shared.shutdown.is_cancelled() {
+        return close(&conn, CloseCode::ServerShutdown, "server shutting down");
+    }
     let (identity, cert) = match identity_of(&conn) {
         Ok(id) => id,
         Err(e) => {

@@ -23,6 +23,8 @@ use crate::policy::NO_PORTS;
 use crate::proxy::TcpProxy;
 use crate::server::Shared;
 
+/// How long sending a `GoingAway` may take before shutdown goes on without it.
+const NOTICE_WAIT: Duration = Duration::from_secs(1);
 /// How long a new session waits for the session it replaces to release its ports.
 const REPLACE_WAIT: Duration = Duration::from_secs(5);
 
@@ -54,7 +56,11 @@ impl Session {
         let _counted = shared.gauges.sessions.enter();
         let finished = CancellationToken::new();
         let registry = &shared.registry;
-        let (id, old) = registry.open_session(&identity, &conn, cert, finished.clone());
+        let (id, old) = registry.open_session(&identity, &conn, cert.clone(), finished.clone());
+        // A reload may have run between the check at connect and the registration above.
+        if shared.revoked().is_revoked(&cert) {
+            close(&conn, CloseCode::Revoked, "certificate revoked");
+        }
         if let Some(old) = old {
             info!(client = %identity, "replacing the client's previous connection");
             close(
@@ -62,7 +68,11 @@ impl Session {
                 CloseCode::Replaced,
                 "replaced by a newer connection of the same client",
             );
-            let _ = tokio::time::timeout(REPLACE_WAIT, old.finished.cancelled()).await;
+            // Our own connection may end meanwhile; either way, go on.
+            tokio::select! {
+                _ = tokio::time::timeout(REPLACE_WAIT, old.finished.cancelled()) => {}
+                _ = conn.closed() => {}
+            }
         }
         let mut session = Session {
             shared,
@@ -135,9 +145,10 @@ impl Session {
                 e = self.conn.closed() => return e.to_string(),
                 _ = shutdown.cancelled(), if !going_away => {
                     going_away = true;
-                    let notice = GoingAway { reason: "server shutting down".into() };
-                    let _ = writer.send(ControlMsg::GoingAway(notice)).await;
+                    // Listeners first: no new public connection may start from here on.
                     self.withdraw().await;
+                    let notice = ControlMsg::GoingAway(GoingAway { reason: "server shutting down".into() });
+                    let _ = tokio::time::timeout(NOTICE_WAIT, writer.send(notice)).await;
                 }
                 msg = reader.next(), if !going_away => match msg {
                     Some(Ok(ControlMsg::GoingAway(g))) => {

@@ -3,19 +3,25 @@
 //! Stream ends mirror TCP: a TCP FIN becomes a QUIC FIN (`finish`) and the reverse becomes a TCP
 //! write shutdown. Any error on either side (a TCP RST, a QUIC reset or stop, a lost connection)
 //! resets *both* sides: the QUIC stream is reset and stopped, and the TCP socket is closed with
-//! `SO_LINGER 0`, which sends an RST. A truncated transfer therefore never looks like a clean end.
+//! `SO_LINGER 0`, which sends an RST. The same happens when a splice is dropped before it
+//! ended (its task aborted, the runtime shutting down): a truncated transfer never looks like a
+//! clean end.
 
+use std::io::ErrorKind;
+use std::net::Shutdown;
 use std::time::Duration;
 
-use bytes::BytesMut;
+use bytes::{Bytes, BytesMut};
 use frp_proto::StreamCode;
 use quinn::{RecvStream, SendStream, VarInt};
-use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
-use tokio::net::tcp::{ReadHalf, WriteHalf};
 use tokio::net::TcpStream;
 
-/// Bytes read from TCP per chunk. One buffer per direction is reused across reads.
+/// Largest read from TCP. The buffer is reserved only once the socket is readable, so an idle
+/// connection holds no read buffer at all.
 const CHUNK: usize = 64 * 1024;
+/// Reads up to this size are copied out, so the reused buffer is not pinned by a small chunk
+/// waiting in quinn for its acknowledgement.
+const COPY_BELOW: usize = 4 * 1024;
 
 /// Bytes moved by a splice, in each direction.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -41,43 +47,71 @@ pub enum SpliceError {
     /// Writing to the QUIC stream failed (stopped by the peer or connection lost).
     #[error("quic write: {0}")]
     QuicWrite(#[from] quinn::WriteError),
+    /// The peer stopped the stream, or the connection was lost, before it had all our data.
+    #[error("peer did not take all data: {0}")]
+    NotDelivered(String),
 }
 
-/// Splices `tcp` with the QUIC stream (`send`, `recv`) until both directions have ended.
-///
-/// Returns the byte counts on a clean end (both FINs seen and our FIN acknowledged). On any
-/// error both sides are reset: the QUIC stream with `code`, the TCP socket with an RST.
-///
-/// # Errors
-/// Returns the first error seen; the other direction is abandoned.
-pub async fn splice(
-    mut tcp: TcpStream,
-    mut send: SendStream,
-    mut recv: RecvStream,
+/// Owns both sides; resets both when dropped unless [`Armed::disarm`] was called.
+struct Armed {
+    tcp: TcpStream,
+    send: SendStream,
+    recv: RecvStream,
     code: StreamCode,
-) -> Result<SpliceStats, SpliceError> {
-    let mut stats = SpliceStats::default();
-    let outcome = run_both(&mut tcp, &mut send, &mut recv, &mut stats).await;
-    match outcome {
-        Ok(()) => {
-            // Wait until the peer has every byte and our FIN, so that an owner waiting for this
-            // task knows the data was delivered. Err/Some mean the peer went away: nothing to do.
-            let _ = send.stopped().await;
-            Ok(stats)
-        }
-        Err(e) => {
-            abort(tcp, &mut send, &mut recv, code);
-            Err(e)
+    armed: bool,
+}
+
+impl Armed {
+    fn disarm(&mut self) {
+        self.armed = false;
+    }
+}
+
+impl Drop for Armed {
+    fn drop(&mut self) {
+        if self.armed {
+            let code = VarInt::from_u32(self.code.code());
+            let _ = self.send.reset(code);
+            let _ = self.recv.stop(code);
+            let _ = socket2::SockRef::from(&self.tcp).set_linger(Some(Duration::ZERO));
         }
     }
 }
 
-/// Resets both sides: QUIC reset + stop with `code`, TCP closed with an RST.
-pub fn abort(tcp: TcpStream, send: &mut SendStream, recv: &mut RecvStream, code: StreamCode) {
-    let code = VarInt::from_u32(code.code());
-    let _ = send.reset(code);
-    let _ = recv.stop(code);
-    reset_tcp(tcp);
+/// Splices `tcp` with the QUIC stream (`send`, `recv`) until both directions have ended.
+///
+/// Returns the byte counts on a clean end: both FINs seen and everything we sent acknowledged
+/// by the peer. On any error, and if this future is dropped early, both sides are reset: the
+/// QUIC stream with `code`, the TCP socket with an RST.
+///
+/// # Errors
+/// Returns the first error seen; the other direction is abandoned.
+pub async fn splice(
+    tcp: TcpStream,
+    send: SendStream,
+    recv: RecvStream,
+    code: StreamCode,
+) -> Result<SpliceStats, SpliceError> {
+    let mut sides = Armed {
+        tcp,
+        send,
+        recv,
+        code,
+        armed: true,
+    };
+    let stats = run_both(&mut sides).await?;
+    // Wait until the peer has every byte and our FIN, so that an owner waiting for this task
+    // knows the data was delivered, and so that a stop or loss now is not taken for success.
+    match sides.send.stopped().await {
+        Ok(None) => {
+            sides.disarm();
+            Ok(stats)
+        }
+        Ok(Some(code)) => Err(SpliceError::NotDelivered(format!(
+            "stopped with code {code}"
+        ))),
+        Err(e) => Err(SpliceError::NotDelivered(e.to_string())),
+    }
 }
 
 /// Closes a TCP socket with an RST instead of a FIN.
@@ -86,16 +120,12 @@ pub fn reset_tcp(tcp: TcpStream) {
     drop(tcp);
 }
 
-async fn run_both(
-    tcp: &mut TcpStream,
-    send: &mut SendStream,
-    recv: &mut RecvStream,
-    stats: &mut SpliceStats,
-) -> Result<(), SpliceError> {
-    let (mut rd, mut wr) = tcp.split();
-    let up = tcp_to_quic(&mut rd, send);
-    let down = quic_to_tcp(recv, &mut wr);
+async fn run_both(sides: &mut Armed) -> Result<SpliceStats, SpliceError> {
+    let tcp = &sides.tcp;
+    let up = tcp_to_quic(tcp, &mut sides.send);
+    let down = quic_to_tcp(&mut sides.recv, tcp);
     tokio::pin!(up, down);
+    let mut stats = SpliceStats::default();
     let (mut up_done, mut down_done) = (false, false);
     while !(up_done && down_done) {
         tokio::select! {
@@ -103,35 +133,68 @@ async fn run_both(
             n = &mut down, if !down_done => { stats.quic_to_tcp = n?; down_done = true; }
         }
     }
-    Ok(())
+    Ok(stats)
 }
 
-async fn tcp_to_quic(rd: &mut ReadHalf<'_>, send: &mut SendStream) -> Result<u64, SpliceError> {
-    let mut buf = BytesMut::with_capacity(CHUNK);
+async fn tcp_to_quic(tcp: &TcpStream, send: &mut SendStream) -> Result<u64, SpliceError> {
+    let mut buf = BytesMut::new();
     let mut total = 0u64;
     loop {
-        // Reclaims the same allocation once quinn has released the previous chunk.
-        buf.reserve(CHUNK);
-        let n = rd.read_buf(&mut buf).await.map_err(SpliceError::TcpRead)?;
+        let n = read_some(tcp, &mut buf)
+            .await
+            .map_err(SpliceError::TcpRead)?;
         if n == 0 {
-            // Finishing can only fail if the stream was already reset/stopped: the write
-            // side then learns of it from `stopped()` / the peer's own reset.
+            // Finishing can only fail if the stream was already reset or stopped; `stopped()`
+            // then reports it.
             let _ = send.finish();
             return Ok(total);
         }
         total += n as u64;
-        send.write_chunk(buf.split().freeze()).await?;
+        let chunk = if n < COPY_BELOW {
+            let small = Bytes::copy_from_slice(&buf);
+            buf.clear();
+            small
+        } else {
+            buf.split().freeze()
+        };
+        send.write_chunk(chunk).await?;
     }
 }
 
-async fn quic_to_tcp(recv: &mut RecvStream, wr: &mut WriteHalf<'_>) -> Result<u64, SpliceError> {
+/// Waits until `tcp` is readable, then reads what is there into `buf` (reserving only then).
+async fn read_some(tcp: &TcpStream, buf: &mut BytesMut) -> std::io::Result<usize> {
+    loop {
+        tcp.readable().await?;
+        buf.reserve(CHUNK);
+        match tcp.try_read_buf(buf) {
+            Err(e) if e.kind() == ErrorKind::WouldBlock => continue,
+            other => return other,
+        }
+    }
+}
+
+async fn quic_to_tcp(recv: &mut RecvStream, tcp: &TcpStream) -> Result<u64, SpliceError> {
     let mut total = 0u64;
     while let Some(chunk) = recv.read_chunk(CHUNK, true).await? {
         total += chunk.bytes.len() as u64;
-        wr.write_all(&chunk.bytes)
+        write_all(tcp, &chunk.bytes)
             .await
             .map_err(SpliceError::TcpWrite)?;
     }
-    wr.shutdown().await.map_err(SpliceError::TcpWrite)?;
+    socket2::SockRef::from(tcp)
+        .shutdown(Shutdown::Write)
+        .map_err(SpliceError::TcpWrite)?;
     Ok(total)
+}
+
+async fn write_all(tcp: &TcpStream, mut data: &[u8]) -> std::io::Result<()> {
+    while !data.is_empty() {
+        tcp.writable().await?;
+        match tcp.try_write(data) {
+            Ok(n) => data = &data[n..],
+            Err(e) if e.kind() == ErrorKind::WouldBlock => continue,
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(())
 }
