@@ -4,6 +4,7 @@
 //! libraries publish, never from sleeps; every wait is under [`TIMEOUT`].
 
 pub mod backends;
+pub mod procs;
 pub mod raw;
 pub mod relay;
 
@@ -289,4 +290,23 @@ pub fn server_allowing(pki: &Pki, ports: &[u16]) -> ServerSettings {
     let mut s = server_settings(pki, 1..=1);
     s.policy.global = PortSet::from_ranges(ports.iter().map(|p| *p..=*p));
     s
+}
+
+/// Polls `cond` every 20 ms until it holds, panicking with `what` after [`TIMEOUT`].
+///
+/// For state that has no change notification (counters, the process's file descriptors).
+pub async fn eventually(what: &str, mut cond: impl FnMut() -> bool) {
+    within(what, async {
+        while !cond() {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    })
+    .await;
+}
+
+/// Number of file descriptors this process has open (sockets included).
+pub fn open_fds() -> usize {
+    std::fs::read_dir("/proc/self/fd")
+        .map(|d| d.count())
+        .unwrap_or(0)
 }
