@@ -91,3 +91,47 @@ fn root_store(roots: Vec<CertificateDer<'static>>) -> Result<Arc<RootCertStore>,
 #[cfg(test)]
 #[path = "tls_tests.rs"]
 mod tests;
+
+/// [`server_tls_config`] from PEM files: the server's chain and key, and the client CA.
+///
+/// # Errors
+/// As [`crate::load_certs`], [`crate::load_key`] and [`server_tls_config`].
+pub fn load_server_tls(
+    cert: &std::path::Path,
+    key: &std::path::Path,
+    client_ca: &std::path::Path,
+) -> Result<ServerConfig, CertError> {
+    let (chain, key, roots) = load_pem_triple(cert, key, client_ca)?;
+    server_tls_config(chain, key, roots)
+}
+
+/// [`client_tls_config`] from PEM files: the client's chain and key, and the server CA.
+///
+/// # Errors
+/// As [`crate::load_certs`], [`crate::load_key`] and [`client_tls_config`].
+pub fn load_client_tls(
+    cert: &std::path::Path,
+    key: &std::path::Path,
+    server_ca: &std::path::Path,
+) -> Result<ClientConfig, CertError> {
+    let (chain, key, roots) = load_pem_triple(cert, key, server_ca)?;
+    client_tls_config(chain, key, roots)
+}
+
+type PemTriple = (
+    Vec<CertificateDer<'static>>,
+    PrivateKeyDer<'static>,
+    Vec<CertificateDer<'static>>,
+);
+
+fn load_pem_triple(
+    cert: &std::path::Path,
+    key: &std::path::Path,
+    ca: &std::path::Path,
+) -> Result<PemTriple, CertError> {
+    Ok((
+        crate::load_certs(cert)?,
+        crate::load_key(key)?,
+        crate::load_certs(ca)?,
+    ))
+}

@@ -261,8 +261,8 @@ impl ClientSettings {
             .clone()
             .unwrap_or_else(|| "127.0.0.1".into());
         let files = file.transport.tls.files(path)?;
-        let tls =
-            load_tls(&files).map_err(|e| err(format!("transport.tls: {}", error_chain(&e))))?;
+        let tls = frp_certs::load_client_tls(&files.cert, &files.key, &files.ca)
+            .map_err(|e| err(format!("transport.tls: {}", error_chain(&e))))?;
         let mut s = Self::new(host, file.server_port.unwrap_or(7000), Arc::new(tls));
         if let Some(name) = &file.transport.tls.server_name {
             s.server_name = name.clone();
@@ -370,13 +370,4 @@ fn proxies(entries: &[ProxyEntry]) -> Result<Vec<LocalProxy>, String> {
         ));
     }
     Ok(out)
-}
-
-fn load_tls(
-    files: &frp_runtime::config::TlsFiles,
-) -> Result<rustls::ClientConfig, frp_certs::CertError> {
-    let chain = frp_certs::load_certs(&files.cert)?;
-    let key = frp_certs::load_key(&files.key)?;
-    let roots = frp_certs::load_certs(&files.ca)?;
-    frp_certs::client_tls_config(chain, key, roots)
 }

@@ -13,35 +13,20 @@ const EXIT_REFUSED: u8 = 2;
 fn main() -> ExitCode {
     let cli = Cli::parse();
     frp_runtime::logging::init(cli.log_format);
-    let settings = match ClientSettings::from_file(&cli.config) {
-        Ok(s) => s,
-        Err(e) => {
-            eprintln!("error: {e}");
-            return ExitCode::from(frp_runtime::EXIT_CONFIG as u8);
+    let load = ClientSettings::from_file;
+    frp_runtime::program::run_with_config(&cli.config, cli.check, load, |settings| async {
+        match run(settings).await {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(frpc::ClientError::Permanent(reason)) => {
+                eprintln!("error: {reason}");
+                ExitCode::from(EXIT_REFUSED)
+            }
+            Err(e) => {
+                eprintln!("error: {e:#}");
+                ExitCode::FAILURE
+            }
         }
-    };
-    if cli.check {
-        println!("{}: ok", cli.config.display());
-        return ExitCode::SUCCESS;
-    }
-    let runtime = match tokio::runtime::Runtime::new() {
-        Ok(r) => r,
-        Err(e) => {
-            eprintln!("error: starting runtime: {e}");
-            return ExitCode::FAILURE;
-        }
-    };
-    match runtime.block_on(run(settings)) {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(frpc::ClientError::Permanent(reason)) => {
-            eprintln!("error: {reason}");
-            ExitCode::from(EXIT_REFUSED)
-        }
-        Err(e) => {
-            eprintln!("error: {e:#}");
-            ExitCode::FAILURE
-        }
-    }
+    })
 }
 
 async fn run(settings: ClientSettings) -> Result<(), frpc::ClientError> {

@@ -157,8 +157,8 @@ impl ServerSettings {
     pub fn from_parsed(path: &Path, file: ServerFile) -> Result<Self, ConfigError> {
         let err = |m: String| ConfigError::new(path, m);
         let files = file.transport.tls.files(path)?;
-        let tls =
-            load_tls(&files).map_err(|e| err(format!("transport.tls: {}", error_chain(&e))))?;
+        let tls = frp_certs::load_server_tls(&files.cert, &files.key, &files.ca)
+            .map_err(|e| err(format!("transport.tls: {}", error_chain(&e))))?;
         let mut s = Self::new(Arc::new(tls));
         let ip = file.bind_addr.unwrap_or(s.bind.ip());
         s.bind = SocketAddr::new(ip, file.bind_port.unwrap_or(DEFAULT_BIND_PORT));
@@ -217,13 +217,4 @@ fn policy(file: &ServerFile) -> Result<PortPolicy, String> {
         return Err(format!("[[clients]] name {:?} appears twice", w[0]));
     }
     Ok(PortPolicy { global, per_client })
-}
-
-fn load_tls(
-    files: &frp_runtime::config::TlsFiles,
-) -> Result<rustls::ServerConfig, frp_certs::CertError> {
-    let chain = frp_certs::load_certs(&files.cert)?;
-    let key = frp_certs::load_key(&files.key)?;
-    let roots = frp_certs::load_certs(&files.ca)?;
-    frp_certs::server_tls_config(chain, key, roots)
 }

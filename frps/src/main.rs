@@ -41,31 +41,16 @@ fn run_ca(cmd: CaCommand) -> ExitCode {
 }
 
 fn serve(cli: &Cli) -> ExitCode {
-    let settings = match ServerSettings::from_file(&cli.config) {
-        Ok(s) => s,
-        Err(e) => {
-            eprintln!("error: {e}");
-            return ExitCode::from(frp_runtime::EXIT_CONFIG as u8);
+    let load = ServerSettings::from_file;
+    frp_runtime::program::run_with_config(&cli.config, cli.check, load, |settings| async {
+        match run(settings).await {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                tracing::error!(error = format!("{e:#}"), "frps failed");
+                ExitCode::FAILURE
+            }
         }
-    };
-    if cli.check {
-        println!("{}: ok", cli.config.display());
-        return ExitCode::SUCCESS;
-    }
-    let runtime = match tokio::runtime::Runtime::new() {
-        Ok(r) => r,
-        Err(e) => {
-            eprintln!("error: starting runtime: {e}");
-            return ExitCode::FAILURE;
-        }
-    };
-    match runtime.block_on(run(settings)) {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            tracing::error!(error = format!("{e:#}"), "frps failed");
-            ExitCode::FAILURE
-        }
-    }
+    })
 }
 
 async fn run(settings: ServerSettings) -> anyhow::Result<()> {

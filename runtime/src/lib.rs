@@ -11,6 +11,7 @@
 pub mod config;
 pub mod gauge;
 pub mod logging;
+pub mod program;
 pub mod shutdown;
 pub mod splice;
 pub mod transport;
