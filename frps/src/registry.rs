@@ -200,6 +200,17 @@ impl Registry {
         self.publish(&g);
     }
 
+    /// Records a client's current address (it changes when the connection migrates).
+    pub fn client_moved(&self, identity: &str, session: u64, remote: SocketAddr) {
+        let mut g = self.lock();
+        let client = g.status.clients.get_mut(identity);
+        if let Some(c) = client.filter(|c| c.session == session && c.remote != remote) {
+            tracing::info!(client = %identity, %remote, "client address changed; connection migrated");
+            c.remote = remote;
+            self.publish(&g);
+        }
+    }
+
     /// Drops a session's proxies from the status (its listeners were closed early).
     pub fn proxies_withdrawn(&self, identity: &str, session: u64) {
         let mut g = self.lock();

@@ -23,6 +23,8 @@ use crate::policy::NO_PORTS;
 use crate::proxy::TcpProxy;
 use crate::server::Shared;
 
+/// How often the status picks up a client's new address after a migration.
+const PATH_CHECK: Duration = Duration::from_secs(1);
 /// How long sending a `GoingAway` may take before shutdown goes on without it.
 const NOTICE_WAIT: Duration = Duration::from_secs(1);
 /// How long a new session waits for the session it replaces to release its ports.
@@ -140,9 +142,15 @@ impl Session {
     async fn control_loop(&mut self, reader: &mut Reader, writer: &mut Writer) -> String {
         let shutdown = self.shared.shutdown.clone();
         let mut going_away = false;
+        // quinn has no event for a client's address changing (migration): look now and then.
+        let mut path_check = tokio::time::interval(PATH_CHECK);
         loop {
             tokio::select! {
                 e = self.conn.closed() => return e.to_string(),
+                _ = path_check.tick() => {
+                    let remote = self.conn.remote_address();
+                    self.shared.registry.client_moved(&self.identity, self.id, remote);
+                }
                 _ = shutdown.cancelled(), if !going_away => {
                     going_away = true;
                     // Listeners first: no new public connection may start from here on.

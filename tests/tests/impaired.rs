@@ -70,13 +70,13 @@ impl Rig {
     }
 }
 
-/// How long the lossy-link test may take. The issue asks for well under a minute; with quinn's
-/// default congestion controller (Cubic) the link below carries only ~80 KB/s each way, so the
-/// full figures take about four minutes and the test is ignored by default (see its reason).
-const LOSSY_LIMIT: Duration = Duration::from_secs(420);
+/// How long the lossy-link test may take. At 5% random loss and 50 ms RTT quinn's default
+/// congestion controller (Cubic) carries only ~80 KB/s each way (the Mathis limit), so the full
+/// figures take about four minutes on loopback: the slowest test of the suite, kept at the
+/// issue's figures rather than shrunk.
+const LOSSY_LIMIT: Duration = Duration::from_secs(480);
 
 #[tokio::test]
-#[ignore = "slow: ~4 min, Cubic manages ~80 KB/s at 5% loss and 50 ms RTT; run with --ignored"]
 async fn lossy_delayed_reordered_duplicated_link_loses_nothing() {
     let rig = Rig::start(|_| {}).await;
     let relay = rig.handle();
@@ -205,8 +205,13 @@ async fn nat_rebinding_mid_transfer_migrates_the_connection() {
         Some(session),
         "the server saw a new session"
     );
-    // frps sets ClientStatus.remote once, in Registry::open_session, and never refreshes it on
-    // migration, so the new port is not asserted here (reported as a library gap).
+    // The server's view of the client follows the migration to the new address.
+    let mut server_status = rig.server.status.clone();
+    let moved =
+        server_status.wait_for(|s| s.clients.get("node1").is_some_and(|c| c.remote == after));
+    within("server sees the new client address", moved)
+        .await
+        .expect("status");
     assert_eq!(echo_once(rig.public, b"after").await, b"after");
     rig.stop().await;
 }
