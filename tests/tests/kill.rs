@@ -189,3 +189,48 @@ async fn frps_sigkill_and_restart_frpc_reconnects_by_itself() {
     assert_eq!(frpc.log_count(CONNECTED), 2, "frpc sessions");
     assert_eq!(frps.log_count(PUBLISHED), 1, "new frps publications");
 }
+
+#[tokio::test]
+async fn sighup_rereads_the_revocation_list_and_disconnects_the_client() {
+    init_logs();
+    binary("frps");
+    let (echo, _e) = echo_server().await;
+    let ports = free_ports(1);
+    let d = Deployment::new(echo, &ports);
+    let list = d.dir.path().join("revoked.txt");
+    std::fs::write(&list, "# nothing revoked yet\n").expect("write list");
+    let frps_toml = d.dir.path().join("frps.toml");
+    let config = std::fs::read_to_string(&frps_toml).expect("read frps.toml");
+    std::fs::write(
+        &frps_toml,
+        format!("revocationFile = \"revoked.txt\"\n{config}"),
+    )
+    .expect("write");
+    let mut frps = d.start("frps", 1);
+    let mut frpc = d.start("frpc", 1);
+    frpc.wait_log(PUBLISHED, 1).await;
+
+    let cert = frp_certs::load_certs(&d.dir.path().join("certs/node1.crt")).expect("cert");
+    let serial = frp_certs::serial_hex(&cert[0]).expect("serial");
+    std::fs::write(&list, format!("{serial}  # node1, laptop stolen\n")).expect("revoke");
+    let hup = std::process::Command::new("kill")
+        .args(["-HUP", &frps.pid().to_string()])
+        .status()
+        .expect("kill -HUP");
+    assert!(hup.success());
+
+    frps.wait_log(r#""message":"revocation list reloaded""#, 1)
+        .await;
+    let status = frpc.wait_exit(IDLE + SLACK).expect("frpc must give up");
+    assert_eq!(
+        status.code(),
+        Some(2),
+        "frpc exits with the permanent-refusal status"
+    );
+    assert!(
+        frpc.stderr().contains("revoked"),
+        "frpc says why: {}",
+        frpc.stderr()
+    );
+    assert!(frps.is_running(), "frps keeps running");
+}
