@@ -170,3 +170,18 @@ pub async fn resetting_server(after: usize) -> SocketAddr {
     });
     addr
 }
+
+/// Connects through an echo proxy at `public` and proves the path works end to end with one
+/// round trip; returns the open connection.
+pub async fn open_echo(public: SocketAddr) -> TcpStream {
+    let mut tcp = within("connect", TcpStream::connect(public))
+        .await
+        .expect("connect");
+    tcp.write_all(b"before").await.expect("write");
+    let mut buf = [0u8; 6];
+    within("echo before", tcp.read_exact(&mut buf))
+        .await
+        .expect("read");
+    assert_eq!(&buf, b"before");
+    tcp
+}

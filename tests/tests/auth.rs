@@ -32,48 +32,40 @@ async fn good_client_works(pki: &Pki, server: &TestServer) {
     good.stop().await.expect("stop");
 }
 
+/// A client presenting `cert` is refused for good and never shows up on the server, and a good
+/// client still gets through afterwards.
+async fn client_certificate_refused(pki: &Pki, cert: &frp_certs::Issued) {
+    let server = TestServer::start(server_settings(pki, 1024..=65535));
+    let settings = client_settings(pki.client_tls_with(cert), server.addr, vec![]);
+    let reason = refused_for_good(settings).await;
+    assert!(reason.contains("tls"), "{reason}");
+    assert!(server.status.borrow().clients.is_empty());
+    good_client_works(pki, &server).await;
+    server.stop().await.expect("stop");
+}
+
 #[tokio::test]
 async fn client_certificate_from_another_ca_is_refused() {
     init_logs();
     let (pki, other) = (Pki::new(), Pki::new());
-    let server = TestServer::start(server_settings(&pki, 1024..=65535));
     let foreign = other.ca.issue_client("mallory").expect("cert");
-    let reason = refused_for_good(client_settings(
-        pki.client_tls_with(&foreign),
-        server.addr,
-        vec![],
-    ))
-    .await;
-    assert!(reason.contains("tls"), "{reason}");
-    assert!(server.status.borrow().clients.is_empty());
-    good_client_works(&pki, &server).await;
-    server.stop().await.expect("stop");
+    client_certificate_refused(&pki, &foreign).await;
 }
 
 #[tokio::test]
 async fn expired_client_certificate_is_refused() {
     init_logs();
     let pki = Pki::new();
-    let server = TestServer::start(server_settings(&pki, 1024..=65535));
     let now = time::OffsetDateTime::now_utc();
+    let (from, until) = (
+        now - time::Duration::days(30),
+        now - time::Duration::days(1),
+    );
     let old = pki
         .ca
-        .issue_client_with_validity(
-            "old",
-            now - time::Duration::days(30),
-            now - time::Duration::days(1),
-        )
+        .issue_client_with_validity("old", from, until)
         .expect("cert");
-    let reason = refused_for_good(client_settings(
-        pki.client_tls_with(&old),
-        server.addr,
-        vec![],
-    ))
-    .await;
-    assert!(reason.contains("tls"), "{reason}");
-    assert!(server.status.borrow().clients.is_empty());
-    good_client_works(&pki, &server).await;
-    server.stop().await.expect("stop");
+    client_certificate_refused(&pki, &old).await;
 }
 
 #[tokio::test]

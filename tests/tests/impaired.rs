@@ -6,7 +6,7 @@ use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use frp_runtime::QuicTuning;
-use frp_tests::backends::{echo_once, echo_server, random_bytes, read_to_end, sha256};
+use frp_tests::backends::{echo_once, echo_server, open_echo, random_bytes, read_to_end, sha256};
 use frp_tests::relay::{Impairment, Relay, RelayHandle};
 use frp_tests::{
     client_settings, init_logs, server_settings, tcp_proxy, within, Pki, TestClient, TestServer,
@@ -271,18 +271,4 @@ async fn blackholes_shorter_and_longer_than_the_idle_timeout() {
     assert_eq!(echo_once(public, b"back").await, b"back");
     assert!(rig.server_session().is_some_and(|s| s != session));
     rig.stop().await;
-}
-
-/// Opens a connection through the echo proxy and checks it works end to end.
-async fn open_echo(public: SocketAddr) -> TcpStream {
-    let mut tcp = within("connect", TcpStream::connect(public))
-        .await
-        .expect("connect");
-    tcp.write_all(b"before").await.expect("write");
-    let mut buf = [0u8; 6];
-    within("echo before", tcp.read_exact(&mut buf))
-        .await
-        .expect("read");
-    assert_eq!(&buf, b"before");
-    tcp
 }

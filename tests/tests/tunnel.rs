@@ -153,14 +153,8 @@ async fn shutdown_with_stream_in_flight(stop_server_first: bool) {
     let pki = Pki::new();
     let (echo, _e) = echo_server().await;
     let (server, mut client) = tunnel(&pki, vec![tcp_proxy("echo", echo, 0)]).await;
-    let mut tcp = TcpStream::connect(client.bound("echo").await)
-        .await
-        .expect("connect");
-    tcp.write_all(b"before").await.expect("write");
+    let mut tcp = frp_tests::backends::open_echo(client.bound("echo").await).await;
     let mut buf = [0u8; 6];
-    within("echo before", tcp.read_exact(&mut buf))
-        .await
-        .expect("read");
 
     if stop_server_first {
         server.begin_stop();
