@@ -7,12 +7,8 @@
 
 use std::fmt;
 use std::path::{Path, PathBuf};
-use std::time::Duration;
 
 use serde::de::DeserializeOwned;
-use serde::Deserialize;
-
-use crate::transport::QuicTuning;
 
 /// Exit status for a configuration error (`EX_CONFIG` from sysexits.h).
 pub const EXIT_CONFIG: i32 = 64;
@@ -200,122 +196,17 @@ pub fn resolve(config_path: &Path, file: &Path) -> PathBuf {
     }
 }
 
-/// `transport.tls` in both files: this side's certificate and key, and the CA it trusts.
-#[derive(Clone, Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields, rename_all = "camelCase")]
-pub struct TlsSection {
-    /// This side's certificate chain (PEM).
-    pub cert_file: Option<PathBuf>,
-    /// This side's private key (PEM).
-    pub key_file: Option<PathBuf>,
-    /// The CA that issued the peer's certificate (PEM).
-    pub trusted_ca_file: Option<PathBuf>,
-    /// Client only: the name expected in the server certificate (defaults to `serverAddr`).
-    pub server_name: Option<String>,
-    /// frp's switch; TLS is always on here, so only `true` is accepted.
-    pub enable: Option<bool>,
-}
-
-/// The three TLS files, resolved and known to be set.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct TlsFiles {
-    /// This side's certificate chain.
-    pub cert: PathBuf,
-    /// This side's private key.
-    pub key: PathBuf,
-    /// The CA that issued the peer's certificate.
-    pub ca: PathBuf,
-}
-
-impl TlsSection {
-    /// Resolves the file paths against `config_path`; all three are required.
-    ///
-    /// # Errors
-    /// Names the missing key; refuses `enable = false`.
-    pub fn files(&self, config_path: &Path) -> Result<TlsFiles, ConfigError> {
-        if self.enable == Some(false) {
-            return Err(ConfigError::new(
-                config_path,
-                "`transport.tls.enable = false` is not supported: frp-quic always uses mutual TLS",
-            ));
-        }
-        let need = |v: &Option<PathBuf>, key: &str| {
-            v.as_deref()
-                .map(|p| resolve(config_path, p))
-                .ok_or_else(|| {
-                    ConfigError::new(
-                        config_path,
-                        format!("`transport.tls.{key}` is required (make one with `frps ca`)"),
-                    )
-                })
-        };
-        Ok(TlsFiles {
-            cert: need(&self.cert_file, "certFile")?,
-            key: need(&self.key_file, "keyFile")?,
-            ca: need(&self.trusted_ca_file, "trustedCaFile")?,
-        })
-    }
-}
-
-/// `transport.quic` in both files, in seconds as frp has it.
-#[derive(Clone, Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields, rename_all = "camelCase")]
-pub struct QuicSection {
-    /// Seconds between keep-alives (frp default 10).
-    pub keepalive_period: Option<u64>,
-    /// Seconds without a packet before the connection is dead (frp default 30).
-    pub max_idle_timeout: Option<u64>,
-    /// Streams the peer may open at once.
-    pub max_incoming_streams: Option<u32>,
-}
-
-impl QuicSection {
-    /// Applies the set keys over `defaults`.
-    ///
-    /// # Errors
-    /// Refuses a zero timeout, a keep-alive not shorter than the idle timeout, and zero streams.
-    pub fn tuning(&self, path: &Path, defaults: QuicTuning) -> Result<QuicTuning, ConfigError> {
-        let secs = Duration::from_secs;
-        let t = QuicTuning {
-            keepalive: self.keepalive_period.map_or(defaults.keepalive, secs),
-            idle_timeout: self.max_idle_timeout.map_or(defaults.idle_timeout, secs),
-            max_incoming_streams: self
-                .max_incoming_streams
-                .unwrap_or(defaults.max_incoming_streams),
-        };
-        if t.idle_timeout.is_zero() || t.idle_timeout > Duration::from_secs(3600) {
-            return Err(ConfigError::new(
-                path,
-                format!(
-                    "`transport.quic.maxIdleTimeout = {}` must be between 1 and 3600 seconds",
-                    t.idle_timeout.as_secs()
-                ),
-            ));
-        }
-        if t.keepalive.is_zero() || t.keepalive >= t.idle_timeout {
-            return Err(ConfigError::new(
-                path,
-                format!(
-                    "`transport.quic.keepalivePeriod = {}` must be at least 1 and shorter than maxIdleTimeout ({})",
-                    t.keepalive.as_secs(),
-                    t.idle_timeout.as_secs()
-                ),
-            ));
-        }
-        if t.max_incoming_streams == 0 {
-            return Err(ConfigError::new(
-                path,
-                "`transport.quic.maxIncomingStreams = 0`: must be at least 1",
-            ));
-        }
-        Ok(t)
-    }
-}
+pub use crate::sections::{QuicSection, TlsFiles, TlsSection};
 
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
 mod tests {
+    use std::time::Duration;
+
+    use serde::Deserialize;
+
     use super::*;
+    use crate::transport::QuicTuning;
 
     #[derive(Debug, Deserialize)]
     #[serde(deny_unknown_fields, rename_all = "camelCase")]

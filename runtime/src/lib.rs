@@ -12,6 +12,7 @@ pub mod config;
 pub mod gauge;
 pub mod logging;
 pub mod program;
+mod sections;
 pub mod shutdown;
 pub mod splice;
 pub mod transport;
