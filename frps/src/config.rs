@@ -17,6 +17,9 @@ use crate::revocation::Revocations;
 pub const DEFAULT_BIND_PORT: u16 = 7000;
 /// Public connections per proxy that may wait for a stream at once.
 pub const DEFAULT_MAX_PENDING: usize = 128;
+/// Public connections per proxy open at once: half of frpc's default stream limit, so one
+/// busy proxy leaves room for the client's others.
+pub const DEFAULT_MAX_CONNECTIONS: usize = 5_000;
 /// Streams a client may open toward the server: only its control stream.
 pub const CLIENT_STREAM_LIMIT: u32 = 1;
 
@@ -40,6 +43,8 @@ pub struct ServerFile {
     pub max_ports_per_client: Option<usize>,
     /// Public connections per proxy that may wait for their stream at once (default 128).
     pub max_pending_connections_per_proxy: Option<usize>,
+    /// Public connections per proxy open at once (default 5000).
+    pub max_connections_per_proxy: Option<usize>,
     /// `transport.*`.
     #[serde(default)]
     pub transport: ServerTransport,
@@ -114,6 +119,8 @@ pub struct ServerSettings {
     pub open_stream_timeout: Duration,
     /// Public connections per proxy that may wait for their stream at once; more are reset.
     pub max_pending_per_proxy: usize,
+    /// Public connections per proxy open at once; more are reset.
+    pub max_connections_per_proxy: usize,
     /// Proxies one client may publish (`maxPortsPerClient`); at most the wire limit.
     pub max_proxies_per_client: usize,
     /// Where the revocation list is reread from on SIGHUP.
@@ -135,6 +142,7 @@ impl ServerSettings {
             hello_timeout: Duration::from_secs(10),
             open_stream_timeout: Duration::from_secs(10),
             max_pending_per_proxy: DEFAULT_MAX_PENDING,
+            max_connections_per_proxy: DEFAULT_MAX_CONNECTIONS,
             max_proxies_per_client: frp_proto::MAX_PROXIES,
             revocation_file: None,
             revoked: Revocations::default(),
@@ -185,6 +193,15 @@ fn apply_limits(s: &mut ServerSettings, file: &ServerFile) -> Result<(), String>
         None | Some(0) => {}
         Some(n) if n <= wire => s.max_proxies_per_client = n,
         Some(n) => return Err(format!("`maxPortsPerClient = {n}`: at most {wire}")),
+    }
+    match file.max_connections_per_proxy {
+        None => {}
+        Some(n) if (1..=1_000_000).contains(&n) => s.max_connections_per_proxy = n,
+        Some(n) => {
+            return Err(format!(
+                "`maxConnectionsPerProxy = {n}`: must be between 1 and 1000000"
+            ))
+        }
     }
     match file.max_pending_connections_per_proxy {
         None => {}

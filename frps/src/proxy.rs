@@ -35,6 +35,9 @@ pub struct TcpProxy {
     pub open_timeout: Duration,
     /// Public connections still waiting for their stream; full means new ones are reset.
     pub pending: Arc<Semaphore>,
+    /// Public connections open at once on this proxy; full means new ones are reset, so one
+    /// busy port cannot use up the client's whole stream credit and starve its other proxies.
+    pub active: Arc<Semaphore>,
     /// The server's resource counters.
     pub gauges: ServerGauges,
 }
@@ -56,8 +59,13 @@ impl TcpProxy {
         }
     }
 
-    /// Starts forwarding one connection, or resets it when too many are already waiting.
+    /// Starts forwarding one connection, or resets it when too many are already open or
+    /// waiting.
     fn dispatch(&self, tcp: TcpStream, visitor: SocketAddr) {
+        let Ok(active) = Arc::clone(&self.active).try_acquire_owned() else {
+            debug!(proxy = %self.name, %visitor, "too many open connections; resetting");
+            return reset_tcp(tcp);
+        };
         let Ok(permit) = Arc::clone(&self.pending).try_acquire_owned() else {
             debug!(proxy = %self.name, %visitor, "too many pending connections; resetting");
             return reset_tcp(tcp);
@@ -68,6 +76,7 @@ impl TcpProxy {
             name: self.name.clone(),
             timeout: self.open_timeout,
             permit,
+            _active: active,
             gauges: self.gauges.clone(),
         };
         self.streams.spawn(forward(open, tcp, visitor));
@@ -82,6 +91,8 @@ struct OpenStream {
     timeout: Duration,
     /// Held until the stream is open and its header written.
     permit: OwnedSemaphorePermit,
+    /// Held until the connection ends.
+    _active: OwnedSemaphorePermit,
     gauges: ServerGauges,
 }
 

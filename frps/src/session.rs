@@ -245,6 +245,9 @@ impl Session {
             streams: self.shared.streams.clone(),
             open_timeout: self.shared.settings.open_stream_timeout,
             pending: Arc::new(Semaphore::new(self.shared.settings.max_pending_per_proxy)),
+            active: Arc::new(Semaphore::new(
+                self.shared.settings.max_connections_per_proxy,
+            )),
             gauges: self.shared.gauges.clone(),
         };
         self.listeners.spawn(proxy.serve());

@@ -236,3 +236,44 @@ async fn revoked_certificates_are_refused_and_disconnected_on_reload() {
     bystander.stop().await.expect("stop");
     server.stop().await.expect("stop");
 }
+
+#[tokio::test]
+async fn one_busy_proxy_cannot_take_every_stream_of_its_client() {
+    use frp_tests::backends::open_echo;
+    use tokio::io::AsyncReadExt as _;
+    init_logs();
+    let pki = Pki::new();
+    let mut settings = server_settings(&pki, 1024..=65535);
+    settings.max_connections_per_proxy = 3;
+    let server = TestServer::start(settings);
+    let (echo, _e) = echo_server().await;
+    let proxies = vec![tcp_proxy("busy", echo, 0), tcp_proxy("quiet", echo, 0)];
+    let mut client = TestClient::start(client_settings(
+        pki.client_tls("node1"),
+        server.addr,
+        proxies,
+    ));
+    let (busy, quiet) = (client.bound("busy").await, client.bound("quiet").await);
+
+    let mut held = Vec::new();
+    for _ in 0..3 {
+        held.push(open_echo(busy).await);
+    }
+    // The fourth is turned away at once instead of waiting for stream credit.
+    let mut fourth = tokio::net::TcpStream::connect(busy).await.expect("connect");
+    let mut buf = [0u8; 8];
+    match within("fourth connection refused", fourth.read(&mut buf)).await {
+        Ok(0) | Err(_) => {}
+        Ok(n) => panic!("the fourth connection got {n} bytes"),
+    }
+    assert_eq!(echo_once(quiet, b"quiet proxy").await, b"quiet proxy");
+    drop(held.pop());
+    frp_tests::eventually("a slot frees up", || {
+        server.gauges.public_connections.get() < 3
+    })
+    .await;
+    assert_eq!(echo_once(busy, b"room again").await, b"room again");
+    drop(held);
+    client.stop().await.expect("stop");
+    server.stop().await.expect("stop");
+}
