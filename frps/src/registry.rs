@@ -182,11 +182,11 @@ impl Registry {
         }
     }
 
-    /// Releases every port of `session` (its listeners are already closed) and removes it from
-    /// the status, unless a newer session of the same identity has taken its place.
+    /// Removes `session` from the session map and the status, unless a newer session of the
+    /// same identity has taken its place. Its ports were already released by
+    /// [`Registry::proxies_withdrawn`] when its listeners closed.
     pub fn close_session(&self, identity: &str, session: u64) {
         let mut g = self.lock();
-        g.ports.retain(|_, (_, s)| *s != session);
         if g.sessions.get(identity).is_some_and(|e| e.id == session) {
             g.sessions.remove(identity);
         }

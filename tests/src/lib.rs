@@ -224,6 +224,17 @@ impl TestClient {
         }
     }
 
+    /// Starts a client with a fresh certificate for `identity`, connecting to `server` with
+    /// [`client_settings`].
+    pub fn connect(
+        pki: &Pki,
+        identity: &str,
+        server: SocketAddr,
+        proxies: Vec<LocalProxy>,
+    ) -> Self {
+        Self::start(client_settings(pki.client_tls(identity), server, proxies))
+    }
+
     /// Waits until `pred` holds for the client's status.
     pub async fn wait_for(
         &mut self,

@@ -6,8 +6,8 @@ use std::net::SocketAddr;
 
 use frp_tests::backends::{echo_once, echo_server};
 use frp_tests::{
-    client_settings, eventually, init_logs, open_fds, server_settings, tcp_proxy, within, Pki,
-    TestClient, TestServer,
+    eventually, init_logs, open_fds, server_settings, tcp_proxy, within, Pki, TestClient,
+    TestServer,
 };
 use tokio::net::TcpStream;
 
@@ -45,12 +45,8 @@ async fn abused_port_does_not_hurt_others_and_everything_is_given_back() {
     let server = TestServer::start(server_settings(&pki, 1024..=65535));
     let (echo, _e) = echo_server().await;
     let proxies = vec![tcp_proxy("target", echo, 0), tcp_proxy("other", echo, 0)];
-    let mut a = TestClient::start(client_settings(pki.client_tls("a"), server.addr, proxies));
-    let mut b = TestClient::start(client_settings(
-        pki.client_tls("b"),
-        server.addr,
-        vec![tcp_proxy("b", echo, 0)],
-    ));
+    let mut a = TestClient::connect(&pki, "a", server.addr, proxies);
+    let mut b = TestClient::connect(&pki, "b", server.addr, vec![tcp_proxy("b", echo, 0)]);
     let (target, other, theirs) = (
         a.bound("target").await,
         a.bound("other").await,

@@ -23,11 +23,7 @@ async fn refused_for_good(settings: ClientSettings) -> String {
 async fn good_client_works(pki: &Pki, server: &TestServer) {
     let (echo, _e) = echo_server().await;
     let proxies = vec![tcp_proxy("echo", echo, 0)];
-    let mut good = TestClient::start(client_settings(
-        pki.client_tls("good"),
-        server.addr,
-        proxies,
-    ));
+    let mut good = TestClient::connect(pki, "good", server.addr, proxies);
     assert_eq!(echo_once(good.bound("echo").await, b"ok").await, b"ok");
     good.stop().await.expect("stop");
 }
@@ -115,11 +111,7 @@ async fn port_outside_allow_ports_is_refused_and_other_proxy_works() {
         tcp_proxy("inside", echo, allowed),
         tcp_proxy("outside", echo, outside),
     ];
-    let mut client = TestClient::start(client_settings(
-        pki.client_tls("node1"),
-        server.addr,
-        proxies,
-    ));
+    let mut client = TestClient::connect(&pki, "node1", server.addr, proxies);
     let reason = client.refused("outside").await;
     assert!(
         reason.contains(&format!("port {outside} is outside")),
@@ -142,11 +134,7 @@ async fn nothing_may_be_published_without_allow_ports() {
         tcp_proxy("any", echo, 0),
         tcp_proxy("fixed", echo, free_tcp_port()),
     ];
-    let mut client = TestClient::start(client_settings(
-        pki.client_tls("node1"),
-        server.addr,
-        proxies,
-    ));
+    let mut client = TestClient::connect(&pki, "node1", server.addr, proxies);
     assert!(client.refused("any").await.contains("allows no ports"));
     assert!(client.refused("fixed").await.contains("allows no ports"));
     client.stop().await.expect("stop");
@@ -161,11 +149,11 @@ async fn second_client_cannot_take_a_port_in_use() {
     let port = free_tcp_port();
     let server = TestServer::start(server_allowing(&pki, &[port]));
     let first = vec![tcp_proxy("web", echo, port)];
-    let mut alice = TestClient::start(client_settings(pki.client_tls("alice"), server.addr, first));
+    let mut alice = TestClient::connect(&pki, "alice", server.addr, first);
     let public = alice.bound("web").await;
 
     let second = vec![tcp_proxy("web", echo, port)];
-    let mut bob = TestClient::start(client_settings(pki.client_tls("bob"), server.addr, second));
+    let mut bob = TestClient::connect(&pki, "bob", server.addr, second);
     let reason = bob.refused("web").await;
     assert!(reason.contains("in use by another client"), "{reason}");
 

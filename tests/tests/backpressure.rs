@@ -8,8 +8,7 @@ use std::time::Duration;
 
 use frp_runtime::transport::STREAM_RECEIVE_WINDOW;
 use frp_tests::{
-    client_settings, init_logs, server_settings, tcp_proxy, within, Pki, TestClient, TestServer,
-    LOCALHOST,
+    init_logs, server_settings, tcp_proxy, within, Pki, TestClient, TestServer, LOCALHOST,
 };
 use tokio::io::AsyncWriteExt as _;
 use tokio::net::{TcpListener, TcpStream};
@@ -53,11 +52,12 @@ async fn a_service_that_never_reads_bounds_memory() {
     let deaf_addr = deaf.local_addr().expect("addr");
     let held = tokio::spawn(async move { deaf.accept().await.map(|(tcp, _)| tcp) });
     let server = TestServer::start(server_settings(&pki, 1024..=65535));
-    let mut client = TestClient::start(client_settings(
-        pki.client_tls("node1"),
+    let mut client = TestClient::connect(
+        &pki,
+        "node1",
         server.addr,
         vec![tcp_proxy("deaf", deaf_addr, 0)],
-    ));
+    );
     let public = client.bound("deaf").await;
     let before = rss_bytes();
 

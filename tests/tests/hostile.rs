@@ -31,11 +31,7 @@ async fn send_raw(pki: &Pki, server: &TestServer, bytes: &[u8], finish: bool) ->
 async fn bystander(pki: &Pki, server: &TestServer) -> (TestClient, std::net::SocketAddr) {
     let (echo, _task) = echo_server().await;
     let proxies = vec![tcp_proxy("echo", echo, 0)];
-    let mut client = TestClient::start(client_settings(
-        pki.client_tls("good"),
-        server.addr,
-        proxies,
-    ));
+    let mut client = TestClient::connect(pki, "good", server.addr, proxies);
     let public = client.bound("echo").await;
     (client, public)
 }
@@ -248,11 +244,7 @@ async fn one_busy_proxy_cannot_take_every_stream_of_its_client() {
     let server = TestServer::start(settings);
     let (echo, _e) = echo_server().await;
     let proxies = vec![tcp_proxy("busy", echo, 0), tcp_proxy("quiet", echo, 0)];
-    let mut client = TestClient::start(client_settings(
-        pki.client_tls("node1"),
-        server.addr,
-        proxies,
-    ));
+    let mut client = TestClient::connect(&pki, "node1", server.addr, proxies);
     let (busy, quiet) = (client.bound("busy").await, client.bound("quiet").await);
 
     let mut held = Vec::new();

@@ -47,11 +47,7 @@ async fn server_restart_client_reconnects_by_itself() {
     let server = TestServer::start(settings.clone());
     settings.bind = server.addr;
     let proxies = vec![tcp_proxy("web", echo, port)];
-    let mut client = TestClient::start(client_settings(
-        pki.client_tls("node1"),
-        server.addr,
-        proxies,
-    ));
+    let mut client = TestClient::connect(&pki, "node1", server.addr, proxies);
     assert_eq!(echo_once(client.bound("web").await, b"one").await, b"one");
 
     server.stop().await.expect("stop");
@@ -74,7 +70,7 @@ async fn client_started_before_server_connects_when_it_appears() {
     let (echo, _e) = echo_server().await;
     let addr = free_udp_addr();
     let proxies = vec![tcp_proxy("web", echo, 0)];
-    let mut client = TestClient::start(client_settings(pki.client_tls("node1"), addr, proxies));
+    let mut client = TestClient::connect(&pki, "node1", addr, proxies);
     client
         .wait_for("a failed attempt", |s| s.last_error.is_some())
         .await;

@@ -5,9 +5,7 @@ use frp_tests::backends::{
     closed_port, digest_server, echo_hash, echo_once, echo_server, random_bytes, read_to_end,
     sha256,
 };
-use frp_tests::{
-    client_settings, init_logs, server_settings, tcp_proxy, within, Pki, TestClient, TestServer,
-};
+use frp_tests::{init_logs, server_settings, tcp_proxy, within, Pki, TestClient, TestServer};
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 use tokio::net::TcpStream;
 
@@ -18,11 +16,7 @@ async fn tunnel(pki: &Pki, proxies: Vec<frpc::LocalProxy>) -> (TestServer, TestC
     init_logs();
     let server = TestServer::start(server_settings(pki, PORTS));
     let names: Vec<String> = proxies.iter().map(|p| p.name.to_string()).collect();
-    let mut client = TestClient::start(client_settings(
-        pki.client_tls("node1"),
-        server.addr,
-        proxies,
-    ));
+    let mut client = TestClient::connect(pki, "node1", server.addr, proxies);
     for n in &names {
         client.bound(n).await;
     }
