@@ -117,7 +117,8 @@ pub struct ServerSettings {
     pub hello_timeout: Duration,
     /// How long a public connection waits for a stream in the client's connection.
     pub open_stream_timeout: Duration,
-    /// Public connections per proxy that may wait for their stream at once; more are reset.
+    /// Public connections per proxy that may wait for their stream at once; while full, the
+    /// proxy's listener stops accepting.
     pub max_pending_per_proxy: usize,
     /// Public connections per proxy open at once; more are reset.
     pub max_connections_per_proxy: usize,

@@ -33,7 +33,10 @@ pub struct TcpProxy {
     pub streams: TaskTracker,
     /// How long a visitor waits for a stream in the client's connection.
     pub open_timeout: Duration,
-    /// Public connections still waiting for their stream; full means new ones are reset.
+    /// Public connections still waiting for their stream. When it is full the listener stops
+    /// accepting until one gets its stream (or times out), so a burst of connections waits in
+    /// the kernel's accept queue instead of being reset, and a client that cannot take new
+    /// streams costs at most this many tasks.
     pub pending: Arc<Semaphore>,
     /// Public connections open at once on this proxy; full means new ones are reset, so one
     /// busy port cannot use up the client's whole stream credit and starve its other proxies.
@@ -48,8 +51,12 @@ impl TcpProxy {
     pub async fn serve(self) {
         let _listening = self.gauges.listeners.enter();
         loop {
+            // Backpressure: take a pending slot before accepting, never reset for lack of one.
+            let Ok(pending) = Arc::clone(&self.pending).acquire_owned().await else {
+                return; // Closed semaphore: the proxy is being withdrawn.
+            };
             match self.listener.accept().await {
-                Ok((tcp, visitor)) => self.dispatch(tcp, visitor),
+                Ok((tcp, visitor)) => self.dispatch(tcp, visitor, pending),
                 Err(e) => {
                     // Out of file descriptors and the like: back off instead of spinning.
                     warn!(proxy = %self.name, error = %e, "accepting public connection failed");
@@ -59,15 +66,10 @@ impl TcpProxy {
         }
     }
 
-    /// Starts forwarding one connection, or resets it when too many are already open or
-    /// waiting.
-    fn dispatch(&self, tcp: TcpStream, visitor: SocketAddr) {
+    /// Starts forwarding one connection, or resets it when too many are already open.
+    fn dispatch(&self, tcp: TcpStream, visitor: SocketAddr, permit: OwnedSemaphorePermit) {
         let Ok(active) = Arc::clone(&self.active).try_acquire_owned() else {
             debug!(proxy = %self.name, %visitor, "too many open connections; resetting");
-            return reset_tcp(tcp);
-        };
-        let Ok(permit) = Arc::clone(&self.pending).try_acquire_owned() else {
-            debug!(proxy = %self.name, %visitor, "too many pending connections; resetting");
             return reset_tcp(tcp);
         };
         let open = OpenStream {
