@@ -7,11 +7,11 @@
 //! ended (its task aborted, the runtime shutting down): a truncated transfer never looks like a
 //! clean end.
 
-use std::io::ErrorKind;
+use std::io::{ErrorKind, IoSlice};
 use std::net::Shutdown;
 use std::time::Duration;
 
-use bytes::{Bytes, BytesMut};
+use bytes::{Buf as _, Bytes, BytesMut};
 use frp_proto::StreamCode;
 use quinn::{RecvStream, SendStream, VarInt};
 use tokio::net::TcpStream;
@@ -22,6 +22,8 @@ const CHUNK: usize = 64 * 1024;
 /// Reads up to this size are copied out, so the reused buffer is not pinned by a small chunk
 /// waiting in quinn for its acknowledgement.
 const COPY_BELOW: usize = 4 * 1024;
+/// Chunks taken from QUIC per TCP write: one `writev` of up to this many received frames.
+const MAX_CHUNKS: usize = 32;
 
 /// Bytes moved by a splice, in each direction.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -174,10 +176,15 @@ async fn read_some(tcp: &TcpStream, buf: &mut BytesMut) -> std::io::Result<usize
 }
 
 async fn quic_to_tcp(recv: &mut RecvStream, tcp: &TcpStream) -> Result<u64, SpliceError> {
+    // Every chunk is one STREAM frame, at most one packet (~1.4 KB). Writing them one by one
+    // was a TCP `send` per packet and the largest cost of the whole data path (perf: 40% of
+    // frpc's samples in `sendto`); taking every chunk already received and writing them with
+    // one `writev` moves the same bytes in a tenth of the system calls.
+    let mut chunks: [Bytes; MAX_CHUNKS] = Default::default();
     let mut total = 0u64;
-    while let Some(chunk) = recv.read_chunk(CHUNK, true).await? {
-        total += chunk.bytes.len() as u64;
-        write_all(tcp, &chunk.bytes)
+    while let Some(n) = recv.read_chunks(&mut chunks).await? {
+        total += chunks[..n].iter().map(|c| c.len() as u64).sum::<u64>();
+        write_all_vectored(tcp, &mut chunks[..n])
             .await
             .map_err(SpliceError::TcpWrite)?;
     }
@@ -187,14 +194,76 @@ async fn quic_to_tcp(recv: &mut RecvStream, tcp: &TcpStream) -> Result<u64, Spli
     Ok(total)
 }
 
-async fn write_all(tcp: &TcpStream, mut data: &[u8]) -> std::io::Result<()> {
-    while !data.is_empty() {
+/// Writes every byte of `chunks` to `tcp` with vectored writes, leaving the chunks empty
+/// (which also releases their memory to quinn's receive buffers at once).
+async fn write_all_vectored(tcp: &TcpStream, chunks: &mut [Bytes]) -> std::io::Result<()> {
+    let mut first = 0;
+    while first < chunks.len() {
         tcp.writable().await?;
-        match tcp.try_write(data) {
-            Ok(n) => data = &data[n..],
+        let mut slices = [IoSlice::new(&[]); MAX_CHUNKS];
+        let live = &chunks[first..];
+        for (slot, chunk) in slices.iter_mut().zip(live) {
+            *slot = IoSlice::new(chunk);
+        }
+        match tcp.try_write_vectored(&slices[..live.len()]) {
+            Ok(mut n) => {
+                // Drop what was written: whole chunks, then the front of a partial one.
+                while first < chunks.len() && n >= chunks[first].len() {
+                    n -= chunks[first].len();
+                    chunks[first] = Bytes::new();
+                    first += 1;
+                }
+                if n > 0 {
+                    chunks[first].advance(n);
+                }
+            }
             Err(e) if e.kind() == ErrorKind::WouldBlock => continue,
             Err(e) => return Err(e),
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tokio::io::AsyncReadExt as _;
+
+    /// Many chunks of odd sizes, more than a socket buffer holds, so that writes are partial
+    /// and end inside a chunk: every byte arrives once, in order.
+    #[tokio::test]
+    async fn vectored_writes_resume_inside_a_chunk() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        let writer = TcpStream::connect(addr).await.expect("connect");
+        let (mut reader, _) = listener.accept().await.expect("accept");
+        let _ = socket2::SockRef::from(&writer).set_send_buffer_size(4096);
+        let data: Vec<u8> = (0..3_000_000u32).map(|i| (i * 7 % 251) as u8).collect();
+        let mut chunks: Vec<Bytes> = data.chunks(1_337).map(Bytes::copy_from_slice).collect();
+        let write = async {
+            for batch in chunks.chunks_mut(MAX_CHUNKS) {
+                write_all_vectored(&writer, batch).await.expect("write");
+                assert!(
+                    batch.iter().all(Bytes::is_empty),
+                    "written chunks are released"
+                );
+            }
+            socket2::SockRef::from(&writer)
+                .shutdown(Shutdown::Write)
+                .expect("shutdown");
+        };
+        let read = async {
+            let mut got = Vec::new();
+            reader.read_to_end(&mut got).await.expect("read");
+            got
+        };
+        let limit = Duration::from_secs(20);
+        let ((), got) = tokio::time::timeout(limit, async { tokio::join!(write, read) })
+            .await
+            .expect("transfer within the time limit");
+        assert_eq!(got.len(), data.len());
+        assert!(got == data, "bytes differ");
+    }
 }
