@@ -14,19 +14,25 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     frp_runtime::logging::init(cli.log_format);
     let load = ClientSettings::from_file;
-    frp_runtime::program::run_with_config(&cli.config, cli.check, load, |settings| async {
-        match run(settings).await {
-            Ok(()) => ExitCode::SUCCESS,
-            Err(frpc::ClientError::Permanent(reason)) => {
-                eprintln!("error: {reason}");
-                ExitCode::from(EXIT_REFUSED)
+    frp_runtime::program::run_with_config(
+        &cli.config,
+        cli.check,
+        cli.threads,
+        load,
+        |settings| async {
+            match run(settings).await {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(frpc::ClientError::Permanent(reason)) => {
+                    eprintln!("error: {reason}");
+                    ExitCode::from(EXIT_REFUSED)
+                }
+                Err(e) => {
+                    eprintln!("error: {e:#}");
+                    ExitCode::FAILURE
+                }
             }
-            Err(e) => {
-                eprintln!("error: {e:#}");
-                ExitCode::FAILURE
-            }
-        }
-    })
+        },
+    )
 }
 
 async fn run(settings: ClientSettings) -> Result<(), frpc::ClientError> {

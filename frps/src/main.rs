@@ -42,15 +42,21 @@ fn run_ca(cmd: CaCommand) -> ExitCode {
 
 fn serve(cli: &Cli) -> ExitCode {
     let load = ServerSettings::from_file;
-    frp_runtime::program::run_with_config(&cli.config, cli.check, load, |settings| async {
-        match run(settings).await {
-            Ok(()) => ExitCode::SUCCESS,
-            Err(e) => {
-                tracing::error!(error = format!("{e:#}"), "frps failed");
-                ExitCode::FAILURE
+    frp_runtime::program::run_with_config(
+        &cli.config,
+        cli.check,
+        cli.threads,
+        load,
+        |settings| async {
+            match run(settings).await {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    tracing::error!(error = format!("{e:#}"), "frps failed");
+                    ExitCode::FAILURE
+                }
             }
-        }
-    })
+        },
+    )
 }
 
 async fn run(settings: ServerSettings) -> anyhow::Result<()> {
