@@ -1,0 +1,205 @@
+//! The tunnels compared, each started from scratch on free loopback ports.
+
+mod frp;
+mod rathole;
+mod ssh;
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use anyhow::{Context as _, Result};
+use serde::Serialize;
+
+use crate::probe::{accepts, echoes, serves_1k, wait_until};
+use crate::procs::{Guard, Scope};
+use crate::relay::Relay;
+use crate::targets::Ports;
+
+/// How long a tunnel may take until all three services answer through it.
+const READY: Duration = Duration::from_secs(30);
+
+/// One column of the comparison.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum PeerKind {
+    /// No tunnel: the tools talk to the services directly.
+    Direct,
+    /// frps + frpc over QUIC with mutual TLS.
+    FrpQuic,
+    /// rathole 0.5 with its plain TCP transport.
+    Rathole,
+    /// rathole 0.5 with its TLS transport.
+    RatholeTls,
+    /// `ssh -R` to a private sshd.
+    #[value(name = "ssh-R")]
+    #[serde(rename = "ssh-R")]
+    SshR,
+}
+
+impl PeerKind {
+    /// The name used on the command line and in the tables.
+    pub fn name(self) -> &'static str {
+        match self {
+            PeerKind::Direct => "direct",
+            PeerKind::FrpQuic => "frp-quic",
+            PeerKind::Rathole => "rathole",
+            PeerKind::RatholeTls => "rathole-tls",
+            PeerKind::SshR => "ssh-R",
+        }
+    }
+}
+
+/// What every setup needs: where to put its files and where the binaries are.
+#[derive(Debug)]
+pub struct Ctx {
+    /// The run's temporary directory.
+    pub dir: PathBuf,
+    /// Directory holding the release `frps` and `frpc`.
+    pub bin_dir: PathBuf,
+    /// The rathole binary, if one was found.
+    pub rathole: Option<PathBuf>,
+}
+
+impl Ctx {
+    /// A fresh directory for one setup of `kind`.
+    fn setup_dir(&self, kind: PeerKind) -> Result<PathBuf> {
+        static N: AtomicUsize = AtomicUsize::new(0);
+        let n = N.fetch_add(1, Ordering::Relaxed);
+        let dir = self.dir.join(format!("{}-{n}", kind.name()));
+        std::fs::create_dir_all(&dir).with_context(|| format!("create {}", dir.display()))?;
+        Ok(dir)
+    }
+
+    /// Why `kind` cannot run on this machine, if it cannot.
+    pub fn missing(&self, kind: PeerKind) -> Option<String> {
+        let need = |path: &Path, what: &str| {
+            (!path.is_file()).then(|| format!("{what} not found at {}", path.display()))
+        };
+        match kind {
+            PeerKind::Direct => None,
+            PeerKind::FrpQuic => need(&self.bin_dir.join("frps"), "frps")
+                .or_else(|| need(&self.bin_dir.join("frpc"), "frpc")),
+            PeerKind::Rathole | PeerKind::RatholeTls => match &self.rathole {
+                None => Some("rathole not installed (see bench/install.sh)".into()),
+                Some(_) => crate::meta::find_tool("openssl")
+                    .is_none()
+                    .then(|| "openssl CLI not installed".into()),
+            },
+            PeerKind::SshR => need(Path::new(ssh::SSHD), "sshd").or_else(|| {
+                ["ssh", "ssh-keygen"]
+                    .into_iter()
+                    .find(|t| crate::meta::find_tool(t).is_none())
+                    .map(|t| format!("{t} not installed"))
+            }),
+        }
+    }
+}
+
+/// A running tunnel publishing the three targets.
+#[derive(Debug)]
+pub struct Tunnel {
+    /// Public ports: where the tools connect.
+    pub ports: Ports,
+    /// The tunnel's server side (none for `direct`).
+    pub server: Option<Scope>,
+    /// The tunnel's client side (none for `direct`).
+    pub client: Option<Scope>,
+    /// Children, stopped in this order when the tunnel is dropped (clients first).
+    guards: Vec<Guard>,
+    _relay: Option<Relay>,
+}
+
+impl Tunnel {
+    /// Starts `kind` publishing `targets`; `delay` puts a delay relay between frpc and frps
+    /// (frp-quic only). Returns once every service answers through the public ports.
+    pub async fn start(
+        kind: PeerKind,
+        ctx: &Ctx,
+        targets: Ports,
+        delay: Option<Duration>,
+    ) -> Result<Self> {
+        let mut tunnel = match kind {
+            PeerKind::Direct => return Ok(Self::direct(targets)),
+            PeerKind::FrpQuic => frp::start(ctx, &ctx.setup_dir(kind)?, targets, delay).await?,
+            PeerKind::Rathole => rathole::start(ctx, &ctx.setup_dir(kind)?, targets, false).await?,
+            PeerKind::RatholeTls => {
+                rathole::start(ctx, &ctx.setup_dir(kind)?, targets, true).await?
+            }
+            PeerKind::SshR => ssh::start(&ctx.setup_dir(kind)?, targets).await?,
+        };
+        tunnel.wait_ready(kind).await?;
+        Ok(tunnel)
+    }
+
+    fn direct(ports: Ports) -> Self {
+        Self {
+            ports,
+            server: None,
+            client: None,
+            guards: Vec::new(),
+            _relay: None,
+        }
+    }
+
+    /// Waits until the echo target, nginx and iperf3 all answer through the public ports.
+    async fn wait_ready(&mut self, kind: PeerKind) -> Result<()> {
+        let ports = self.ports;
+        let ready = async {
+            wait_until("echo through the tunnel", READY, || echoes(ports.echo)).await?;
+            wait_until("nginx through the tunnel", READY, || serves_1k(ports.nginx)).await?;
+            wait_until("iperf3 port of the tunnel", READY, || accepts(ports.iperf)).await
+        };
+        let result = ready.await;
+        let logs = self.logs();
+        self.check_running()
+            .and(result)
+            .with_context(|| format!("{} did not come up; logs: {logs}", kind.name()))
+    }
+
+    /// Fails, naming the log, if one of the tunnel's processes has exited.
+    pub fn check_running(&mut self) -> Result<()> {
+        self.guards.iter_mut().try_for_each(Guard::check_running)
+    }
+
+    /// The log files of the tunnel's processes.
+    pub fn logs(&self) -> String {
+        let logs: Vec<String> = self
+            .guards
+            .iter()
+            .map(|g| g.log().display().to_string())
+            .collect();
+        logs.join(", ")
+    }
+
+    /// Resident memory of the server and client sides, KiB.
+    pub fn rss_kib(&self) -> Result<Option<(u64, u64)>> {
+        match (self.server, self.client) {
+            (Some(s), Some(c)) => Ok(Some((s.rss_kib()?, c.rss_kib()?))),
+            _ => Ok(None),
+        }
+    }
+
+    /// CPU seconds consumed so far by server and client together.
+    pub fn cpu_secs(&self) -> Result<Option<f64>> {
+        match (self.server, self.client) {
+            (Some(s), Some(c)) => Ok(Some(s.cpu_secs()? + c.cpu_secs()?)),
+            _ => Ok(None),
+        }
+    }
+}
+
+/// Public ports for the three services.
+fn public_ports() -> Result<Ports> {
+    use crate::procs::free_port;
+    Ok(Ports {
+        iperf: free_port()?,
+        nginx: free_port()?,
+        echo: free_port()?,
+    })
+}
+
+/// Writes a config file, naming it in the error.
+fn write(path: &Path, text: &str) -> Result<()> {
+    std::fs::write(path, text).with_context(|| format!("write {}", path.display()))
+}

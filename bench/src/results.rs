@@ -1,0 +1,115 @@
+//! The raw figures of one run, as written to the `.json` file.
+
+use serde::Serialize;
+
+use crate::meta::Meta;
+use crate::probe::Ttfb;
+use crate::tools::{IperfRun, WrkRun};
+
+/// Everything one run measured.
+#[derive(Debug, Serialize)]
+pub struct Report {
+    pub started_utc: String,
+    pub command: String,
+    pub settings: Settings,
+    pub meta: Meta,
+    pub peers: Vec<PeerResult>,
+}
+
+/// The knobs the run used.
+#[derive(Debug, Clone, Serialize)]
+pub struct Settings {
+    pub duration_s: u64,
+    pub runs: u32,
+    pub idle_conns: [usize; 2],
+    pub ttfb_samples: usize,
+    pub relay_delay_ms: u64,
+}
+
+/// One peer's figures; a figure that could not be measured is `None` and its reason is in
+/// `errors`.
+#[derive(Debug, Default, Serialize)]
+pub struct PeerResult {
+    pub peer: String,
+    /// Why the peer was not measured at all (a tool is missing).
+    pub skipped: Option<String>,
+    pub errors: Vec<String>,
+    pub iperf: Vec<IperfFigure>,
+    /// Best keep-alive run (highest req/s).
+    pub wrk_keepalive: Option<WrkRun>,
+    /// Best `Connection: close` run.
+    pub wrk_close: Option<WrkRun>,
+    pub idle: Option<IdleFigures>,
+    /// CPU seconds of the tunnel's processes per 10^9 bytes moved by iperf3.
+    pub cpu_s_per_gb: Option<f64>,
+    pub cpu_s_total: Option<f64>,
+    pub iperf_bytes_total: u64,
+    /// New connection to first response byte, straight on loopback.
+    pub ttfb: Option<Ttfb>,
+    /// The same with the delay relay between frpc and frps (frp-quic only).
+    pub ttfb_delayed: Option<Ttfb>,
+    /// Median round trip of a small datagram through the delay relay alone, milliseconds:
+    /// what the relay really adds, next to the nominal twice the delay.
+    pub relay_rtt_ms: Option<f64>,
+}
+
+impl PeerResult {
+    /// Whether anything failed: an error, or idle connections that failed or broke.
+    pub fn has_failures(&self) -> bool {
+        let idle = self
+            .idle
+            .as_ref()
+            .is_some_and(|i| i.failed > 0 || i.broken_after > 0);
+        !self.errors.is_empty() || idle
+    }
+
+    /// The best throughput of `streams` streams in one direction, Gbit/s.
+    pub fn gbps(&self, streams: u32, reverse: bool) -> Option<f64> {
+        self.iperf
+            .iter()
+            .find(|f| f.streams == streams && f.reverse == reverse)
+            .and_then(|f| f.best_gbps)
+    }
+}
+
+/// One iperf3 configuration: every run, and the best.
+#[derive(Debug, Clone, Serialize)]
+pub struct IperfFigure {
+    pub streams: u32,
+    /// `-R`: the published service sends, the visitor receives.
+    pub reverse: bool,
+    pub best_gbps: Option<f64>,
+    pub runs: Vec<IperfRun>,
+}
+
+/// Resident memory with idle tunneled connections held open.
+#[derive(Debug, Clone, Serialize)]
+pub struct IdleFigures {
+    /// Idle, then at each count of held connections.
+    pub points: Vec<RssPoint>,
+    /// Connections that could not be established (or did not echo).
+    pub failed: usize,
+    pub first_error: Option<String>,
+    /// Held connections that no longer echoed after the last measurement.
+    pub broken_after: usize,
+    /// (server+client RSS at the largest count − idle) / that count, KiB.
+    pub kib_per_conn: Option<f64>,
+}
+
+/// Server and client RSS with `held` connections open.
+#[derive(Debug, Clone, Copy, Serialize)]
+pub struct RssPoint {
+    /// Connections meant to be held (the target count).
+    pub target: usize,
+    /// Connections actually held.
+    pub held: usize,
+    pub server_kib: u64,
+    pub client_kib: u64,
+}
+
+impl RssPoint {
+    /// Server plus client, KiB.
+    pub fn total_kib(&self) -> u64 {
+        self.server_kib + self.client_kib
+    }
+}

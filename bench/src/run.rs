@@ -1,0 +1,209 @@
+//! One benchmark run: the targets once, then every peer in turn, each from a fresh start.
+//!
+//! Per peer: the idle-connection memory figures on a freshly started tunnel; then, on a new
+//! one, time to first byte, wrk and iperf3 (with the CPU the tunnel used); for frp-quic
+//! finally the time to first byte with the delay relay between frpc and frps.
+
+use std::time::Duration;
+
+use anyhow::Result;
+
+use crate::idle::Held;
+use crate::peers::{Ctx, PeerKind, Tunnel};
+use crate::probe::ttfb;
+use crate::results::{IdleFigures, IperfFigure, PeerResult, RssPoint, Settings};
+use crate::targets::Targets;
+use crate::tools::{iperf, iperf_busy, wrk, IperfRun, WrkRun};
+
+/// Pings through the delay relay alone, for its own round trip.
+const RELAY_PINGS: usize = 20;
+/// How long an iperf3 test waits for the server to finish the previous one.
+const BUSY_WAIT: Duration = Duration::from_secs(15);
+
+/// Measures `kind`; every failure is recorded in the result instead of ending the run.
+pub async fn bench_peer(
+    ctx: &Ctx,
+    targets: &mut Targets,
+    kind: PeerKind,
+    settings: &Settings,
+) -> PeerResult {
+    let mut result = PeerResult {
+        peer: kind.name().into(),
+        ..PeerResult::default()
+    };
+    if let Some(reason) = ctx.missing(kind) {
+        eprintln!("== {}: skipped: {reason}", kind.name());
+        result.skipped = Some(reason);
+        return result;
+    }
+    if kind != PeerKind::Direct {
+        eprintln!("== {}: idle connections", kind.name());
+        match Tunnel::start(kind, ctx, targets.ports, None).await {
+            Ok(mut tunnel) => {
+                let idle = idle_phase(&mut tunnel, settings.idle_conns).await;
+                result.idle = record(&mut result, "idle connections", idle);
+            }
+            Err(e) => note(&mut result, "start", e),
+        }
+    }
+    eprintln!("== {}: traffic", kind.name());
+    match Tunnel::start(kind, ctx, targets.ports, None).await {
+        Ok(mut tunnel) => traffic_phase(&mut tunnel, targets, settings, &mut result).await,
+        Err(e) => note(&mut result, "start", e),
+    }
+    if kind == PeerKind::FrpQuic {
+        eprintln!(
+            "== {}: time to first byte through the delay relay",
+            kind.name()
+        );
+        let delay = Duration::from_millis(settings.relay_delay_ms);
+        let rtt = 2.0 * settings.relay_delay_ms as f64;
+        let relay_rtt = crate::relay::measured_rtt_ms(delay, RELAY_PINGS).await;
+        result.relay_rtt_ms = record(&mut result, "relay round trip", relay_rtt);
+        let delayed = match Tunnel::start(kind, ctx, targets.ports, Some(delay)).await {
+            Ok(tunnel) => ttfb(tunnel.ports.nginx, settings.ttfb_samples, rtt).await,
+            Err(e) => Err(e),
+        };
+        result.ttfb_delayed = record(&mut result, "ttfb via relay", delayed);
+    }
+    result
+}
+
+/// Keeps the value, or notes the error (with what was being measured) and keeps `None`.
+fn record<T>(result: &mut PeerResult, what: &str, value: Result<T>) -> Option<T> {
+    value.map_err(|e| note(result, what, e)).ok()
+}
+
+/// Notes that `what` failed, on stderr and in the result.
+fn note(result: &mut PeerResult, what: &str, e: anyhow::Error) {
+    eprintln!("   {}: {what} failed: {e:#}", result.peer);
+    result.errors.push(format!("{what}: {e:#}"));
+}
+
+/// RSS idle, then with the two counts of idle connections held open.
+async fn idle_phase(tunnel: &mut Tunnel, counts: [usize; 2]) -> Result<IdleFigures> {
+    let mut points = vec![rss_point(tunnel, 0, 0)?];
+    let mut held = Held::default();
+    for target in counts {
+        held.open_up_to(tunnel.ports.echo, target).await;
+        tunnel.check_running()?;
+        points.push(rss_point(tunnel, target, held.len())?);
+        eprintln!(
+            "   {target} connections: {} held, {} failed",
+            held.len(),
+            held.failed
+        );
+    }
+    let broken_after = held.broken().await;
+    let (first, last) = (points[0], points[points.len() - 1]);
+    let kib_per_conn = (last.target > 0)
+        .then(|| (last.total_kib() as f64 - first.total_kib() as f64) / last.target as f64);
+    Ok(IdleFigures {
+        points,
+        failed: held.failed,
+        first_error: held.first_error.take(),
+        broken_after,
+        kib_per_conn,
+    })
+}
+
+fn rss_point(tunnel: &Tunnel, target: usize, held: usize) -> Result<RssPoint> {
+    let (server_kib, client_kib) = tunnel.rss_kib()?.unwrap_or((0, 0));
+    Ok(RssPoint {
+        target,
+        held,
+        server_kib,
+        client_kib,
+    })
+}
+
+/// Time to first byte, wrk keep-alive and `Connection: close`, then iperf3.
+async fn traffic_phase(
+    tunnel: &mut Tunnel,
+    targets: &mut Targets,
+    s: &Settings,
+    result: &mut PeerResult,
+) {
+    let ttfb_now = ttfb(tunnel.ports.nginx, s.ttfb_samples, 0.0).await;
+    result.ttfb = record(result, "ttfb", ttfb_now);
+    let ka = best_wrk(tunnel.ports.nginx, s, false).await;
+    result.wrk_keepalive = record(result, "wrk keep-alive", ka);
+    let close = best_wrk(tunnel.ports.nginx, s, true).await;
+    result.wrk_close = record(result, "wrk Connection: close", close);
+    let cpu_before = tunnel.cpu_secs();
+    for (streams, reverse) in [(1, false), (1, true), (8, false), (8, true)] {
+        let figure = iperf_figure(tunnel, targets, s, streams, reverse, result).await;
+        result.iperf_bytes_total += figure.runs.iter().map(|r| r.bytes).sum::<u64>();
+        result.iperf.push(figure);
+    }
+    let cpu = match (cpu_before, tunnel.cpu_secs()) {
+        (Ok(Some(before)), Ok(Some(after))) => Some(after - before),
+        _ => None,
+    };
+    result.cpu_s_total = cpu;
+    if result.iperf_bytes_total > 0 {
+        result.cpu_s_per_gb = cpu.map(|c| c / (result.iperf_bytes_total as f64 / 1e9));
+    }
+    if let Err(e) = tunnel.check_running() {
+        note(result, "after traffic", e);
+    }
+}
+
+/// Best of `s.runs` wrk runs by requests per second.
+async fn best_wrk(port: u16, s: &Settings, close: bool) -> Result<WrkRun> {
+    let mut best: Option<WrkRun> = None;
+    for _ in 0..s.runs {
+        let run = wrk(port, s.duration_s, close).await?;
+        if best
+            .as_ref()
+            .is_none_or(|b| run.req_per_sec > b.req_per_sec)
+        {
+            best = Some(run);
+        }
+    }
+    best.ok_or_else(|| anyhow::anyhow!("no wrk runs (--runs 0)"))
+}
+
+/// `s.runs` iperf3 tests of one configuration; a failed test restarts the iperf3 server.
+async fn iperf_figure(
+    tunnel: &mut Tunnel,
+    targets: &mut Targets,
+    s: &Settings,
+    streams: u32,
+    reverse: bool,
+    result: &mut PeerResult,
+) -> IperfFigure {
+    let mut runs: Vec<IperfRun> = Vec::new();
+    for _ in 0..s.runs {
+        let what = format!("iperf3 -P {streams}{}", if reverse { " -R" } else { "" });
+        match iperf_when_idle(tunnel.ports.iperf, streams, reverse, s.duration_s).await {
+            Ok(run) => runs.push(run),
+            Err(e) => {
+                note(result, &what, e);
+                let restarted = targets.restart_iperf().await;
+                record(result, "restart iperf3 server", restarted);
+            }
+        }
+    }
+    let best_gbps = runs.iter().map(|r| r.gbps).max_by(f64::total_cmp);
+    IperfFigure {
+        streams,
+        reverse,
+        best_gbps,
+        runs,
+    }
+}
+
+/// [`iperf`], tried again every half second for up to [`BUSY_WAIT`] while the server is still
+/// busy with the previous test.
+async fn iperf_when_idle(port: u16, streams: u32, reverse: bool, secs: u64) -> Result<IperfRun> {
+    let deadline = tokio::time::Instant::now() + BUSY_WAIT;
+    loop {
+        match iperf(port, streams, reverse, secs).await {
+            Err(e) if iperf_busy(&e) && tokio::time::Instant::now() < deadline => {
+                tokio::time::sleep(Duration::from_millis(500)).await;
+            }
+            other => return other,
+        }
+    }
+}
