@@ -11,6 +11,7 @@ pub mod backoff;
 pub mod cli;
 mod client;
 pub mod config;
+mod config_http;
 mod session;
 pub mod status;
 mod stream;

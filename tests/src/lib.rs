@@ -139,6 +139,7 @@ pub fn tcp_proxy(name: &str, local: SocketAddr, remote_port: u16) -> LocalProxy 
         local_host: local.ip().to_string(),
         local_port: local.port(),
         remote_port,
+        vhost: Default::default(),
     }
 }
 

@@ -128,6 +128,7 @@ async fn a_client_gets_one_stream_and_bounded_registrations() {
             name: ProxyName::new(format!("p{i}")).expect("name"),
             kind: ProxyKind::Tcp,
             remote_port: 0,
+            vhost: Default::default(),
         })
         .collect();
     let hello = ControlMsg::Hello(Hello {
