@@ -367,3 +367,50 @@ async fn refused_domains_say_why_and_other_proxies_work() {
     }
     server.stop().await.expect("stop");
 }
+
+#[tokio::test]
+async fn a_websocket_echo_stays_open_for_seconds() {
+    use futures_util::{SinkExt as _, StreamExt as _};
+    use tokio_tungstenite::tungstenite::Message;
+    init_logs();
+    let pki = Pki::new();
+    let ws = frp_tests::http::ws_echo_backend().await;
+    let server = TestServer::start(vhost_settings(&pki, ALLOW));
+    let proxies = vec![http_proxy(
+        "ws",
+        ws,
+        &["ws.example.com"],
+        VhostSpec::default(),
+    )];
+    let mut c = TestClient::connect(&pki, "node1", server.addr, proxies);
+    let http = c.bound("ws").await;
+    let tcp = tokio::net::TcpStream::connect(http).await.expect("connect");
+    let (mut socket, resp) = frp_tests::within(
+        "websocket handshake",
+        tokio_tungstenite::client_async("ws://ws.example.com/socket", tcp),
+    )
+    .await
+    .expect("websocket upgrade through frps");
+    assert_eq!(resp.status(), 101);
+    // Several seconds of traffic on the one upgraded connection.
+    let mut tick = tokio::time::interval(Duration::from_millis(100));
+    for i in 0..40 {
+        tick.tick().await;
+        let text = format!("message {i}");
+        socket
+            .send(Message::text(text.clone()))
+            .await
+            .expect("send");
+        let echo = frp_tests::within("echo", socket.next()).await;
+        assert_eq!(echo.expect("open").expect("message"), Message::text(text));
+    }
+    socket
+        .send(Message::binary(vec![7u8; 100_000]))
+        .await
+        .expect("send binary");
+    let echo = frp_tests::within("echo", socket.next()).await;
+    assert_eq!(echo.expect("open").expect("message").len(), 100_000);
+    socket.close(None).await.expect("close");
+    c.stop().await.expect("stop");
+    server.stop().await.expect("stop");
+}
