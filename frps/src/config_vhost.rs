@@ -110,3 +110,89 @@ pub fn domain_policy(file: &ServerFile) -> Result<DomainPolicy, String> {
     }
     Ok(DomainPolicy { global, per_client })
 }
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    fn file(text: &str) -> ServerFile {
+        toml::from_str(text).unwrap()
+    }
+
+    fn settings(text: &str) -> Result<VhostSettings, String> {
+        vhost_settings(Path::new("/etc/frp/frps.toml"), &file(text))
+    }
+
+    #[test]
+    fn ports_timeout_and_subdomain_host() {
+        let s = settings("vhostHTTPPort = 80\nvhostHTTPSPort = 0\nvhostHTTPTimeout = 5\nsubDomainHost = \"Example.com\"").unwrap();
+        assert_eq!(
+            (s.http_port, s.https_port),
+            (Some(80), None),
+            "0 disables, as in frp"
+        );
+        assert_eq!(s.response_timeout, Duration::from_secs(5));
+        assert_eq!(s.subdomain_host.unwrap().as_str(), "example.com");
+        assert_eq!(
+            settings("").unwrap().response_timeout,
+            Duration::from_secs(60)
+        );
+        let e = settings("vhostHTTPTimeout = 0").unwrap_err();
+        assert!(e.contains("vhostHTTPTimeout = 0"), "{e}");
+        let e = settings("subDomainHost = \"*.example.com\"").unwrap_err();
+        assert!(e.contains("without '*.'"), "{e}");
+        let e = settings("subDomainHost = \"bad name\"").unwrap_err();
+        assert!(e.starts_with("subDomainHost"), "{e}");
+    }
+
+    #[test]
+    fn certificates_load_and_are_checked() {
+        let dir = tempfile::tempdir().unwrap();
+        let ca = frp_certs::Ca::generate("test").unwrap();
+        let cert = ca.issue_server(&["web.example.com".into()]).unwrap();
+        let (crt, key) = (dir.path().join("web.crt"), dir.path().join("web.key"));
+        frp_certs::write_cert_and_key(&crt, &key, &cert, false).unwrap();
+        let config = dir.path().join("frps.toml");
+        let entry = format!(
+            "[[vhostHTTPS.certificates]]\ndomains = [\"web.example.com\", \"*.example.org\"]\ncertFile = {:?}\nkeyFile = \"web.key\"\n",
+            crt.display()
+        );
+        let with_port = format!("vhostHTTPSPort = 443\n{entry}");
+        let s = vhost_settings(&config, &file(&with_port)).unwrap();
+        assert!(s.certificates.find("web.example.com").is_some());
+        assert!(s.certificates.find("a.example.org").is_some());
+        assert!(s.certificates.find("other.example.com").is_none());
+        let e = vhost_settings(&config, &file(&entry)).unwrap_err();
+        assert!(e.contains("needs vhostHTTPSPort"), "{e}");
+        let missing = with_port.replace("web.key", "nope.key");
+        let e = vhost_settings(&config, &file(&missing)).unwrap_err();
+        assert!(
+            e.starts_with("vhostHTTPS.certificates[0]") && e.contains("nope.key"),
+            "{e}"
+        );
+        let bad = with_port.replace("*.example.org", "*.org");
+        let e = vhost_settings(&config, &file(&bad)).unwrap_err();
+        assert!(e.contains("certificates[0].domains"), "{e}");
+    }
+
+    #[test]
+    fn allow_domains_global_and_per_client() {
+        let f = file("allowDomains = [\"*.example.com\"]\n[[clients]]\nname = \"alice\"\nallowDomains = [\"a.example.com\"]\n[[clients]]\nname = \"bob\"\n");
+        let p = domain_policy(&f).unwrap();
+        let name = |s: &str| DomainPattern::parse(s).unwrap();
+        assert!(p.check("bob", &name("x.example.com")).is_ok());
+        assert!(p.check("alice", &name("a.example.com")).is_ok());
+        assert!(p.check("alice", &name("x.example.com")).is_err());
+        let e =
+            domain_policy(&file("allowDomains = [\"ok.example.com\", \"not ok\"]")).unwrap_err();
+        assert!(e.starts_with("allowDomains") && e.contains("not ok"), "{e}");
+        let e =
+            domain_policy(&file("[[clients]]\nname = \"a\"\nallowDomains = [\"x\"]")).unwrap_err();
+        assert!(e.starts_with("clients[0].allowDomains"), "{e}");
+        assert!(
+            domain_policy(&file("")).unwrap().global.is_empty(),
+            "deny by default"
+        );
+    }
+}

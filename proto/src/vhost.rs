@@ -234,6 +234,20 @@ pub fn validate_origin(origin: &str) -> Result<(), String> {
     Ok(())
 }
 
+/// Headers a proxy may not set with `requestHeaders` / `responseHeaders`: they frame the
+/// message or describe the hop, and frps owns them (`Host` has `hostHeaderRewrite`).
+pub const RESERVED_HEADERS: [&str; 9] = [
+    "host",
+    "content-length",
+    "transfer-encoding",
+    "connection",
+    "keep-alive",
+    "upgrade",
+    "te",
+    "trailer",
+    "proxy-connection",
+];
+
 /// Checks everything in `spec` except the limits the codec enforces.
 ///
 /// # Errors
@@ -254,6 +268,15 @@ pub fn validate_spec(spec: &VhostSpec) -> Result<(), String> {
     }
     for h in spec.request_headers.iter().chain(&spec.response_headers) {
         validate_header_name(&h.name)?;
+        if RESERVED_HEADERS
+            .iter()
+            .any(|r| r.eq_ignore_ascii_case(&h.name))
+        {
+            return Err(format!(
+                "header {:?} cannot be set: frps manages it (use hostHeaderRewrite for Host)",
+                h.name
+            ));
+        }
         validate_header_value(&h.value).map_err(|e| format!("{}: {e}", h.name))?;
     }
     if spec.http_user.contains(':') {
@@ -355,6 +378,12 @@ mod tests {
         assert!(validate_spec(&s).unwrap_err().contains("go together"));
         s.http_password = Secret::new("pw");
         assert!(validate_spec(&s).is_ok());
+        s.response_headers = vec![HeaderPair {
+            name: "Content-Length".into(),
+            value: "0".into(),
+        }];
+        assert!(validate_spec(&s).unwrap_err().contains("frps manages it"));
+        s.response_headers.clear();
         s.cors = Some(CorsSpec {
             allow_origins: vec!["*".into()],
             allow_credentials: true,
