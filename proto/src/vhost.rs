@@ -311,6 +311,7 @@ fn validate_cors(cors: &CorsSpec) -> Result<(), String> {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 

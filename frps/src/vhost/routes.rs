@@ -104,7 +104,7 @@ impl<H: Clone, S: Clone> RouteTable<H, S> {
                 };
                 locs.push((loc.clone(), entry));
             }
-            locs.sort_by(|a, b| b.0.len().cmp(&a.0.len()));
+            locs.sort_by_key(|(loc, _)| std::cmp::Reverse(loc.len()));
         }
         Ok(())
     }
