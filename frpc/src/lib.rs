@@ -12,6 +12,7 @@ pub mod cli;
 mod client;
 pub mod config;
 mod config_http;
+mod config_proxies;
 mod session;
 pub mod status;
 mod stream;

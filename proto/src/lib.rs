@@ -71,6 +71,8 @@ mod proptests;
 mod tests;
 #[cfg(test)]
 mod tests_decode;
+#[cfg(test)]
+mod tests_vhost;
 
 pub use codes::{CloseCode, StreamCode};
 pub use error::CodecError;

@@ -19,7 +19,7 @@ use super::access::{AccessEntry, AccessLog, LoggedBody, RespBody};
 use super::auth::BasicAuth;
 use super::backend::{BackendError, HttpBackend};
 use super::cors::{is_preflight, Preflight};
-use super::policy::{is_upgrade, set_forwarded, strip_hop_by_hop};
+use super::policy::{is_upgrade, set_forwarded, strip_hop_by_hop, HttpPolicy};
 use crate::domains::normalize_host;
 use crate::registry::Registry;
 
@@ -107,61 +107,27 @@ async fn serve(
     host: &str,
     mut req: Request<Incoming>,
 ) -> Response<RespBody> {
+    if let Some(answer) = gate(front, &backend.policy, host, &req) {
+        return answer;
+    }
     let policy = &backend.policy;
-    if policy.redirect_https && front.scheme == "http" {
-        return redirect(host, &req);
-    }
-    if let (Some(cors), true) = (&policy.cors, is_preflight(&req)) {
-        return match cors.preflight(req.headers()) {
-            Preflight::Allowed(headers) => {
-                let mut resp = text(StatusCode::NO_CONTENT, "");
-                *resp.body_mut() = Empty::new().map_err(|e| match e {}).boxed();
-                resp.headers_mut().extend(headers);
-                resp
-            }
-            Preflight::Refused(why) => text(StatusCode::FORBIDDEN, &format!("cors: {why}")),
-        };
-    }
-    if let Some(auth) = &policy.auth {
-        if !auth.allows(req.headers().get(header::AUTHORIZATION)) {
-            let mut resp = text(StatusCode::UNAUTHORIZED, "401 unauthorized");
-            resp.headers_mut()
-                .insert(header::WWW_AUTHENTICATE, BasicAuth::challenge());
-            return resp;
-        }
-    }
     let origin = req.headers().get(header::ORIGIN).cloned();
     let upgrade = is_upgrade(req.headers());
     prepare(&mut req, policy, client, front.scheme, host, upgrade);
     let client_upgrade = upgrade.then(|| hyper::upgrade::on(&mut req));
     let mut resp = match tokio::time::timeout(front.timeout, backend.send(req, client)).await {
-        Err(_) => {
-            return text(
-                StatusCode::GATEWAY_TIMEOUT,
-                "504 gateway timeout: the service did not answer in time",
-            )
-        }
-        Ok(Err(BackendError::Busy)) => {
-            return text(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "503 too many connections to this service",
-            )
-        }
-        Ok(Err(e)) => {
-            debug!(proxy = %backend.name, %client, error = %e, "backend failed");
-            return text(
-                StatusCode::BAD_GATEWAY,
-                "502 bad gateway: the service is unreachable",
-            );
-        }
         Ok(Ok(resp)) => resp,
+        Ok(Err(e)) => return failed(backend, client, &e),
+        Err(_) => {
+            let msg = "504 gateway timeout: the service did not answer in time";
+            return text(StatusCode::GATEWAY_TIMEOUT, msg);
+        }
     };
     let switching = resp.status() == StatusCode::SWITCHING_PROTOCOLS;
     if let (true, Some(on_client)) = (switching, client_upgrade) {
         let on_backend = hyper::upgrade::on(&mut resp);
-        front
-            .tracker
-            .spawn(tunnel(on_client, on_backend, backend.name.to_string()));
+        let proxy = backend.name.to_string();
+        front.tracker.spawn(tunnel(on_client, on_backend, proxy));
     }
     strip_hop_by_hop(resp.headers_mut(), switching);
     policy.rewrite_response(resp.headers_mut());
@@ -171,10 +137,57 @@ async fn serve(
     resp.map(|b| b.boxed())
 }
 
+/// What frps answers itself, before anything reaches the client: the https redirect, a CORS
+/// preflight, a missing or wrong password.
+fn gate<B>(
+    front: &Frontend,
+    policy: &HttpPolicy,
+    host: &str,
+    req: &Request<B>,
+) -> Option<Response<RespBody>> {
+    if policy.redirect_https && front.scheme == "http" {
+        return Some(redirect(host, req));
+    }
+    if let (Some(cors), true) = (&policy.cors, is_preflight(req)) {
+        return Some(match cors.preflight(req.headers()) {
+            Preflight::Allowed(headers) => {
+                let mut resp = Response::new(Empty::new().map_err(|e| match e {}).boxed());
+                *resp.status_mut() = StatusCode::NO_CONTENT;
+                resp.headers_mut().extend(headers);
+                resp
+            }
+            Preflight::Refused(why) => text(StatusCode::FORBIDDEN, &format!("cors: {why}")),
+        });
+    }
+    let auth = policy.auth.as_ref()?;
+    if auth.allows(req.headers().get(header::AUTHORIZATION)) {
+        return None;
+    }
+    let mut resp = text(StatusCode::UNAUTHORIZED, "401 unauthorized");
+    resp.headers_mut()
+        .insert(header::WWW_AUTHENTICATE, BasicAuth::challenge());
+    Some(resp)
+}
+
+/// 503 when the proxy has too many connections open, 502 for every other backend failure.
+fn failed(backend: &HttpBackend, client: SocketAddr, e: &BackendError) -> Response<RespBody> {
+    if let BackendError::Busy = e {
+        return text(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "503 too many connections to this service",
+        );
+    }
+    debug!(proxy = %backend.name, %client, error = %e, "backend failed");
+    text(
+        StatusCode::BAD_GATEWAY,
+        "502 bad gateway: the service is unreachable",
+    )
+}
+
 /// Turns a client request into the one the backend gets.
 fn prepare(
     req: &mut Request<Incoming>,
-    policy: &super::policy::HttpPolicy,
+    policy: &HttpPolicy,
     client: SocketAddr,
     scheme: &str,
     host: &str,
