@@ -177,11 +177,15 @@ where
         .await;
 }
 
-/// A plain HTTP service named `name` on 127.0.0.1:0.
-pub async fn http_backend(name: &'static str) -> Backend {
+/// Listens on 127.0.0.1:0 and hands each connection to `serve` in its own task, counting them.
+async fn backend<F, Fut>(serve: F) -> Backend
+where
+    F: Fn(TcpStream) -> Fut + Send + 'static,
+    Fut: std::future::Future<Output = ()> + Send + 'static,
+{
     let listener = TcpListener::bind((LOCALHOST, 0))
         .await
-        .expect("bind http backend");
+        .expect("bind backend");
     let backend = Backend {
         addr: listener.local_addr().expect("addr"),
         connections: Arc::default(),
@@ -190,10 +194,15 @@ pub async fn http_backend(name: &'static str) -> Backend {
     tokio::spawn(async move {
         while let Ok((tcp, _)) = listener.accept().await {
             count.fetch_add(1, Ordering::SeqCst);
-            tokio::spawn(serve_one(tcp, name));
+            tokio::spawn(serve(tcp));
         }
     });
     backend
+}
+
+/// A plain HTTP service named `name` on 127.0.0.1:0.
+pub async fn http_backend(name: &'static str) -> Backend {
+    backend(move |tcp| serve_one(tcp, name)).await
 }
 
 /// An HTTPS service named `name` presenting `cert` (TLS ends here, not at frps).
@@ -201,26 +210,21 @@ pub async fn tls_backend(name: &'static str, cert: &frp_certs::Issued) -> Backen
     let config = frp_certs::public_server_tls_config(vec![cert.cert_der()], cert.key_der())
         .expect("backend tls");
     let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
-    let listener = TcpListener::bind((LOCALHOST, 0))
-        .await
-        .expect("bind tls backend");
-    let backend = Backend {
-        addr: listener.local_addr().expect("addr"),
-        connections: Arc::default(),
-    };
-    let count = Arc::clone(&backend.connections);
-    tokio::spawn(async move {
-        while let Ok((tcp, _)) = listener.accept().await {
-            count.fetch_add(1, Ordering::SeqCst);
-            let acceptor = acceptor.clone();
-            tokio::spawn(async move {
-                if let Ok(tls) = acceptor.accept(tcp).await {
-                    serve_one(tls, name).await;
-                }
-            });
+    backend(move |tcp| {
+        let accept = acceptor.accept(tcp);
+        async move {
+            if let Ok(tls) = accept.await {
+                serve_one(tls, name).await;
+            }
         }
-    });
-    backend
+    })
+    .await
+}
+
+/// An HTTPS service named `name` with a certificate for `name` from `ca`.
+pub async fn tls_service(ca: &frp_certs::Ca, name: &'static str) -> Backend {
+    let cert = ca.issue_server(&[name.to_string()]).expect("service cert");
+    tls_backend(name, &cert).await
 }
 
 /// A WebSocket service that echoes every message.

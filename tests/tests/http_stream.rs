@@ -124,6 +124,9 @@ async fn a_websocket_echo_stays_open_for_seconds() {
     let echo = within("echo", socket.next()).await;
     assert_eq!(echo.expect("open").expect("message").len(), 100_000);
     socket.close(None).await.expect("close");
+    // The close handshake completes through the tunnel, then the connection ends.
+    while let Some(Ok(_)) = within("close echo", socket.next()).await {}
+    drop(socket);
     c.stop().await.expect("stop");
     server.stop().await.expect("stop");
 }

@@ -5,7 +5,7 @@
 use std::sync::Arc;
 
 use frp_proto::VhostSpec;
-use frp_tests::http::{client_on, http_backend, request, send, tls_backend, tls_connect};
+use frp_tests::http::{client_on, http_backend, request, send, tls_connect, tls_service};
 use frp_tests::{
     http_proxy, https_proxy, init_logs, vhost_settings, within, Pki, TestClient, TestServer,
 };
@@ -45,15 +45,8 @@ async fn https_proxies_are_chosen_by_sni_and_tls_stays_end_to_end() {
     let pki = Pki::new();
     // The services' own CA: frps never holds their keys and the client trusts only it.
     let services = Pki::new();
-    let k1 = services
-        .ca
-        .issue_server(&["k1.example.com".into()])
-        .expect("cert");
-    let k2 = services
-        .ca
-        .issue_server(&["k2.example.com".into()])
-        .expect("cert");
-    let (b1, b2) = (tls_backend("k1", &k1).await, tls_backend("k2", &k2).await);
+    let b1 = tls_service(&services.ca, "k1.example.com").await;
+    let b2 = tls_service(&services.ca, "k2.example.com").await;
     let server = TestServer::start(vhost_settings(&pki, &["*.example.com"]));
     let proxies = vec![
         https_proxy("kube1", b1.addr, &["k1.example.com"]),
@@ -66,15 +59,15 @@ async fn https_proxies_are_chosen_by_sni_and_tls_stays_end_to_end() {
     let root = services.ca.cert_der();
     assert_eq!(
         backend_over_tls(https, "k1.example.com", root.clone()).await,
-        "k1"
+        "k1.example.com"
     );
     assert_eq!(
         backend_over_tls(https, "k2.example.com", root.clone()).await,
-        "k2"
+        "k2.example.com"
     );
     assert_eq!(
         backend_over_tls(https, "k1.example.com", root.clone()).await,
-        "k1"
+        "k1.example.com"
     );
     // The deployment's CA did not sign the services' certificates: a client trusting it fails.
     assert!(
@@ -136,11 +129,7 @@ async fn unroutable_tls_connections_are_closed_and_never_hold_the_accept_loop() 
     init_logs();
     let pki = Pki::new();
     let services = Pki::new();
-    let k1 = services
-        .ca
-        .issue_server(&["k1.example.com".into()])
-        .expect("cert");
-    let b1 = tls_backend("k1", &k1).await;
+    let b1 = tls_service(&services.ca, "k1.example.com").await;
     let server = TestServer::start(vhost_settings(&pki, &["*.example.com"]));
     let mut c = TestClient::connect(
         &pki,
@@ -167,7 +156,10 @@ async fn unroutable_tls_connections_are_closed_and_never_hold_the_accept_loop() 
     let no_sni = tls_connect(https, "127.0.0.1", vec![services.ca.cert_der()]).await;
     assert!(no_sni.is_err(), "a hello without SNI is closed");
     let root = services.ca.cert_der();
-    assert_eq!(backend_over_tls(https, "k1.example.com", root).await, "k1");
+    assert_eq!(
+        backend_over_tls(https, "k1.example.com", root).await,
+        "k1.example.com"
+    );
     assert_eq!(
         b1.accepted(),
         1,
