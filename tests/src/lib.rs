@@ -293,6 +293,20 @@ impl TestClient {
         Self::start(client_settings(pki.client_tls(identity), server, proxies))
     }
 
+    /// Starts a client with `cert` that, once its session is replaced or lost, waits ten
+    /// minutes before reconnecting: it stays away for the rest of a test.
+    pub fn start_stale(
+        pki: &Pki,
+        cert: &Issued,
+        server: SocketAddr,
+        proxies: Vec<LocalProxy>,
+    ) -> Self {
+        let mut settings = client_settings(pki.client_tls_with(cert), server, proxies);
+        settings.backoff.min = Duration::from_secs(600);
+        settings.backoff.max = Duration::from_secs(600);
+        Self::start(settings)
+    }
+
     /// Waits until `pred` holds for the client's status.
     pub async fn wait_for(
         &mut self,
