@@ -5,6 +5,8 @@
 //! splices to the local service), with a hyper client connection running over it. A
 //! connection goes back to the pool once its previous response has been read to the end;
 //! one whose request was not sent (it closed meanwhile) is retried once on a fresh stream.
+//! Idle connections older than [`IDLE_TIMEOUT`] or closed by the service are dropped whenever
+//! the pool is used; all of them close when the proxy goes away (its session ends).
 
 use std::io;
 use std::net::SocketAddr;
@@ -208,6 +210,7 @@ impl HttpBackend {
             }
             if let Some(pool) = pool.upgrade() {
                 let mut idle = pool.idle();
+                idle.retain(|(s, since)| !s.is_closed() && since.elapsed() < IDLE_TIMEOUT);
                 if idle.len() < MAX_IDLE {
                     idle.push((sender, Instant::now()));
                 }
