@@ -31,7 +31,10 @@ pub use files::{
     CA_COMMON_NAME,
 };
 pub use inspect::{fingerprint, peer_identity, serial_hex};
-pub use tls::{client_tls_config, load_client_tls, load_server_tls, server_tls_config, ALPN};
+pub use tls::{
+    client_tls_config, load_client_tls, load_public_server_tls, load_server_tls,
+    public_server_tls_config, server_tls_config, ALPN,
+};
 
 /// Longest accepted identity, in bytes (the X.520 upper bound for a common name).
 pub const MAX_IDENTITY_LEN: usize = 64;

@@ -135,3 +135,32 @@ fn load_pem_triple(
         crate::load_certs(ca)?,
     ))
 }
+
+/// Server side for the public HTTPS port (TLS termination for browsers and other HTTP
+/// clients): TLS 1.2 and 1.3, no client certificate, ALPN `http/1.1`, presenting `chain`/`key`.
+///
+/// # Errors
+///
+/// [`CertError::Tls`] if the key does not fit the certificate.
+pub fn public_server_tls_config(
+    chain: Vec<CertificateDer<'static>>,
+    key: PrivateKeyDer<'static>,
+) -> Result<ServerConfig, CertError> {
+    let mut config = ServerConfig::builder_with_provider(provider())
+        .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])?
+        .with_no_client_auth()
+        .with_single_cert(chain, key)?;
+    config.alpn_protocols = vec![b"http/1.1".to_vec()];
+    Ok(config)
+}
+
+/// [`public_server_tls_config`] from PEM files.
+///
+/// # Errors
+/// As [`crate::load_certs`], [`crate::load_key`] and [`public_server_tls_config`].
+pub fn load_public_server_tls(
+    cert: &std::path::Path,
+    key: &std::path::Path,
+) -> Result<ServerConfig, CertError> {
+    public_server_tls_config(crate::load_certs(cert)?, crate::load_key(key)?)
+}

@@ -95,6 +95,7 @@ fn client_settings(
         local_host: local.ip().to_string(),
         local_port: local.port(),
         remote_port: 0,
+        vhost: Default::default(),
     }];
     Ok(s)
 }

@@ -4,12 +4,13 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
-use frp_proto::{ProxyKind, ProxyName};
+use frp_proto::{ProxyKind, ProxyName, ProxySpec, VhostSpec};
 use frp_runtime::config::{error_chain, load_toml, QuicSection, TlsSection, Unsupported};
 use frp_runtime::{ConfigError, QuicTuning};
 use serde::Deserialize;
 
 use crate::backoff::BackoffSettings;
+pub use crate::config_http::{CorsSection, HeaderSection, Password};
 
 /// Streams the server may open toward the client at once: one per public connection in flight.
 pub const SERVER_STREAM_LIMIT: u32 = 10_000;
@@ -66,8 +67,29 @@ pub struct ProxyEntry {
     pub local_ip: Option<String>,
     /// Port of the local service.
     pub local_port: u16,
-    /// Public port asked for; 0 or absent lets the server pick.
+    /// Public port asked for; 0 or absent lets the server pick (tcp only).
     pub remote_port: Option<u16>,
+    /// Exact names and `*.` wildcards this proxy answers for (http, https).
+    pub custom_domains: Option<Vec<String>>,
+    /// A label that becomes `LABEL.<subDomainHost>` on the server (http, https).
+    pub subdomain: Option<String>,
+    /// Path prefixes (http only).
+    pub locations: Option<Vec<String>>,
+    /// Replaces the `Host` header sent to the local service (http only).
+    pub host_header_rewrite: Option<String>,
+    /// Headers set on requests (http only).
+    pub request_headers: Option<HeaderSection>,
+    /// Headers set on responses (http only).
+    pub response_headers: Option<HeaderSection>,
+    /// Basic-auth user checked by the server (http only).
+    pub http_user: Option<String>,
+    /// Basic-auth password checked by the server (http only).
+    pub http_password: Option<Password>,
+    /// CORS policy answered by the server (http only).
+    pub cors: Option<CorsSection>,
+    /// Redirect plain-HTTP requests to `https://` (http only).
+    #[serde(rename = "redirectHTTPS")]
+    pub redirect_https: Option<bool>,
 }
 
 /// frp keys that frpc refuses by name, with what to use instead.
@@ -150,16 +172,8 @@ pub const UNSUPPORTED: &[Unsupported] = &[
             "encryption is always on (TLS); compression and bandwidth limits are not supported yet",
     },
     Unsupported {
-        key: "proxies[].customDomains",
-        hint: "http/https proxies are not supported yet; use type = \"tcp\"",
-    },
-    Unsupported {
-        key: "proxies[].subdomain",
-        hint: "http/https proxies are not supported yet; use type = \"tcp\"",
-    },
-    Unsupported {
-        key: "proxies[].locations",
-        hint: "http proxies are not supported yet",
+        key: "proxies[].routeByHTTPUser",
+        hint: "routing by basic-auth user is not supported; use customDomains or locations",
     },
     Unsupported {
         key: "proxies[].loadBalancer",
@@ -194,8 +208,22 @@ pub struct LocalProxy {
     pub local_host: String,
     /// Port of the local service.
     pub local_port: u16,
-    /// Public port asked for (0 = server picks).
+    /// Public port asked for (0 = server picks; always 0 for http and https).
     pub remote_port: u16,
+    /// Names and HTTP policy of an http or https proxy (empty for tcp).
+    pub vhost: VhostSpec,
+}
+
+impl LocalProxy {
+    /// What the `Hello` asks the server for.
+    pub fn spec(&self) -> ProxySpec {
+        ProxySpec {
+            name: self.name.clone(),
+            kind: self.kind,
+            remote_port: self.remote_port,
+            vhost: self.vhost.clone(),
+        }
+    }
 }
 
 /// Everything frpc needs to run, validated.
@@ -268,7 +296,7 @@ impl ClientSettings {
             s.server_name = name.clone();
         }
         check_server(&s).map_err(err)?;
-        s.proxies = proxies(&file.proxies).map_err(err)?;
+        s.proxies = crate::config_proxies::proxies(&file.proxies).map_err(err)?;
         s.quic = file.transport.quic.tuning(path, s.quic)?;
         apply_timing(&mut s, &file).map_err(err)?;
         Ok(s)
@@ -313,61 +341,4 @@ fn apply_timing(s: &mut ClientSettings, file: &ClientFile) -> Result<(), String>
         s.grace = Duration::from_secs(g);
     }
     Ok(())
-}
-
-fn proxies(entries: &[ProxyEntry]) -> Result<Vec<LocalProxy>, String> {
-    let mut out: Vec<LocalProxy> = Vec::new();
-    for (i, e) in entries.iter().enumerate() {
-        let at = format!("proxies[{i}]");
-        let name = ProxyName::new(e.name.clone())
-            .map_err(|err| format!("{at}.name = {:?}: {err}", e.name))?;
-        if out.iter().any(|p| p.name == name) {
-            return Err(format!(
-                "{at}.name = {:?}: another proxy has that name",
-                e.name
-            ));
-        }
-        let kind = match e.kind.as_str() {
-            "tcp" => ProxyKind::Tcp,
-            "udp" | "http" | "https" | "tcpmux" | "stcp" | "xtcp" | "sudp" => {
-                return Err(format!(
-                    "{at}.type = {:?} is not supported yet; use \"tcp\"",
-                    e.kind
-                ))
-            }
-            other => {
-                return Err(format!(
-                    "{at}.type = {other:?} is not a proxy type; use \"tcp\""
-                ))
-            }
-        };
-        if e.local_port == 0 {
-            return Err(format!(
-                "{at}.localPort = 0: must be a port between 1 and 65535"
-            ));
-        }
-        if e.enabled == Some(false) {
-            continue;
-        }
-        let local_host = e.local_ip.clone().unwrap_or_else(|| "127.0.0.1".into());
-        if local_host.is_empty() {
-            return Err(format!("{at}.localIP is empty"));
-        }
-        let remote_port = e.remote_port.unwrap_or(0);
-        out.push(LocalProxy {
-            name,
-            kind,
-            local_host,
-            local_port: e.local_port,
-            remote_port,
-        });
-    }
-    if out.len() > frp_proto::MAX_PROXIES {
-        return Err(format!(
-            "{} proxies; at most {} are supported",
-            out.len(),
-            frp_proto::MAX_PROXIES
-        ));
-    }
-    Ok(out)
 }

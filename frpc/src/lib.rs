@@ -11,6 +11,8 @@ pub mod backoff;
 pub mod cli;
 mod client;
 pub mod config;
+mod config_http;
+mod config_proxies;
 mod session;
 pub mod status;
 mod stream;

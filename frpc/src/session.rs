@@ -5,8 +5,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use frp_proto::{
-    CloseCode, ControlCodec, ControlMsg, GoingAway, Hello, ProxyOutcome, ProxySpec, StreamCode,
-    Welcome, PROTOCOL_MINOR,
+    CloseCode, ControlCodec, ControlMsg, GoingAway, Hello, ProxyOutcome, StreamCode, Welcome,
+    PROTOCOL_MINOR,
 };
 use futures_util::{SinkExt as _, StreamExt as _};
 use quinn::{Connection, RecvStream, SendStream, VarInt};
@@ -102,11 +102,7 @@ async fn handshake(
         .settings
         .proxies
         .iter()
-        .map(|p| ProxySpec {
-            name: p.name.clone(),
-            kind: p.kind,
-            remote_port: p.remote_port,
-        })
+        .map(crate::LocalProxy::spec)
         .collect();
     let agent = concat!("frpc/", env!("CARGO_PKG_VERSION")).to_string();
     let hello = ControlMsg::Hello(Hello {

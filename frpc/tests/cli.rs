@@ -100,14 +100,27 @@ fn typo_in_a_proxy_is_refused() {
 }
 
 #[test]
-fn http_proxy_is_not_supported() {
+fn udp_proxy_is_not_supported() {
     let tmp = with_certs();
-    let text = client_config(TLS, &SSH.replace("\"tcp\"", "\"http\""));
-    let out = run(tmp.path(), "http.toml", &text, true);
+    let text = client_config(TLS, &SSH.replace("\"tcp\"", "\"udp\""));
+    let out = run(tmp.path(), "udp.toml", &text, true);
     assert_config_error(
         &out,
-        &["http.toml", "proxies[0].type", "\"http\"", "not supported"],
+        &["udp.toml", "proxies[0].type", "\"udp\"", "not supported"],
     );
+}
+
+#[test]
+fn http_proxy_is_checked() {
+    let tmp = with_certs();
+    let web = "[[proxies]]\nname = \"web\"\ntype = \"http\"\nlocalPort = 8080\n\
+               customDomains = [\"app.example.com\"]\nhttpUser = \"admin\"\nhttpPassword = \"pw-4711\"\n";
+    let out = run(tmp.path(), "web.toml", &client_config(TLS, web), true);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let bad = web.replace("localPort = 8080", "localPort = 8080\nremotePort = 80");
+    let out = run(tmp.path(), "web.toml", &client_config(TLS, &bad), true);
+    assert_config_error(&out, &["proxies[0].remotePort", "vhost port"]);
+    assert!(!stderr(&out).contains("pw-4711"), "{}", stderr(&out));
 }
 
 #[test]
@@ -141,7 +154,10 @@ fn unsupported_proxy_key_is_named() {
         &client_config(TLS, &proxy),
         true,
     );
-    assert_config_error(&out, &["proxies[0].customDomains", "not supported"]);
+    assert_config_error(&out, &["proxies[0].customDomains", "not \"tcp\""]);
+    let proxy = format!("{SSH}routeByHTTPUser = \"alice\"\n");
+    let out = run(tmp.path(), "user.toml", &client_config(TLS, &proxy), true);
+    assert_config_error(&out, &["proxies[0].routeByHTTPUser", "not supported"]);
 }
 
 #[test]

@@ -14,7 +14,7 @@ use frp_runtime::logging::LogFormat;
     (e.g. RUST_LOG=frps=debug). Config errors exit with status 64."
 )]
 pub struct Cli {
-    /// Config file (frp key names: bindPort, allowPorts, transport.tls.*, [[clients]]).
+    /// Config file (frp key names: bindPort, allowPorts, vhostHTTPPort, allowDomains, transport.tls.*, [[clients]]).
     #[arg(short, long, value_name = "FILE", default_value = "frps.toml")]
     pub config: PathBuf,
     /// Validate the config (including the certificates) and exit.

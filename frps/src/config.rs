@@ -10,8 +10,12 @@ use frp_runtime::config::{error_chain, load_toml, resolve, QuicSection, TlsSecti
 use frp_runtime::{ConfigError, QuicTuning};
 use serde::Deserialize;
 
+use crate::config_vhost::{domain_policy, vhost_settings};
+pub use crate::config_vhost::{CertEntry, VhostHttpsSection};
+use crate::domains::DomainPolicy;
 use crate::policy::{PortPolicy, PortRangeEntry, PortSet};
 use crate::revocation::Revocations;
+use crate::vhost::VhostSettings;
 
 /// Default UDP port for clients, as frp's `bindPort`.
 pub const DEFAULT_BIND_PORT: u16 = 7000;
@@ -45,6 +49,22 @@ pub struct ServerFile {
     pub max_pending_connections_per_proxy: Option<usize>,
     /// Public connections per proxy open at once (default 5000).
     pub max_connections_per_proxy: Option<usize>,
+    /// TCP port of the HTTP virtual hosts; 0 or absent: none.
+    #[serde(rename = "vhostHTTPPort")]
+    pub vhost_http_port: Option<u16>,
+    /// TCP port of the HTTPS virtual hosts (SNI passthrough and termination); 0 or absent: none.
+    #[serde(rename = "vhostHTTPSPort")]
+    pub vhost_https_port: Option<u16>,
+    /// Seconds a backend may take to send its response head (default 60).
+    #[serde(rename = "vhostHTTPTimeout")]
+    pub vhost_http_timeout: Option<u64>,
+    /// Parent domain of the proxies' `subdomain`s.
+    pub sub_domain_host: Option<String>,
+    /// Domains any client may claim; none means no http/https proxy may be registered.
+    pub allow_domains: Option<Vec<String>>,
+    /// `[vhostHTTPS]`: certificates for TLS termination.
+    #[serde(rename = "vhostHTTPS")]
+    pub vhost_https: Option<VhostHttpsSection>,
     /// `transport.*`.
     #[serde(default)]
     pub transport: ServerTransport,
@@ -73,6 +93,8 @@ pub struct ClientEntry {
     pub name: String,
     /// Narrows the global `allowPorts` for this identity.
     pub allow_ports: Option<Vec<PortRangeEntry>>,
+    /// Narrows the global `allowDomains` for this identity.
+    pub allow_domains: Option<Vec<String>>,
 }
 
 /// frp keys that frps refuses by name, with what to use instead.
@@ -82,9 +104,7 @@ pub const UNSUPPORTED: &[Unsupported] = &[
     Unsupported { key: "kcpBindPort", hint: "frp-quic speaks QUIC only, on bindPort (UDP)" },
     Unsupported { key: "quicBindPort", hint: "bindPort already is the QUIC (UDP) port" },
     Unsupported { key: "tcpmuxHTTPConnectPort", hint: "tcpmux is not supported; use tcp proxies" },
-    Unsupported { key: "vhostHTTPPort", hint: "http virtual hosts are not supported yet; use tcp proxies" },
-    Unsupported { key: "vhostHTTPSPort", hint: "https virtual hosts are not supported yet; use tcp proxies" },
-    Unsupported { key: "subDomainHost", hint: "http virtual hosts are not supported yet" },
+    Unsupported { key: "custom404Page", hint: "frps answers unknown hosts with its own short 404 page" },
     Unsupported { key: "webServer", hint: "the dashboard and admin API are not available yet" },
     Unsupported { key: "enablePrometheus", hint: "metrics are not available yet" },
     Unsupported { key: "log", hint: "logs go to stderr; set the level with RUST_LOG and the format with --log-format" },
@@ -128,6 +148,10 @@ pub struct ServerSettings {
     pub revocation_file: Option<PathBuf>,
     /// The revocation list in force at start.
     pub revoked: Revocations,
+    /// The HTTP and HTTPS virtual hosts.
+    pub vhost: VhostSettings,
+    /// Who may claim which domains.
+    pub domains: DomainPolicy,
 }
 
 impl ServerSettings {
@@ -147,6 +171,8 @@ impl ServerSettings {
             max_proxies_per_client: frp_proto::MAX_PROXIES,
             revocation_file: None,
             revoked: Revocations::default(),
+            vhost: VhostSettings::default(),
+            domains: DomainPolicy::default(),
         }
     }
 
@@ -178,6 +204,8 @@ impl ServerSettings {
             s.grace = Duration::from_secs(g);
         }
         apply_limits(&mut s, &file).map_err(err)?;
+        s.vhost = vhost_settings(path, &file).map_err(err)?;
+        s.domains = domain_policy(&file).map_err(err)?;
         if let Some(list) = &file.revocation_file {
             let list = resolve(path, list);
             s.revoked =

@@ -7,9 +7,15 @@
 //! server-opened QUIC stream: a data header plus the visitor's first bytes, then raw bytes
 //! both ways. When a client's connection ends its listeners close at once, so its ports are
 //! free for its next connection; a newer connection of the same identity replaces an older one.
+//!
+//! `http` and `https` proxies share the server's `vhostHTTPPort` and `vhostHTTPSPort` and are
+//! chosen by name ([`vhost`]); the names a client may claim are deny-by-default like ports
+//! ([`domains`]).
 
 pub mod cli;
 pub mod config;
+mod config_vhost;
+pub mod domains;
 pub mod gauges;
 pub mod policy;
 mod proxy;
@@ -17,8 +23,11 @@ pub mod registry;
 pub mod revocation;
 mod server;
 mod session;
+mod session_vhost;
+pub mod vhost;
 
 pub use config::ServerSettings;
 pub use gauges::ServerGauges;
 pub use registry::{ClientStatus, ServerStatus};
 pub use server::{Reloader, Server};
+pub use vhost::{AccessEntry, VhostSettings};

@@ -5,7 +5,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use bytes::BytesMut;
+use bytes::{Bytes, BytesMut};
 use frp_proto::{encode_data_header, DataHeader, ProxyId, ProxyName, StreamCode};
 use frp_runtime::splice::{reset_tcp, splice};
 use tokio::net::{TcpListener, TcpStream};
@@ -77,29 +77,31 @@ impl TcpProxy {
             id: self.id,
             name: self.name.clone(),
             timeout: self.open_timeout,
-            permit,
+            permit: Some(permit),
             _active: active,
             gauges: self.gauges.clone(),
         };
-        self.streams.spawn(forward(open, tcp, visitor));
+        self.streams
+            .spawn(forward(open, tcp, visitor, Bytes::new()));
     }
 }
 
 /// What one public connection needs to get its stream.
-struct OpenStream {
-    conn: quinn::Connection,
-    id: ProxyId,
-    name: ProxyName,
-    timeout: Duration,
+pub(crate) struct OpenStream {
+    pub(crate) conn: quinn::Connection,
+    pub(crate) id: ProxyId,
+    pub(crate) name: ProxyName,
+    pub(crate) timeout: Duration,
     /// Held until the stream is open and its header written.
-    permit: OwnedSemaphorePermit,
+    pub(crate) permit: Option<OwnedSemaphorePermit>,
     /// Held until the connection ends.
-    _active: OwnedSemaphorePermit,
-    gauges: ServerGauges,
+    pub(crate) _active: OwnedSemaphorePermit,
+    pub(crate) gauges: ServerGauges,
 }
 
-/// Carries one public connection through a new stream in the client's connection.
-async fn forward(open: OpenStream, tcp: TcpStream, visitor: SocketAddr) {
+/// Carries one public connection through a new stream in the client's connection; `prefix`
+/// (bytes already read from it, such as a TLS ClientHello) goes first.
+pub(crate) async fn forward(open: OpenStream, tcp: TcpStream, visitor: SocketAddr, prefix: Bytes) {
     let _connection = open.gauges.public_connections.enter();
     let _ = tcp.set_nodelay(true);
     let name = &open.name;
@@ -119,6 +121,7 @@ async fn forward(open: OpenStream, tcp: TcpStream, visitor: SocketAddr) {
     // The header and whatever the visitor already sent leave in one write: no round trip.
     let mut first = BytesMut::with_capacity(FIRST_WRITE);
     encode_data_header(&DataHeader { proxy: id, visitor }, &mut first);
+    first.extend_from_slice(&prefix);
     if let Err(e) = take_ready_bytes(&tcp, &mut first) {
         debug!(proxy = %name, %visitor, error = %e, "visitor reset before forwarding");
         let _ = send.reset(quinn::VarInt::from_u32(StreamCode::VisitorReset.code()));

@@ -1,4 +1,4 @@
-//! Who holds what: live sessions by identity and public ports by owner.
+//! Who holds what: live sessions by identity, public ports and virtual-host routes by owner.
 //!
 //! One mutex guards both maps; it is never held across an `.await`. Every change republishes
 //! a [`ServerStatus`] snapshot on a watch channel, which tests and (later) the admin API read.
@@ -11,6 +11,14 @@ use frp_proto::ProxyName;
 use rustls::pki_types::CertificateDer;
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
+
+use crate::domains::DomainPattern;
+use crate::vhost::backend::HttpBackend;
+use crate::vhost::routes::{Owner, RouteTable};
+use crate::vhost::TlsTarget;
+
+/// The routes of both vhost ports.
+type Routes = RouteTable<Arc<HttpBackend>, Arc<TlsTarget>>;
 
 /// A snapshot of the server's clients and their published proxies.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -54,6 +62,8 @@ struct Inner {
     sessions: HashMap<String, SessionEntry>,
     /// Public port -> (identity, session id).
     ports: HashMap<u16, (String, u64)>,
+    /// Virtual-host routes, released with the ports.
+    routes: Routes,
     status: ServerStatus,
 }
 
@@ -211,10 +221,51 @@ impl Registry {
         }
     }
 
-    /// Drops a session's proxies from the status (its listeners were closed early).
+    /// Claims http routes: every host with every location, or none.
+    ///
+    /// # Errors
+    /// Who asked for what, and the owner that holds it.
+    pub(crate) fn claim_http(
+        &self,
+        hosts: &[DomainPattern],
+        locations: &[String],
+        owner: &Owner,
+        target: &Arc<HttpBackend>,
+    ) -> Result<(), (String, Owner)> {
+        self.lock()
+            .routes
+            .claim_http(hosts, locations, owner, target)
+    }
+
+    /// Claims https routes: every host, or none.
+    ///
+    /// # Errors
+    /// Who asked for what, and the owner that holds it.
+    pub(crate) fn claim_https(
+        &self,
+        hosts: &[DomainPattern],
+        owner: &Owner,
+        target: &Arc<TlsTarget>,
+    ) -> Result<(), (String, Owner)> {
+        self.lock().routes.claim_https(hosts, owner, target)
+    }
+
+    /// The http proxy serving `host` (normalized) and `path`.
+    pub(crate) fn lookup_http(&self, host: &str, path: &str) -> Option<Arc<HttpBackend>> {
+        self.lock().routes.lookup_http(host, path).map(|(t, _)| t)
+    }
+
+    /// The https proxy for the SNI `host` (normalized).
+    pub(crate) fn lookup_https(&self, host: &str) -> Option<Arc<TlsTarget>> {
+        self.lock().routes.lookup_https(host)
+    }
+
+    /// Releases a session's ports and routes, and drops its proxies from the status (its
+    /// listeners were closed early). The one place a session gives back what it held.
     pub fn proxies_withdrawn(&self, identity: &str, session: u64) {
         let mut g = self.lock();
         g.ports.retain(|_, (_, s)| *s != session);
+        g.routes.release_session(session);
         if let Some(c) = g
             .status
             .clients

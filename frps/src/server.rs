@@ -9,7 +9,7 @@ use frp_proto::CloseCode;
 use quinn::crypto::rustls::QuicServerConfig;
 use quinn::VarInt;
 use rustls::pki_types::CertificateDer;
-use tokio::sync::{watch, OwnedSemaphorePermit, Semaphore};
+use tokio::sync::{broadcast, watch, OwnedSemaphorePermit, Semaphore};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::{debug, info, warn};
@@ -19,6 +19,7 @@ use crate::gauges::ServerGauges;
 use crate::registry::{Registry, ServerStatus};
 use crate::revocation::Revocations;
 use crate::session::{close, Session};
+use crate::vhost::{AccessEntry, AccessLog, Listeners};
 
 /// How long a QUIC handshake may take before the attempt is dropped.
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
@@ -40,6 +41,10 @@ pub(crate) struct Shared {
     pub(crate) gauges: ServerGauges,
     /// The revocation list in force; swapped whole on reload.
     pub(crate) revoked: RwLock<Arc<Revocations>>,
+    /// Addresses of the bound vhost listeners (http, https).
+    pub(crate) vhost_addrs: (Option<SocketAddr>, Option<SocketAddr>),
+    /// One entry per HTTP request served on the vhost ports.
+    pub(crate) access: AccessLog,
 }
 
 impl Shared {
@@ -54,6 +59,7 @@ impl Shared {
 pub struct Server {
     endpoint: quinn::Endpoint,
     shared: Arc<Shared>,
+    vhost: Listeners,
 }
 
 impl Server {
@@ -68,6 +74,7 @@ impl Server {
         config.transport_config(settings.quic.transport_config()?);
         let socket = frp_runtime::transport::bind_udp(settings.bind)?;
         let endpoint = frp_runtime::transport::endpoint(socket, Some(config))?;
+        let vhost = Listeners::bind(settings.proxy_bind_ip, &settings.vhost)?;
         let revoked = RwLock::new(Arc::new(settings.revoked.clone()));
         let shared = Arc::new(Shared {
             revoked,
@@ -76,8 +83,29 @@ impl Server {
             streams: TaskTracker::new(),
             shutdown: CancellationToken::new(),
             gauges: ServerGauges::default(),
+            vhost_addrs: vhost.addrs(),
+            access: AccessLog::default(),
         });
-        Ok(Self { endpoint, shared })
+        Ok(Self {
+            endpoint,
+            shared,
+            vhost,
+        })
+    }
+
+    /// The address of `vhostHTTPPort`, when configured.
+    pub fn vhost_http_addr(&self) -> Option<SocketAddr> {
+        self.shared.vhost_addrs.0
+    }
+
+    /// The address of `vhostHTTPSPort`, when configured.
+    pub fn vhost_https_addr(&self) -> Option<SocketAddr> {
+        self.shared.vhost_addrs.1
+    }
+
+    /// Access-log entries of the HTTP requests served from now on.
+    pub fn access_log(&self) -> broadcast::Receiver<AccessEntry> {
+        self.shared.access.subscribe()
     }
 
     /// The bound UDP address (useful with port 0).
@@ -113,10 +141,11 @@ impl Server {
     ///
     /// # Errors
     /// None today; the signature leaves room for fatal endpoint errors.
-    pub async fn run(self, shutdown: CancellationToken) -> anyhow::Result<()> {
+    pub async fn run(mut self, shutdown: CancellationToken) -> anyhow::Result<()> {
         let addr = self.endpoint.local_addr()?;
         info!(%addr, "frps listening for clients (quic)");
         let sessions = TaskTracker::new();
+        crate::vhost::spawn(std::mem::take(&mut self.vhost), &self.shared, &sessions);
         let handshakes = Arc::new(Semaphore::new(MAX_HANDSHAKES));
         loop {
             tokio::select! {

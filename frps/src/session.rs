@@ -235,6 +235,9 @@ impl Session {
     }
 
     async fn publish(&mut self, spec: &ProxySpec, id: ProxyId) -> Result<SocketAddr, String> {
+        if spec.kind.is_vhost() {
+            return self.publish_vhost(spec, id);
+        }
         let listener = self.bind_port(spec.remote_port).await?;
         let addr = listener.local_addr().map_err(|e| e.to_string())?;
         let proxy = TcpProxy {

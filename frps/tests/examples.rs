@@ -110,9 +110,42 @@ fn stage(example: &Path) -> (TempDir, PathBuf) {
         frp_certs::issue_client_in_dir(&certs, name, false)
             .unwrap_or_else(|e| panic!("issuing {name}: {e}"));
     }
+    stage_vhost_certificates(tmp.path(), &text);
     let copy = tmp.path().join(example.file_name().expect("file name"));
     fs::write(&copy, text).expect("copy example");
     (tmp, copy)
+}
+
+/// Issues the certificates `[[vhostHTTPS.certificates]]` entries name, for their domains, at
+/// their certFile / keyFile under `dir`.
+fn stage_vhost_certificates(dir: &Path, text: &str) {
+    let table: toml::Table = toml::from_str(text).expect("valid TOML");
+    let Some(entries) = table
+        .get("vhostHTTPS")
+        .and_then(|v| v.get("certificates"))
+        .and_then(|c| c.as_array())
+    else {
+        return;
+    };
+    let ca = frp_certs::Ca::generate("example web CA").expect("ca");
+    for entry in entries {
+        let field = |k: &str| {
+            entry
+                .get(k)
+                .and_then(|v| v.as_str())
+                .expect("certificate path")
+        };
+        let domains: Vec<String> = entry
+            .get("domains")
+            .and_then(|d| d.as_array())
+            .expect("domains")
+            .iter()
+            .filter_map(|d| d.as_str().map(str::to_string))
+            .collect();
+        let issued = ca.issue_server(&domains).expect("example web certificate");
+        let (cert, key) = (dir.join(field("certFile")), dir.join(field("keyFile")));
+        frp_certs::write_cert_and_key(&cert, &key, &issued, false).expect("write");
+    }
 }
 
 /// Loads a staged example with the parser of its program, returning an error message.
@@ -186,6 +219,43 @@ fn kube_example_keeps_port_6443() {
     assert_eq!(
         (p.local_host.as_str(), p.local_port, p.remote_port),
         ("10.0.0.1", 6443, 6443)
+    );
+}
+
+#[test]
+fn vhost_examples_have_the_documented_names() {
+    let (_tmp, copy) = stage(&examples_dir().join("frps-vhost.toml"));
+    let s = frps::ServerSettings::from_file(&copy).expect("frps-vhost.toml loads");
+    assert_eq!(
+        (s.vhost.http_port, s.vhost.https_port),
+        (Some(80), Some(443))
+    );
+    let name = |n: &str| frps::domains::DomainPattern::parse(n).expect("name");
+    assert!(s.domains.check("ci", &name("x.example.com")).is_ok());
+    assert!(s.domains.check("ci", &name("example.com")).is_err());
+    assert!(s
+        .domains
+        .check("node1", &name("dash.node1.example.com"))
+        .is_ok());
+    assert!(s
+        .domains
+        .check("node1", &name("other.example.com"))
+        .is_err());
+    assert!(s.vhost.certificates.find("app.example.com").is_some());
+
+    let (_tmp, copy) = stage(&examples_dir().join("frpc-web.toml"));
+    let c = frpc::ClientSettings::from_file(&copy).expect("frpc-web.toml loads");
+    let kinds: Vec<&str> = c.proxies.iter().map(|p| p.kind.as_str()).collect();
+    assert_eq!(kinds, ["http", "http", "http", "https"]);
+    let dash = c
+        .proxies
+        .iter()
+        .find(|p| p.name.as_str() == "dashboard")
+        .expect("dashboard");
+    assert_eq!(dash.vhost.http_user, "admin");
+    assert!(
+        !format!("{dash:?}").contains("change-me"),
+        "the password never shows in Debug"
     );
 }
 

@@ -89,17 +89,24 @@ pub(crate) fn get_list<T: Decode, B: Buf>(
     buf: &mut B,
     what: &'static str,
 ) -> Result<Vec<T>, CodecError> {
+    get_list_max(buf, what, MAX_PROXIES, T::decode)
+}
+
+/// Reads a `u16`-counted list of at most `max` items, each read by `item`; the count is
+/// checked before anything is allocated.
+pub(crate) fn get_list_max<T, B: Buf>(
+    buf: &mut B,
+    what: &'static str,
+    max: usize,
+    mut item: impl FnMut(&mut B) -> Result<T, CodecError>,
+) -> Result<Vec<T>, CodecError> {
     let count = usize::from(get_u16(buf, what)?);
-    if count > MAX_PROXIES {
-        return Err(CodecError::TooMany {
-            what,
-            count,
-            max: MAX_PROXIES,
-        });
+    if count > max {
+        return Err(CodecError::TooMany { what, count, max });
     }
     let mut items = Vec::with_capacity(count);
     for _ in 0..count {
-        items.push(T::decode(buf)?);
+        items.push(item(buf)?);
     }
     Ok(items)
 }
@@ -110,17 +117,37 @@ pub(crate) fn put_list<T: Encode, B: BufMut>(
     items: &[T],
     what: &'static str,
 ) -> Result<(), CodecError> {
+    put_list_max(buf, items, what, MAX_PROXIES, |buf, item| item.encode(buf))
+}
+
+/// Writes a `u16`-counted list of at most `max` items, each written by `item`.
+pub(crate) fn put_list_max<T, B: BufMut>(
+    buf: &mut B,
+    items: &[T],
+    what: &'static str,
+    max: usize,
+    mut item: impl FnMut(&mut B, &T) -> Result<(), CodecError>,
+) -> Result<(), CodecError> {
     let too_many = CodecError::TooMany {
         what,
         count: items.len(),
-        max: MAX_PROXIES,
+        max,
     };
-    if items.len() > MAX_PROXIES {
+    if items.len() > max {
         return Err(too_many);
     }
     let count = u16::try_from(items.len()).map_err(|_| too_many)?;
     buf.put_u16(count);
-    items.iter().try_for_each(|item| item.encode(buf))
+    items.iter().try_for_each(|i| item(buf, i))
+}
+
+/// Reads a `u8` that must be 0 or 1.
+pub(crate) fn get_bool<B: Buf>(buf: &mut B, what: &'static str) -> Result<bool, CodecError> {
+    match get_u8(buf, what)? {
+        0 => Ok(false),
+        1 => Ok(true),
+        _ => Err(CodecError::InvalidValue { what }),
+    }
 }
 
 /// Reads a socket address: `u8 family`, 4 or 16 address bytes, `u16 port`.

@@ -43,7 +43,10 @@
 //!   items.
 //! - `addr`: `u8 family` (4 or 6), then 4 or 16 address bytes, then `u16 port`. IPv6 flow info
 //!   and scope id are not transmitted (they decode as 0).
-//! - `ProxySpec`: `name`, `u8 kind` (1 = TCP), `u16 remote_port` (0 = the server picks).
+//! - `ProxySpec`: `name`, `u8 kind` (1 = tcp, 2 = http, 3 = https), `u16 remote_port` (0 = the
+//!   server picks), then for http and https only a `VhostSpec` (since minor 1; its layout is in
+//!   `wire_vhost.rs`: domains, subdomain, locations, header rewrites, basic-auth user and
+//!   password, CORS, redirect). Its lists hold at most [`vhost::MAX_VHOST_ITEMS`] entries.
 //! - `ProxyResult`: `name`, then `u8 outcome`: 0 = bound (`u32 proxy id`, `addr`),
 //!   1 = refused (`text reason`).
 //!
@@ -58,7 +61,9 @@ mod error;
 mod frame;
 mod messages;
 mod name;
+pub mod vhost;
 mod wire;
+mod wire_vhost;
 
 #[cfg(test)]
 mod proptests;
@@ -66,6 +71,8 @@ mod proptests;
 mod tests;
 #[cfg(test)]
 mod tests_decode;
+#[cfg(test)]
+mod tests_vhost;
 
 pub use codes::{CloseCode, StreamCode};
 pub use error::CodecError;
@@ -77,12 +84,17 @@ pub use messages::{
     ProxySpec, Welcome,
 };
 pub use name::{NameError, ProxyName};
+pub use vhost::{CorsSpec, HeaderPair, Secret, VhostSpec};
 
 /// TLS ALPN protocol id; it carries the protocol's major version.
 pub const ALPN: &[u8] = b"frp-quic/1";
 
 /// Minor protocol version sent in [`Hello`] and [`Welcome`].
-pub const PROTOCOL_MINOR: u16 = 0;
+///
+/// - 0: tcp proxies.
+/// - 1: http and https proxies (kinds 2 and 3, with a [`VhostSpec`] after the remote port).
+///   A Hello of tcp proxies only is the same bytes as in minor 0.
+pub const PROTOCOL_MINOR: u16 = 1;
 
 /// Largest accepted value of a frame's `u32` length prefix (tag plus body).
 pub const MAX_FRAME_LEN: usize = 64 * 1024;

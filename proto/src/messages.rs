@@ -3,13 +3,17 @@
 use std::fmt;
 use std::net::SocketAddr;
 
-use crate::ProxyName;
+use crate::{ProxyName, VhostSpec};
 
 /// Kind of service a proxy publishes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum ProxyKind {
     /// A TCP listener on the server, spliced to a TCP service behind the client.
     Tcp,
+    /// HTTP requests on the server's `vhostHTTPPort`, routed by `Host` and path.
+    Http,
+    /// TLS connections on the server's `vhostHTTPSPort`, routed by SNI and passed through.
+    Https,
 }
 
 impl ProxyKind {
@@ -17,7 +21,14 @@ impl ProxyKind {
     pub fn as_str(&self) -> &'static str {
         match self {
             Self::Tcp => "tcp",
+            Self::Http => "http",
+            Self::Https => "https",
         }
+    }
+
+    /// Whether proxies of this kind are routed by name and carry a [`VhostSpec`].
+    pub fn is_vhost(&self) -> bool {
+        matches!(self, Self::Http | Self::Https)
     }
 }
 
@@ -44,8 +55,11 @@ pub struct ProxySpec {
     pub name: ProxyName,
     /// Kind of service published.
     pub kind: ProxyKind,
-    /// Public port wanted on the server; 0 lets the server pick one.
+    /// Public port wanted on the server; 0 lets the server pick one (0 for http/https).
     pub remote_port: u16,
+    /// Names and HTTP policy of an http/https proxy; sent only for those kinds (since minor
+    /// version 1), so it is empty for tcp.
+    pub vhost: VhostSpec,
 }
 
 /// What the server did with one requested proxy.

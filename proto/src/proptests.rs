@@ -27,12 +27,72 @@ fn arb_addr() -> impl Strategy<Value = SocketAddr> {
     ]
 }
 
+fn arb_texts(max_len: usize) -> impl Strategy<Value = Vec<String>> {
+    prop::collection::vec(arb_text(max_len / 4), 0..4)
+}
+
+fn arb_headers() -> impl Strategy<Value = Vec<HeaderPair>> {
+    prop::collection::vec(
+        ("[A-Za-z-]{1,16}", arb_text(64)).prop_map(|(name, value)| HeaderPair { name, value }),
+        0..3,
+    )
+}
+
+fn arb_cors() -> impl Strategy<Value = Option<CorsSpec>> {
+    let cors = (
+        arb_texts(64),
+        arb_texts(64),
+        arb_texts(64),
+        any::<bool>(),
+        any::<u32>(),
+    )
+        .prop_map(|(o, m, h, c, a)| CorsSpec {
+            allow_origins: o,
+            allow_methods: m,
+            allow_headers: h,
+            allow_credentials: c,
+            max_age: a,
+        });
+    prop::option::of(cors)
+}
+
+fn arb_vhost() -> impl Strategy<Value = VhostSpec> {
+    (
+        (arb_texts(253), arb_text(15), arb_texts(256), arb_text(60)),
+        (arb_headers(), arb_headers(), arb_text(16), arb_text(32)),
+        (arb_cors(), any::<bool>()),
+    )
+        .prop_map(
+            |((d, s, l, h), (rq, rs, u, p), (cors, redirect))| VhostSpec {
+                custom_domains: d,
+                subdomain: s,
+                locations: l,
+                host_header_rewrite: h,
+                request_headers: rq,
+                response_headers: rs,
+                http_user: u,
+                http_password: Secret::new(p),
+                cors,
+                redirect_https: redirect,
+            },
+        )
+}
+
 fn arb_spec() -> impl Strategy<Value = ProxySpec> {
-    (arb_name(), any::<u16>()).prop_map(|(name, remote_port)| ProxySpec {
+    let tcp = (arb_name(), any::<u16>()).prop_map(|(name, remote_port)| ProxySpec {
         name,
         kind: ProxyKind::Tcp,
         remote_port,
-    })
+        vhost: VhostSpec::default(),
+    });
+    let kind = prop_oneof![Just(ProxyKind::Http), Just(ProxyKind::Https)];
+    let vhost = (arb_name(), kind, arb_vhost()).prop_map(|(name, kind, vhost)| ProxySpec {
+        name,
+        kind,
+        remote_port: 0,
+        vhost,
+    });
+    prop_oneof![tcp, vhost]
 }
 
 fn arb_result() -> impl Strategy<Value = ProxyResult> {
@@ -51,7 +111,7 @@ fn arb_msg() -> impl Strategy<Value = ControlMsg> {
         (
             any::<u16>(),
             arb_text(256),
-            prop::collection::vec(arb_spec(), 0..32)
+            prop::collection::vec(arb_spec(), 0..8)
         )
             .prop_map(|(minor, agent, proxies)| ControlMsg::Hello(Hello {
                 minor,

@@ -18,6 +18,53 @@ pub(crate) fn spec(n: &str, remote_port: u16) -> ProxySpec {
         name: name(n),
         kind: ProxyKind::Tcp,
         remote_port,
+        vhost: VhostSpec::default(),
+    }
+}
+
+/// An http proxy using every vhost field.
+pub(crate) fn http_spec(n: &str) -> ProxySpec {
+    ProxySpec {
+        name: name(n),
+        kind: ProxyKind::Http,
+        remote_port: 0,
+        vhost: VhostSpec {
+            custom_domains: vec!["app.example.com".into(), "*.example.org".into()],
+            subdomain: "app".into(),
+            locations: vec!["/".into(), "/api".into()],
+            host_header_rewrite: "backend.local".into(),
+            request_headers: vec![HeaderPair {
+                name: "x-from".into(),
+                value: "frps".into(),
+            }],
+            response_headers: vec![HeaderPair {
+                name: "x-frame-options".into(),
+                value: "DENY".into(),
+            }],
+            http_user: "admin".into(),
+            http_password: Secret::new("pw"),
+            cors: Some(CorsSpec {
+                allow_origins: vec!["https://ui.example.com".into()],
+                allow_methods: vec!["PUT".into()],
+                allow_headers: vec!["x-token".into()],
+                allow_credentials: true,
+                max_age: 600,
+            }),
+            redirect_https: true,
+        },
+    }
+}
+
+/// An https proxy: names only.
+pub(crate) fn https_spec(n: &str) -> ProxySpec {
+    ProxySpec {
+        name: name(n),
+        kind: ProxyKind::Https,
+        remote_port: 0,
+        vhost: VhostSpec {
+            custom_domains: vec!["kube.example.com".into()],
+            ..VhostSpec::default()
+        },
     }
 }
 
@@ -36,6 +83,11 @@ pub(crate) fn samples() -> Vec<ControlMsg> {
             minor: PROTOCOL_MINOR,
             agent: "frpc/0.1.0".into(),
             proxies: vec![spec("ssh", 6022), spec("web", 0)],
+        }),
+        ControlMsg::Hello(Hello {
+            minor: PROTOCOL_MINOR,
+            agent: "frpc/0.2.0".into(),
+            proxies: vec![http_spec("web"), https_spec("kube"), spec("ssh", 22)],
         }),
         ControlMsg::Hello(Hello {
             minor: u16::MAX,
@@ -108,7 +160,7 @@ fn round_trip(msg: &ControlMsg) {
     assert_eq!(decode_one(&bytes).unwrap().as_ref(), Some(msg));
 }
 
-fn cat(parts: &[&[u8]]) -> Vec<u8> {
+pub(crate) fn cat(parts: &[&[u8]]) -> Vec<u8> {
     parts.concat()
 }
 
@@ -276,7 +328,7 @@ fn encoder_impls_match_encode_control() {
 }
 
 /// Encodes after some existing bytes and checks a refusal leaves them untouched.
-fn encode_refused(msg: &ControlMsg) -> CodecError {
+pub(crate) fn encode_refused(msg: &ControlMsg) -> CodecError {
     let mut buf = BytesMut::from(&b"prev"[..]);
     let err = encode_control(msg, &mut buf).unwrap_err();
     assert_eq!(&buf[..], b"prev");

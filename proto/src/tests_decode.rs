@@ -321,7 +321,7 @@ fn too_many_proxies_are_refused() {
 
 #[test]
 fn out_of_domain_values_are_refused() {
-    let kind = frame(1, &[0, 0, 0, 0, 0, 1, 0, 1, b'a', 2, 0, 0]);
+    let kind = frame(1, &[0, 0, 0, 0, 0, 1, 0, 1, b'a', 9, 0, 0]);
     let err = decode_one(&kind).unwrap_err();
     assert!(matches!(
         err,

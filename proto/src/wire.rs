@@ -8,10 +8,12 @@ use crate::coding::{
 };
 use crate::{
     CodecError, DataHeader, GoingAway, Hello, ProxyId, ProxyKind, ProxyName, ProxyOutcome,
-    ProxyResult, ProxySpec, Welcome, MAX_NAME_LEN, MAX_TEXT_LEN,
+    ProxyResult, ProxySpec, VhostSpec, Welcome, MAX_NAME_LEN, MAX_TEXT_LEN,
 };
 
 const KIND_TCP: u8 = 1;
+const KIND_HTTP: u8 = 2;
+const KIND_HTTPS: u8 = 3;
 const OUTCOME_BOUND: u8 = 0;
 const OUTCOME_REFUSED: u8 = 1;
 
@@ -31,6 +33,8 @@ impl Decode for ProxyKind {
     fn decode<B: Buf>(buf: &mut B) -> Result<Self, CodecError> {
         match get_u8(buf, "proxy kind")? {
             KIND_TCP => Ok(Self::Tcp),
+            KIND_HTTP => Ok(Self::Http),
+            KIND_HTTPS => Ok(Self::Https),
             _ => Err(CodecError::InvalidValue { what: "proxy kind" }),
         }
     }
@@ -40,16 +44,26 @@ impl ProxyKind {
     fn wire(self) -> u8 {
         match self {
             Self::Tcp => KIND_TCP,
+            Self::Http => KIND_HTTP,
+            Self::Https => KIND_HTTPS,
         }
     }
 }
 
 impl Decode for ProxySpec {
     fn decode<B: Buf>(buf: &mut B) -> Result<Self, CodecError> {
+        let name = ProxyName::decode(buf)?;
+        let kind = ProxyKind::decode(buf)?;
+        let remote_port = get_u16(buf, "remote port")?;
+        let vhost = match kind.is_vhost() {
+            true => VhostSpec::decode(buf)?,
+            false => VhostSpec::default(),
+        };
         Ok(Self {
-            name: ProxyName::decode(buf)?,
-            kind: ProxyKind::decode(buf)?,
-            remote_port: get_u16(buf, "remote port")?,
+            name,
+            kind,
+            remote_port,
+            vhost,
         })
     }
 }
@@ -59,7 +73,14 @@ impl Encode for ProxySpec {
         self.name.encode(buf)?;
         buf.put_u8(self.kind.wire());
         buf.put_u16(self.remote_port);
-        Ok(())
+        match self.kind.is_vhost() {
+            true => self.vhost.encode(buf),
+            // A tcp proxy has no names to send; refuse rather than drop them silently.
+            false if self.vhost != VhostSpec::default() => Err(CodecError::InvalidValue {
+                what: "vhost settings on a tcp proxy",
+            }),
+            false => Ok(()),
+        }
     }
 }
 

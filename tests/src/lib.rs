@@ -4,6 +4,7 @@
 //! libraries publish, never from sleeps; every wait is under [`TIMEOUT`].
 
 pub mod backends;
+pub mod http;
 pub mod procs;
 pub mod raw;
 pub mod relay;
@@ -15,7 +16,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use frp_certs::{Ca, Issued};
-use frp_proto::{ProxyKind, ProxyName};
+use frp_proto::{ProxyKind, ProxyName, VhostSpec};
 use frpc::{Client, ClientError, ClientSettings, ClientStatus, LocalProxy};
 use frps::policy::{PortPolicy, PortSet};
 use frps::{Server, ServerSettings, ServerStatus};
@@ -139,7 +140,46 @@ pub fn tcp_proxy(name: &str, local: SocketAddr, remote_port: u16) -> LocalProxy 
         local_host: local.ip().to_string(),
         local_port: local.port(),
         remote_port,
+        vhost: Default::default(),
     }
+}
+
+/// An http proxy to `local` for `domains`, with `vhost` settings beyond the names.
+pub fn http_proxy(name: &str, local: SocketAddr, domains: &[&str], vhost: VhostSpec) -> LocalProxy {
+    vhost_proxy(ProxyKind::Http, name, local, domains, vhost)
+}
+
+/// An https (SNI passthrough) proxy to `local` for `domains`.
+pub fn https_proxy(name: &str, local: SocketAddr, domains: &[&str]) -> LocalProxy {
+    vhost_proxy(ProxyKind::Https, name, local, domains, VhostSpec::default())
+}
+
+fn vhost_proxy(
+    kind: ProxyKind,
+    name: &str,
+    local: SocketAddr,
+    domains: &[&str],
+    vhost: VhostSpec,
+) -> LocalProxy {
+    let custom_domains = domains.iter().map(|d| d.to_string()).collect();
+    LocalProxy {
+        vhost: VhostSpec {
+            custom_domains,
+            ..vhost
+        },
+        kind,
+        ..tcp_proxy(name, local, 0)
+    }
+}
+
+/// Server settings with both vhost ports on 127.0.0.1:0 and `allow` as `allowDomains`.
+pub fn vhost_settings(pki: &Pki, allow: &[&str]) -> ServerSettings {
+    let mut s = server_settings(pki, 1..=1);
+    s.vhost.http_port = Some(0);
+    s.vhost.https_port = Some(0);
+    let allow: Vec<String> = allow.iter().map(|d| d.to_string()).collect();
+    s.domains.global = frps::domains::DomainSet::parse(&allow).expect("allowDomains");
+    s
 }
 
 /// A running in-process frps.
@@ -147,6 +187,12 @@ pub fn tcp_proxy(name: &str, local: SocketAddr, remote_port: u16) -> LocalProxy 
 pub struct TestServer {
     /// Its QUIC address.
     pub addr: SocketAddr,
+    /// Its `vhostHTTPPort`, when configured.
+    pub http: Option<SocketAddr>,
+    /// Its `vhostHTTPSPort`, when configured.
+    pub https: Option<SocketAddr>,
+    /// Its access log, from start.
+    pub access: tokio::sync::broadcast::Receiver<frps::AccessEntry>,
     /// Its status channel.
     pub status: watch::Receiver<ServerStatus>,
     /// Its resource counters.
@@ -162,18 +208,30 @@ impl TestServer {
     pub fn start(settings: ServerSettings) -> Self {
         let server = Server::bind(settings).expect("bind server");
         let addr = server.local_addr().expect("server addr");
+        let (http, https) = (server.vhost_http_addr(), server.vhost_https_addr());
+        let access = server.access_log();
         let status = server.status();
         let (gauges, reloader) = (server.gauges(), server.reloader());
         let cancel = CancellationToken::new();
         let task = tokio::spawn(server.run(cancel.clone()));
         Self {
             addr,
+            http,
+            https,
+            access,
             status,
             gauges,
             reloader,
             cancel,
             task,
         }
+    }
+
+    /// The next access-log entry.
+    pub async fn next_access(&mut self) -> frps::AccessEntry {
+        within("access log entry", self.access.recv())
+            .await
+            .expect("access log")
     }
 
     /// Waits until `pred` holds for the server's status.
@@ -233,6 +291,20 @@ impl TestClient {
         proxies: Vec<LocalProxy>,
     ) -> Self {
         Self::start(client_settings(pki.client_tls(identity), server, proxies))
+    }
+
+    /// Starts a client with `cert` that, once its session is replaced or lost, waits ten
+    /// minutes before reconnecting: it stays away for the rest of a test.
+    pub fn start_stale(
+        pki: &Pki,
+        cert: &Issued,
+        server: SocketAddr,
+        proxies: Vec<LocalProxy>,
+    ) -> Self {
+        let mut settings = client_settings(pki.client_tls_with(cert), server, proxies);
+        settings.backoff.min = Duration::from_secs(600);
+        settings.backoff.max = Duration::from_secs(600);
+        Self::start(settings)
     }
 
     /// Waits until `pred` holds for the client's status.

@@ -1,8 +1,6 @@
 //! Who may connect and what they may publish: certificates refused in every way the issue
 //! names, deny-by-default ports, and ports that belong to someone else.
 
-use std::time::Duration;
-
 use frp_tests::backends::{echo_once, echo_server};
 use frp_tests::{
     client_settings, free_tcp_port, init_logs, server_allowing, server_settings, tcp_proxy, Pki,
@@ -174,15 +172,8 @@ async fn same_identity_reconnecting_replaces_its_stale_session() {
     let port = free_tcp_port();
     let mut server = TestServer::start(server_allowing(&pki, &[port]));
     let cert = pki.ca.issue_client("node1").expect("cert");
-    let mut stale_settings = client_settings(
-        pki.client_tls_with(&cert),
-        server.addr,
-        vec![tcp_proxy("web", echo, port)],
-    );
-    // Once replaced, the old instance must stay away for the rest of the test.
-    stale_settings.backoff.min = Duration::from_secs(600);
-    stale_settings.backoff.max = Duration::from_secs(600);
-    let mut stale = TestClient::start(stale_settings);
+    let proxies = vec![tcp_proxy("web", echo, port)];
+    let mut stale = TestClient::start_stale(&pki, &cert, server.addr, proxies);
     stale.bound("web").await;
 
     let fresh_settings = client_settings(

@@ -128,6 +128,7 @@ async fn a_client_gets_one_stream_and_bounded_registrations() {
             name: ProxyName::new(format!("p{i}")).expect("name"),
             kind: ProxyKind::Tcp,
             remote_port: 0,
+            vhost: Default::default(),
         })
         .collect();
     let hello = ControlMsg::Hello(Hello {
@@ -267,5 +268,61 @@ async fn one_busy_proxy_cannot_take_every_stream_of_its_client() {
     assert_eq!(echo_once(busy, b"room again").await, b"room again");
     drop(held);
     client.stop().await.expect("stop");
+    server.stop().await.expect("stop");
+}
+
+#[tokio::test]
+async fn bad_vhost_registrations_are_refused_one_by_one() {
+    use frp_proto::{HeaderPair, VhostSpec};
+    init_logs();
+    let pki = Pki::new();
+    let server = TestServer::start(frp_tests::vhost_settings(&pki, &["*.example.com"]));
+    let raw = RawClient::connect(pki.client_tls("mallory"), server.addr).await;
+    let (mut send, recv) = raw.control().await;
+    let spec = |name: &str, kind, vhost| ProxySpec {
+        name: ProxyName::new(name).expect("name"),
+        kind,
+        remote_port: 0,
+        vhost,
+    };
+    let domains = |d: &[&str]| VhostSpec {
+        custom_domains: d.iter().map(|s| s.to_string()).collect(),
+        ..VhostSpec::default()
+    };
+    let smuggle = VhostSpec {
+        response_headers: vec![HeaderPair {
+            name: "transfer-encoding".into(),
+            value: "chunked".into(),
+        }],
+        ..domains(&["a.example.com"])
+    };
+    let https_with_auth = VhostSpec {
+        http_user: "u".into(),
+        http_password: frp_proto::Secret::new("p"),
+        ..domains(&["b.example.com"])
+    };
+    let proxies = vec![
+        spec("bad-name", ProxyKind::Http, domains(&["Not A Domain"])),
+        spec("no-name", ProxyKind::Http, domains(&[])),
+        spec("smuggle", ProxyKind::Http, smuggle),
+        spec("https-auth", ProxyKind::Https, https_with_auth),
+        spec("ok", ProxyKind::Http, domains(&["ok.example.com"])),
+    ];
+    let hello = ControlMsg::Hello(Hello {
+        minor: PROTOCOL_MINOR,
+        agent: "mallory".into(),
+        proxies,
+    });
+    send.write_all(&encoded(&hello)).await.expect("hello");
+    let mut reader = FramedRead::new(recv, ControlCodec::new());
+    let Some(Ok(ControlMsg::Welcome(w))) = within("welcome", reader.next()).await else {
+        panic!("expected a welcome");
+    };
+    let refused: Vec<bool> = w
+        .results
+        .iter()
+        .map(|r| matches!(r.outcome, ProxyOutcome::Refused { .. }))
+        .collect();
+    assert_eq!(refused, [true, true, true, true, false], "{:?}", w.results);
     server.stop().await.expect("stop");
 }

@@ -1,0 +1,94 @@
+//! `[[proxies]]` entries validated into [`LocalProxy`]s: names, types, local targets, the
+//! vhost part (in `config_http.rs`), and the check that they fit in one `Hello`.
+
+use frp_proto::{encode_control, ControlMsg, Hello, ProxyKind, ProxyName};
+
+use crate::config::{LocalProxy, ProxyEntry};
+
+/// Validates every entry; disabled ones are checked but left out.
+///
+/// # Errors
+/// Names the entry and key that is wrong.
+pub(crate) fn proxies(entries: &[ProxyEntry]) -> Result<Vec<LocalProxy>, String> {
+    let mut out: Vec<LocalProxy> = Vec::new();
+    for (i, e) in entries.iter().enumerate() {
+        let at = format!("proxies[{i}]");
+        let proxy = proxy(&at, e)?;
+        if out.iter().any(|p| p.name == proxy.name) {
+            return Err(format!(
+                "{at}.name = {:?}: another proxy has that name",
+                e.name
+            ));
+        }
+        if e.enabled != Some(false) {
+            out.push(proxy);
+        }
+    }
+    if out.len() > frp_proto::MAX_PROXIES {
+        return Err(format!(
+            "{} proxies; at most {} are supported",
+            out.len(),
+            frp_proto::MAX_PROXIES
+        ));
+    }
+    fits_one_hello(&out)?;
+    Ok(out)
+}
+
+fn proxy(at: &str, e: &ProxyEntry) -> Result<LocalProxy, String> {
+    let name =
+        ProxyName::new(e.name.clone()).map_err(|err| format!("{at}.name = {:?}: {err}", e.name))?;
+    let kind = match e.kind.as_str() {
+        "tcp" => ProxyKind::Tcp,
+        "http" => ProxyKind::Http,
+        "https" => ProxyKind::Https,
+        "udp" | "tcpmux" | "stcp" | "xtcp" | "sudp" => {
+            return Err(format!(
+                "{at}.type = {:?} is not supported yet; use \"tcp\", \"http\" or \"https\"",
+                e.kind
+            ))
+        }
+        other => {
+            return Err(format!(
+                "{at}.type = {other:?} is not a proxy type; use \"tcp\", \"http\" or \"https\""
+            ))
+        }
+    };
+    if e.local_port == 0 {
+        return Err(format!(
+            "{at}.localPort = 0: must be a port between 1 and 65535"
+        ));
+    }
+    let local_host = e.local_ip.clone().unwrap_or_else(|| "127.0.0.1".into());
+    if local_host.is_empty() {
+        return Err(format!("{at}.localIP is empty"));
+    }
+    if let (true, Some(port)) = (kind.is_vhost(), e.remote_port) {
+        return Err(format!(
+            "{at}.remotePort = {port}: a type \"{kind}\" proxy is served on the server's vhost port; remove the key"
+        ));
+    }
+    let vhost = crate::config_http::vhost_spec(at, kind, e)?;
+    Ok(LocalProxy {
+        name,
+        kind,
+        local_host,
+        local_port: e.local_port,
+        remote_port: e.remote_port.unwrap_or(0),
+        vhost,
+    })
+}
+
+/// The `Hello` is one control frame (64 KiB): refuse at load time a set of proxies whose
+/// domains, headers and locations do not fit, rather than failing at every connect.
+fn fits_one_hello(proxies: &[LocalProxy]) -> Result<(), String> {
+    let hello = ControlMsg::Hello(Hello {
+        minor: frp_proto::PROTOCOL_MINOR,
+        agent: String::new(),
+        proxies: proxies.iter().map(LocalProxy::spec).collect(),
+    });
+    let mut buf = bytes::BytesMut::new();
+    encode_control(&hello, &mut buf).map_err(|e| {
+        format!("the proxies do not fit in one registration ({e}); use fewer domains, locations or headers")
+    })
+}

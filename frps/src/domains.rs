@@ -1,0 +1,242 @@
+//! Domain names and `*.` wildcards, and who may claim which: deny by default, like ports.
+//!
+//! A name may be routed only when it is covered by the global `allowDomains` **and**, when the
+//! identity has a `[[clients]]` entry with its own `allowDomains`, by that list too. A wildcard
+//! `*.example.com` matches every name ending in `.example.com` (any depth, as frp does); a
+//! more specific entry wins when routing.
+
+use std::collections::HashMap;
+use std::fmt;
+
+/// The refusal when the server's `allowDomains` is empty.
+pub const NO_DOMAINS: &str =
+    "the server allows no domains: its allowDomains is empty, so no http or https proxy may be registered";
+
+/// A validated, lowercase domain name or `*.` wildcard.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct DomainPattern(String);
+
+impl DomainPattern {
+    /// Parses a name or wildcard (case-insensitive).
+    ///
+    /// # Errors
+    /// Says what is wrong with `s`.
+    pub fn parse(s: &str) -> Result<Self, String> {
+        let lower = s.to_ascii_lowercase();
+        frp_proto::vhost::validate_domain(&lower)?;
+        Ok(Self(lower))
+    }
+
+    /// The pattern as written (lowercase).
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    /// Whether this is a `*.` wildcard.
+    pub fn is_wildcard(&self) -> bool {
+        self.0.starts_with("*.")
+    }
+
+    /// Whether `host` (a normalized host name) is matched by this pattern.
+    pub fn matches(&self, host: &str) -> bool {
+        match self.0.strip_prefix("*.") {
+            Some(suffix) => host
+                .strip_suffix(suffix)
+                .is_some_and(|head| head.len() > 1 && head.ends_with('.')),
+            None => self.0 == host,
+        }
+    }
+
+    /// Whether every name `self` matches is also matched by `outer`.
+    pub fn within(&self, outer: &DomainPattern) -> bool {
+        match self.0.strip_prefix("*.") {
+            None => outer.matches(&self.0),
+            Some(suffix) => outer.0.strip_prefix("*.").is_some_and(|o| {
+                suffix == o || suffix.strip_suffix(o).is_some_and(|h| h.ends_with('.'))
+            }),
+        }
+    }
+}
+
+impl fmt::Display for DomainPattern {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// The routing keys to try for `host`, most specific first: the name itself, then each
+/// wildcard above it (`a.b.example.com`: `*.b.example.com`, `*.example.com`).
+pub fn lookup_keys(host: &str) -> impl Iterator<Item = String> + '_ {
+    let wildcards = host
+        .match_indices('.')
+        .map(move |(i, _)| &host[i + 1..])
+        .filter(|suffix| suffix.contains('.'))
+        .map(|suffix| format!("*.{suffix}"));
+    std::iter::once(host.to_string()).chain(wildcards)
+}
+
+/// A host as a client sent it (`Host` header or SNI), normalized for routing: lowercase,
+/// without port or trailing dot. `None` for something that cannot be a routed name.
+pub fn normalize_host(raw: &str) -> Option<String> {
+    let no_port = match raw.rsplit_once(':') {
+        Some((h, port)) if !h.contains(':') && port.chars().all(|c| c.is_ascii_digit()) => h,
+        _ => raw,
+    };
+    let host = no_port
+        .strip_suffix('.')
+        .unwrap_or(no_port)
+        .to_ascii_lowercase();
+    let ok = |c: char| c.is_ascii_alphanumeric() || c == '-' || c == '.';
+    (!host.is_empty() && host.len() <= 253 && host.chars().all(ok)).then_some(host)
+}
+
+/// A list of patterns (`allowDomains`).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct DomainSet(Vec<DomainPattern>);
+
+impl DomainSet {
+    /// Parses a config list.
+    ///
+    /// # Errors
+    /// Names the first entry that is not a domain or wildcard.
+    pub fn parse(entries: &[String]) -> Result<Self, String> {
+        entries
+            .iter()
+            .map(|e| DomainPattern::parse(e))
+            .collect::<Result<Vec<_>, _>>()
+            .map(Self)
+    }
+
+    /// Whether every name `p` matches is covered by one entry.
+    pub fn covers(&self, p: &DomainPattern) -> bool {
+        self.0.iter().any(|outer| p.within(outer))
+    }
+
+    /// Whether the list is empty.
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    /// The patterns, in configuration order.
+    pub fn patterns(&self) -> &[DomainPattern] {
+        &self.0
+    }
+}
+
+impl fmt::Display for DomainSet {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let names: Vec<&str> = self.0.iter().map(DomainPattern::as_str).collect();
+        f.write_str(&names.join(", "))
+    }
+}
+
+/// The server's authorization policy for domains.
+#[derive(Clone, Debug, Default)]
+pub struct DomainPolicy {
+    /// Global `allowDomains`; empty means no http/https proxy may be registered.
+    pub global: DomainSet,
+    /// Per-identity `allowDomains` from `[[clients]]` entries that have one.
+    pub per_client: HashMap<String, DomainSet>,
+}
+
+impl DomainPolicy {
+    /// Checks whether `identity` may claim `name`, with a reason when it may not.
+    ///
+    /// # Errors
+    /// A sentence a client operator can act on.
+    pub fn check(&self, identity: &str, name: &DomainPattern) -> Result<(), String> {
+        if self.global.is_empty() {
+            return Err(NO_DOMAINS.into());
+        }
+        if !self.global.covers(name) {
+            return Err(format!(
+                "domain {name} is outside the server's allowDomains ({})",
+                self.global
+            ));
+        }
+        match self.per_client.get(identity) {
+            Some(own) if !own.covers(name) => Err(format!(
+                "domain {name} is outside the allowDomains of client '{identity}' ({own})"
+            )),
+            _ => Ok(()),
+        }
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    fn p(s: &str) -> DomainPattern {
+        DomainPattern::parse(s).unwrap()
+    }
+
+    #[test]
+    fn wildcards_match_any_depth_but_not_the_apex() {
+        let w = p("*.example.com");
+        assert!(w.matches("a.example.com") && w.matches("a.b.example.com"));
+        assert!(!w.matches("example.com") && !w.matches("badexample.com"));
+        assert!(!w.matches(".example.com"));
+        assert!(p("App.Example.com").matches("app.example.com"));
+        assert!(!p("app.example.com").matches("x.app.example.com"));
+    }
+
+    #[test]
+    fn within_compares_patterns() {
+        assert!(p("a.example.com").within(&p("*.example.com")));
+        assert!(p("*.a.example.com").within(&p("*.example.com")));
+        assert!(p("*.example.com").within(&p("*.example.com")));
+        assert!(!p("*.example.com").within(&p("*.a.example.com")));
+        assert!(!p("*.example.com").within(&p("x.example.com")));
+        assert!(!p("*.badexample.com").within(&p("*.example.com")));
+    }
+
+    #[test]
+    fn lookup_keys_go_from_specific_to_general() {
+        let keys: Vec<String> = lookup_keys("a.b.example.com").collect();
+        assert_eq!(
+            keys,
+            ["a.b.example.com", "*.b.example.com", "*.example.com"]
+        );
+        assert_eq!(lookup_keys("localhost").count(), 1);
+    }
+
+    #[test]
+    fn hosts_are_normalized() {
+        assert_eq!(
+            normalize_host("App.Example.com:8080").unwrap(),
+            "app.example.com"
+        );
+        assert_eq!(
+            normalize_host("app.example.com.").unwrap(),
+            "app.example.com"
+        );
+        assert_eq!(normalize_host("[::1]:80"), None);
+        assert_eq!(normalize_host(""), None);
+        assert_eq!(normalize_host("a b"), None);
+    }
+
+    #[test]
+    fn policy_is_deny_by_default_and_narrowed_per_client() {
+        let mut policy = DomainPolicy::default();
+        assert!(policy
+            .check("bob", &p("a.example.com"))
+            .unwrap_err()
+            .contains("allows no domains"));
+        policy.global =
+            DomainSet::parse(&["*.example.com".into(), "app.example.org".into()]).unwrap();
+        policy.per_client.insert(
+            "alice".into(),
+            DomainSet::parse(&["*.a.example.com".into()]).unwrap(),
+        );
+        assert!(policy.check("bob", &p("x.example.com")).is_ok());
+        assert!(policy.check("bob", &p("app.example.org")).is_ok());
+        let e = policy.check("bob", &p("other.example.org")).unwrap_err();
+        assert!(e.contains("outside the server's allowDomains"), "{e}");
+        assert!(policy.check("alice", &p("x.a.example.com")).is_ok());
+        let e = policy.check("alice", &p("x.example.com")).unwrap_err();
+        assert!(e.contains("client 'alice'"), "{e}");
+        assert!(DomainSet::parse(&["bad domain".into()]).is_err());
+    }
+}

@@ -1,0 +1,139 @@
+//! Registering a session's `http` and `https` proxies: names checked against `allowDomains`,
+//! routes claimed in the registry (released with the session's ports).
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use frp_proto::{ProxyId, ProxyKind, ProxySpec};
+use tokio::sync::Semaphore;
+use tracing::warn;
+
+use crate::domains::DomainPattern;
+use crate::session::Session;
+use crate::vhost::backend::{BackendParts, HttpBackend};
+use crate::vhost::policy::HttpPolicy;
+use crate::vhost::routes::Owner;
+use crate::vhost::TlsTarget;
+
+impl Session {
+    /// Publishes an http or https proxy on the matching vhost port; returns that port's address.
+    pub(crate) fn publish_vhost(
+        &self,
+        spec: &ProxySpec,
+        id: ProxyId,
+    ) -> Result<SocketAddr, String> {
+        let (addr, key) = match spec.kind {
+            ProxyKind::Https => (self.shared.vhost_addrs.1, "vhostHTTPSPort"),
+            _ => (self.shared.vhost_addrs.0, "vhostHTTPPort"),
+        };
+        let addr = addr.ok_or_else(|| {
+            format!(
+                "the server has no {key}, so it serves no {} proxies",
+                spec.kind
+            )
+        })?;
+        if spec.remote_port != 0 {
+            return Err(format!("a {} proxy has no remotePort", spec.kind));
+        }
+        frp_proto::vhost::validate_spec(&spec.vhost)?;
+        if spec.kind == ProxyKind::Https && spec.vhost.has_http_settings() {
+            return Err("an https proxy takes only customDomains and subdomain".into());
+        }
+        let hosts = self.hosts(spec)?;
+        let owner = Owner {
+            identity: self.identity.clone(),
+            session: self.id,
+            proxy: spec.name.clone(),
+        };
+        let claimed = match spec.kind {
+            ProxyKind::Https => self.claim_https(&hosts, &owner, id),
+            _ => self.claim_http(spec, &hosts, &owner, id),
+        };
+        claimed?;
+        Ok(addr)
+    }
+
+    /// The names a proxy asks for: its custom domains and `subdomain.<subDomainHost>`, each
+    /// allowed for this identity.
+    fn hosts(&self, spec: &ProxySpec) -> Result<Vec<DomainPattern>, String> {
+        let mut hosts = Vec::new();
+        for d in &spec.vhost.custom_domains {
+            hosts.push(DomainPattern::parse(d)?);
+        }
+        if !spec.vhost.subdomain.is_empty() {
+            let base = self.shared.settings.vhost.subdomain_host.as_ref().ok_or(
+                "subdomain needs the server to set subDomainHost; use customDomains instead",
+            )?;
+            let name = format!("{}.{base}", spec.vhost.subdomain);
+            hosts.push(DomainPattern::parse(&name)?);
+        }
+        if hosts.is_empty() {
+            return Err("an http or https proxy needs customDomains or subdomain".into());
+        }
+        hosts.sort();
+        hosts.dedup();
+        let policy = &self.shared.settings.domains;
+        hosts
+            .iter()
+            .try_for_each(|h| policy.check(&self.identity, h))?;
+        Ok(hosts)
+    }
+
+    fn claim_http(
+        &self,
+        spec: &ProxySpec,
+        hosts: &[DomainPattern],
+        owner: &Owner,
+        id: ProxyId,
+    ) -> Result<(), String> {
+        let mut locations = spec.vhost.locations.clone();
+        if locations.is_empty() {
+            locations.push("/".into());
+        }
+        locations.sort();
+        locations.dedup();
+        let settings = &self.shared.settings;
+        let parts = BackendParts {
+            conn: self.conn.clone(),
+            tracker: self.shared.streams.clone(),
+            open_timeout: settings.open_stream_timeout,
+            max_connections: settings.max_connections_per_proxy,
+            gauges: self.shared.gauges.clone(),
+        };
+        let policy = HttpPolicy::new(&spec.vhost)?;
+        let backend = Arc::new(HttpBackend::new(spec.name.clone(), id, policy, parts));
+        let registry = &self.shared.registry;
+        registry
+            .claim_http(hosts, &locations, owner, &backend)
+            .map_err(|(why, held)| self.refused(why, &held))
+    }
+
+    fn claim_https(
+        &self,
+        hosts: &[DomainPattern],
+        owner: &Owner,
+        id: ProxyId,
+    ) -> Result<(), String> {
+        let target = Arc::new(TlsTarget {
+            name: owner.proxy.clone(),
+            id,
+            conn: self.conn.clone(),
+            active: Arc::new(Semaphore::new(
+                self.shared.settings.max_connections_per_proxy,
+            )),
+        });
+        let registry = &self.shared.registry;
+        registry
+            .claim_https(hosts, owner, &target)
+            .map_err(|(why, held)| self.refused(why, &held))
+    }
+
+    /// Logs who holds what was asked for (the asking client is told only that someone does).
+    fn refused(&self, why: String, held: &Owner) -> String {
+        warn!(
+            client = %self.identity, holder = %held.identity, holder_proxy = %held.proxy,
+            reason = %why, "route already held"
+        );
+        why
+    }
+}

@@ -1,0 +1,244 @@
+//! What frps does to each request and response of an http proxy: the proxy's own policy
+//! (header rewrites, basic auth, CORS, redirect) and the proxy headers every request gets
+//! (`X-Forwarded-*`, `X-Real-IP`, hop-by-hop headers removed).
+
+use std::net::IpAddr;
+
+use frp_proto::VhostSpec;
+use hyper::header::{self, HeaderMap, HeaderName, HeaderValue};
+
+use super::auth::BasicAuth;
+use super::cors::Cors;
+
+/// Headers that describe one hop, never forwarded (RFC 9110 7.6.1).
+const HOP_BY_HOP: [&str; 8] = [
+    "connection",
+    "keep-alive",
+    "proxy-connection",
+    "proxy-authenticate",
+    "proxy-authorization",
+    "te",
+    "trailer",
+    "transfer-encoding",
+];
+
+/// The policy of one http proxy, parsed from its registration.
+#[derive(Clone, Debug, Default)]
+pub struct HttpPolicy {
+    /// Replaces `Host` on forwarded requests.
+    pub host_rewrite: Option<HeaderValue>,
+    /// Set on forwarded requests.
+    pub request_headers: Vec<(HeaderName, HeaderValue)>,
+    /// Set on returned responses.
+    pub response_headers: Vec<(HeaderName, HeaderValue)>,
+    /// Required credentials.
+    pub auth: Option<BasicAuth>,
+    /// CORS answers.
+    pub cors: Option<Cors>,
+    /// Redirect plain-HTTP requests to `https://`.
+    pub redirect_https: bool,
+}
+
+impl HttpPolicy {
+    /// Parses a registration's policy (its syntax was validated already).
+    ///
+    /// # Errors
+    /// Names a header that `hyper` refuses.
+    pub fn new(spec: &VhostSpec) -> Result<Self, String> {
+        let pairs = |list: &[frp_proto::HeaderPair]| {
+            list.iter()
+                .map(|h| {
+                    let name = HeaderName::from_bytes(h.name.as_bytes());
+                    let value = HeaderValue::from_str(&h.value);
+                    match (name, value) {
+                        (Ok(n), Ok(v)) => Ok((n, v)),
+                        _ => Err(format!("header {:?} is not a valid header", h.name)),
+                    }
+                })
+                .collect::<Result<Vec<_>, String>>()
+        };
+        let host_rewrite = match spec.host_header_rewrite.as_str() {
+            "" => None,
+            h => Some(
+                HeaderValue::from_str(h).map_err(|_| "hostHeaderRewrite is not a valid host")?,
+            ),
+        };
+        let auth = (!spec.http_user.is_empty())
+            .then(|| BasicAuth::new(&spec.http_user, spec.http_password.expose()));
+        Ok(Self {
+            host_rewrite,
+            request_headers: pairs(&spec.request_headers)?,
+            response_headers: pairs(&spec.response_headers)?,
+            auth,
+            cors: spec.cors.as_ref().map(Cors::new),
+            redirect_https: spec.redirect_https,
+        })
+    }
+
+    /// Applies the rewrites to a request about to be forwarded.
+    pub fn rewrite_request(&self, headers: &mut HeaderMap) {
+        if let Some(host) = &self.host_rewrite {
+            headers.insert(header::HOST, host.clone());
+        }
+        for (name, value) in &self.request_headers {
+            headers.insert(name.clone(), value.clone());
+        }
+        // The credentials were for frps; the local service does not get them.
+        if self.auth.is_some() {
+            headers.remove(header::AUTHORIZATION);
+        }
+    }
+
+    /// Applies the rewrites to a response about to be returned.
+    pub fn rewrite_response(&self, headers: &mut HeaderMap) {
+        for (name, value) in &self.response_headers {
+            headers.insert(name.clone(), value.clone());
+        }
+    }
+}
+
+/// Whether a request asks to switch protocols (WebSocket and other `Upgrade`s).
+pub fn is_upgrade(headers: &HeaderMap) -> bool {
+    headers.contains_key(header::UPGRADE) && connection_has(headers, "upgrade")
+}
+
+fn connection_has(headers: &HeaderMap, token: &str) -> bool {
+    headers
+        .get_all(header::CONNECTION)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .any(|t| t.trim().eq_ignore_ascii_case(token))
+}
+
+/// Removes hop-by-hop headers, and those `Connection` names; keeps `Connection: upgrade` and
+/// `Upgrade` when `keep_upgrade`.
+pub fn strip_hop_by_hop(headers: &mut HeaderMap, keep_upgrade: bool) {
+    let named: Vec<String> = headers
+        .get_all(header::CONNECTION)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .map(|t| t.trim().to_ascii_lowercase())
+        .filter(|t| !(t.is_empty() || keep_upgrade && t == "upgrade"))
+        .collect();
+    for name in named.iter().map(String::as_str).chain(HOP_BY_HOP) {
+        headers.remove(name);
+    }
+    if keep_upgrade {
+        headers.insert(header::CONNECTION, HeaderValue::from_static("upgrade"));
+    } else {
+        headers.remove(header::UPGRADE);
+    }
+}
+
+/// Sets `X-Forwarded-For` (appending the client to any list it sent), `X-Forwarded-Proto`,
+/// `X-Forwarded-Host` and `X-Real-IP`.
+pub fn set_forwarded(headers: &mut HeaderMap, client: IpAddr, proto: &str, host: &str) {
+    let xff = HeaderName::from_static("x-forwarded-for");
+    let prior: Vec<&str> = headers
+        .get_all(&xff)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .collect();
+    let chain = match prior.is_empty() {
+        true => client.to_string(),
+        false => format!("{}, {client}", prior.join(", ")),
+    };
+    let set = |headers: &mut HeaderMap, name: &'static str, value: &str| {
+        if let Ok(v) = HeaderValue::from_str(value) {
+            headers.insert(HeaderName::from_static(name), v);
+        }
+    };
+    set(headers, "x-forwarded-for", &chain);
+    set(headers, "x-forwarded-proto", proto);
+    set(headers, "x-forwarded-host", host);
+    set(headers, "x-real-ip", &client.to_string());
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+    use frp_proto::{HeaderPair, Secret};
+
+    fn map(pairs: &[(&'static str, &'static str)]) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        for (k, v) in pairs {
+            h.append(*k, HeaderValue::from_static(v));
+        }
+        h
+    }
+
+    #[test]
+    fn forwarded_headers_append_to_an_existing_chain() {
+        let mut h = map(&[("x-forwarded-for", "203.0.113.1"), ("x-real-ip", "6.6.6.6")]);
+        set_forwarded(
+            &mut h,
+            "198.51.100.7".parse().unwrap(),
+            "https",
+            "app.example.com",
+        );
+        assert_eq!(h["x-forwarded-for"], "203.0.113.1, 198.51.100.7");
+        assert_eq!(h["x-forwarded-proto"], "https");
+        assert_eq!(h["x-forwarded-host"], "app.example.com");
+        assert_eq!(h["x-real-ip"], "198.51.100.7");
+        let mut fresh = HeaderMap::new();
+        set_forwarded(&mut fresh, "::1".parse().unwrap(), "http", "a.io");
+        assert_eq!(fresh["x-forwarded-for"], "::1");
+    }
+
+    #[test]
+    fn hop_by_hop_headers_go_and_upgrades_stay() {
+        let mut h = map(&[
+            ("connection", "keep-alive, x-secret-hop"),
+            ("x-secret-hop", "1"),
+            ("keep-alive", "timeout=5"),
+            ("transfer-encoding", "chunked"),
+            ("x-kept", "yes"),
+            ("upgrade", "websocket"),
+        ]);
+        let mut plain = h.clone();
+        strip_hop_by_hop(&mut plain, false);
+        assert_eq!(plain.len(), 1, "{plain:?}");
+        assert_eq!(plain["x-kept"], "yes");
+        h.insert("connection", HeaderValue::from_static("Upgrade"));
+        assert!(is_upgrade(&h));
+        strip_hop_by_hop(&mut h, true);
+        assert_eq!(h["connection"], "upgrade");
+        assert_eq!(h["upgrade"], "websocket");
+        assert!(!is_upgrade(&map(&[("upgrade", "websocket")])));
+    }
+
+    #[test]
+    fn policy_rewrites_requests_and_responses() {
+        let spec = VhostSpec {
+            host_header_rewrite: "backend.local".into(),
+            request_headers: vec![HeaderPair {
+                name: "X-From".into(),
+                value: "frps".into(),
+            }],
+            response_headers: vec![HeaderPair {
+                name: "x-frame-options".into(),
+                value: "DENY".into(),
+            }],
+            http_user: "u".into(),
+            http_password: Secret::new("p"),
+            ..VhostSpec::default()
+        };
+        let p = HttpPolicy::new(&spec).unwrap();
+        let mut req = map(&[
+            ("host", "app.example.com"),
+            ("authorization", "Basic dTpw"),
+            ("x-from", "client"),
+        ]);
+        p.rewrite_request(&mut req);
+        assert_eq!(req["host"], "backend.local");
+        assert_eq!(req["x-from"], "frps");
+        assert!(!req.contains_key("authorization"));
+        let mut resp = HeaderMap::new();
+        p.rewrite_response(&mut resp);
+        assert_eq!(resp["x-frame-options"], "DENY");
+        assert!(!format!("{p:?}").contains("\"p\""));
+    }
+}

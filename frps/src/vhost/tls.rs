@@ -1,0 +1,216 @@
+//! `vhostHTTPSPort`: read the TLS ClientHello, then by its SNI either pass the connection
+//! through untouched to an `https` proxy (TLS stays end to end), or terminate TLS with a
+//! certificate frps holds for that name and serve it like `vhostHTTPPort`.
+//!
+//! The ClientHello is parsed by rustls' [`Acceptor`] on bytes we keep, so they can be
+//! replayed: to the client for passthrough, to tokio-rustls for termination. A connection with
+//! no SNI, an unknown name, a hello that does not parse, or one that does not arrive in
+//! [`HELLO_TIMEOUT`] is closed; each connection runs in its own task, so none of that holds
+//! the accept loop.
+
+use std::io;
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use bytes::{Buf as _, Bytes, BytesMut};
+use rustls::server::Acceptor;
+use tokio::io::{AsyncRead, AsyncReadExt as _, AsyncWrite, ReadBuf};
+use tokio::net::TcpStream;
+use tracing::debug;
+
+use crate::domains::{lookup_keys, normalize_host, DomainPattern};
+
+/// How long a client may take to send its whole ClientHello.
+pub const HELLO_TIMEOUT: Duration = Duration::from_secs(10);
+/// Largest ClientHello read (post-quantum key shares make them a few KiB).
+const MAX_HELLO: usize = 64 * 1024;
+
+/// Certificates frps terminates TLS with, chosen by SNI.
+#[derive(Clone, Debug, Default)]
+pub struct CertStore {
+    entries: Vec<(DomainPattern, Arc<rustls::ServerConfig>)>,
+}
+
+impl CertStore {
+    /// Adds a certificate (its TLS config) for `names`.
+    pub fn add(&mut self, names: &[DomainPattern], config: Arc<rustls::ServerConfig>) {
+        for n in names {
+            self.entries.push((n.clone(), Arc::clone(&config)));
+        }
+    }
+
+    /// Whether no certificate is configured.
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+
+    /// The TLS config for `host` (normalized): an exact name first, then the most specific
+    /// wildcard.
+    pub fn find(&self, host: &str) -> Option<Arc<rustls::ServerConfig>> {
+        lookup_keys(host).find_map(|key| {
+            self.entries
+                .iter()
+                .find(|(p, _)| p.as_str() == key)
+                .map(|(_, c)| Arc::clone(c))
+        })
+    }
+}
+
+/// What the first flight of a TLS connection said.
+#[derive(Debug)]
+pub struct Hello {
+    /// Every byte read so far, to replay.
+    pub bytes: Bytes,
+    /// The SNI, normalized; `None` when absent or unusable.
+    pub sni: Option<String>,
+}
+
+/// Reads until a whole ClientHello has arrived. Not cancel-safe; put a timeout around it.
+///
+/// # Errors
+/// When the stream ends or fails first, the bytes are not TLS, or the hello is too large.
+pub async fn read_hello(tcp: &mut TcpStream) -> io::Result<Hello> {
+    let mut acceptor = Acceptor::default();
+    let mut buf = BytesMut::with_capacity(4096);
+    loop {
+        let before = buf.len();
+        if tcp.read_buf(&mut buf).await? == 0 {
+            return Err(io::ErrorKind::UnexpectedEof.into());
+        }
+        let mut fresh = &buf[before..];
+        while !fresh.is_empty() {
+            if acceptor.read_tls(&mut fresh)? == 0 {
+                break;
+            }
+        }
+        match acceptor.accept() {
+            Ok(Some(accepted)) => {
+                let sni = accepted
+                    .client_hello()
+                    .server_name()
+                    .and_then(normalize_host);
+                return Ok(Hello {
+                    bytes: buf.freeze(),
+                    sni,
+                });
+            }
+            Ok(None) if buf.len() < MAX_HELLO => {}
+            Ok(None) => return Err(io::Error::other("client hello too large")),
+            Err((e, _)) => return Err(io::Error::other(format!("not a tls client hello: {e}"))),
+        }
+    }
+}
+
+/// A stream that first yields `prefix`, then reads from `inner`; writes go to `inner`.
+#[derive(Debug)]
+pub struct Prefixed<T> {
+    prefix: Bytes,
+    inner: T,
+}
+
+impl<T> Prefixed<T> {
+    /// Replays `prefix` before `inner`.
+    pub fn new(prefix: Bytes, inner: T) -> Self {
+        Self { prefix, inner }
+    }
+}
+
+impl<T: AsyncRead + Unpin> AsyncRead for Prefixed<T> {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        if !self.prefix.is_empty() {
+            let n = self.prefix.len().min(buf.remaining());
+            buf.put_slice(&self.prefix[..n]);
+            self.prefix.advance(n);
+            return Poll::Ready(Ok(()));
+        }
+        Pin::new(&mut self.inner).poll_read(cx, buf)
+    }
+}
+
+impl<T: AsyncWrite + Unpin> AsyncWrite for Prefixed<T> {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.inner).poll_write(cx, buf)
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.inner).poll_flush(cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.inner).poll_shutdown(cx)
+    }
+}
+
+/// Terminates TLS on a connection whose hello was already read.
+///
+/// # Errors
+/// When the handshake fails or takes longer than [`HELLO_TIMEOUT`].
+pub async fn terminate(
+    tcp: TcpStream,
+    hello: Bytes,
+    config: Arc<rustls::ServerConfig>,
+    visitor: SocketAddr,
+) -> io::Result<tokio_rustls::server::TlsStream<Prefixed<TcpStream>>> {
+    let accept = tokio_rustls::TlsAcceptor::from(config).accept(Prefixed::new(hello, tcp));
+    match tokio::time::timeout(HELLO_TIMEOUT, accept).await {
+        Ok(r) => r,
+        Err(_) => {
+            debug!(%visitor, "tls handshake timed out");
+            Err(io::ErrorKind::TimedOut.into())
+        }
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+    use tokio::io::AsyncWriteExt as _;
+
+    #[tokio::test]
+    async fn prefixed_replays_then_reads_on() {
+        let (a, mut b) = tokio::io::duplex(64);
+        let mut p = Prefixed::new(Bytes::from_static(b"hello "), a);
+        b.write_all(b"world").await.unwrap();
+        drop(b);
+        let mut out = String::new();
+        p.read_to_string(&mut out).await.unwrap();
+        assert_eq!(out, "hello world");
+    }
+
+    #[test]
+    fn certificates_are_chosen_exact_first() {
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let config = || {
+            let b = rustls::ServerConfig::builder_with_provider(Arc::clone(&provider))
+                .with_safe_default_protocol_versions()
+                .unwrap();
+            let resolver = Arc::new(rustls::server::ResolvesServerCertUsingSni::new());
+            Arc::new(b.with_no_client_auth().with_cert_resolver(resolver))
+        };
+        let (exact, wild) = (config(), config());
+        let mut store = CertStore::default();
+        store.add(
+            &[DomainPattern::parse("*.example.com").unwrap()],
+            Arc::clone(&wild),
+        );
+        store.add(
+            &[DomainPattern::parse("app.example.com").unwrap()],
+            Arc::clone(&exact),
+        );
+        assert!(Arc::ptr_eq(&store.find("app.example.com").unwrap(), &exact));
+        assert!(Arc::ptr_eq(&store.find("x.example.com").unwrap(), &wild));
+        assert!(store.find("example.com").is_none());
+    }
+}
