@@ -219,7 +219,8 @@ pub fn validate_host(host: &str) -> Result<(), String> {
         Some(v6) => v6.parse::<std::net::Ipv6Addr>().is_ok(),
         None => {
             let ldh = |c: char| c.is_ascii_alphanumeric() || c == '-';
-            name.split('.').all(|l| !l.is_empty() && l.len() <= 63 && l.chars().all(ldh))
+            name.split('.')
+                .all(|l| !l.is_empty() && l.len() <= 63 && l.chars().all(ldh))
         }
     };
     match ok && host.len() <= MAX_DOMAIN_LEN {
@@ -301,11 +302,21 @@ pub const RESERVED_HEADERS: [&str; 9] = [
 pub fn validate_spec(spec: &VhostSpec) -> Result<(), String> {
     let lengths = [
         ("httpUser", spec.http_user.len(), MAX_USER_LEN),
-        ("httpPassword", spec.http_password.expose().len(), MAX_PASSWORD_LEN),
-        ("hostHeaderRewrite", spec.host_header_rewrite.len(), MAX_DOMAIN_LEN),
+        (
+            "httpPassword",
+            spec.http_password.expose().len(),
+            MAX_PASSWORD_LEN,
+        ),
+        (
+            "hostHeaderRewrite",
+            spec.host_header_rewrite.len(),
+            MAX_DOMAIN_LEN,
+        ),
     ];
     if let Some((key, len, max)) = lengths.iter().find(|(_, len, max)| len > max) {
-        return Err(format!("{key} is {len} bytes long; at most {max} are allowed"));
+        return Err(format!(
+            "{key} is {len} bytes long; at most {max} are allowed"
+        ));
     }
     spec.custom_domains
         .iter()

@@ -59,12 +59,18 @@ fn decode_unreserved(raw: &str) -> Result<String, PathError> {
         }
         if b != b'%' {
             // `raw` is a str and every multi-byte character is copied whole below.
-            let ch = raw[i..].chars().next().unwrap_or(char::REPLACEMENT_CHARACTER);
+            let ch = raw[i..]
+                .chars()
+                .next()
+                .unwrap_or(char::REPLACEMENT_CHARACTER);
             out.push(ch);
             i += ch.len_utf8();
             continue;
         }
-        let (hi, lo) = match (bytes.get(i + 1).copied().and_then(hex), bytes.get(i + 2).copied().and_then(hex)) {
+        let (hi, lo) = match (
+            bytes.get(i + 1).copied().and_then(hex),
+            bytes.get(i + 2).copied().and_then(hex),
+        ) {
             (Some(hi), Some(lo)) => (hi, lo),
             _ => return Err(PathError::BadEscape),
         };
@@ -178,8 +184,16 @@ mod tests {
         assert_eq!(canonical("/").unwrap(), "/");
         assert_eq!(canonical("/a/b/..").unwrap(), "/a/");
         assert_eq!(canonical("/..").unwrap(), "/");
-        assert_eq!(canonical("/a%3f%7e").unwrap(), "/a%3F~", "other escapes are kept, in uppercase");
-        assert_eq!(canonical("/a;b=1/c").unwrap(), "/a;b=1/c", "parameters are forwarded");
+        assert_eq!(
+            canonical("/a%3f%7e").unwrap(),
+            "/a%3F~",
+            "other escapes are kept, in uppercase"
+        );
+        assert_eq!(
+            canonical("/a;b=1/c").unwrap(),
+            "/a;b=1/c",
+            "parameters are forwarded"
+        );
         assert_eq!(canonical("/caf\u{e9}").unwrap(), "/caf\u{e9}");
     }
 
@@ -206,7 +220,10 @@ mod tests {
         assert_eq!(match_form("/admin;x"), "/admin");
         assert_eq!(match_form("/api;v=1/admin/"), "/api/admin/");
         assert_eq!(match_form("/;x"), "/");
-        assert!(location_covers("/admin", &match_form("/admin;jsessionid=1")));
+        assert!(location_covers(
+            "/admin",
+            &match_form("/admin;jsessionid=1")
+        ));
         assert!(location_covers("/api", "/api"));
         assert!(location_covers("/api", "/api/"));
         assert!(location_covers("/api", "/api/v1"));
