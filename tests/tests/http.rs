@@ -13,6 +13,18 @@ use frp_tests::{http_proxy, init_logs, vhost_settings, Pki, TestClient, TestServ
 
 const ALLOW: &[&str] = &["*.example.com"];
 
+/// Settings where alice and bob share a.example.com: the operator names it in both their
+/// allowDomains (bob may also use the rest of example.com).
+fn sharing_a(pki: &Pki) -> frps::ServerSettings {
+    let mut settings = vhost_settings(pki, ALLOW);
+    for (id, own) in [("alice", "a.example.com"), ("bob", "*.example.com")] {
+        let list = [own.to_string(), "a.example.com".to_string()];
+        let set = frps::domains::DomainSet::parse(&list).expect("allowDomains");
+        settings.domains.per_client.insert(id.into(), set);
+    }
+    settings
+}
+
 #[tokio::test]
 async fn hosts_and_locations_reach_their_backends_across_clients() {
     init_logs();
@@ -22,7 +34,7 @@ async fn hosts_and_locations_reach_their_backends_across_clients() {
         http_backend("b").await,
         http_backend("api").await,
     );
-    let server = TestServer::start(vhost_settings(&pki, ALLOW));
+    let server = TestServer::start(sharing_a(&pki));
     let none = VhostSpec::default;
     let web_a = vec![http_proxy("app1", a.addr, &["a.example.com"], none())];
     let mut alice = TestClient::connect(&pki, "alice", server.addr, web_a);

@@ -42,6 +42,7 @@ pub use tls::CertStore;
 use crate::domains::DomainPattern;
 use crate::proxy::{forward, OpenStream};
 use crate::server::Shared;
+use routes::TlsRoute;
 
 /// Connections open at once on each vhost port; more are reset.
 const MAX_CONNECTIONS: usize = 10_000;
@@ -236,7 +237,7 @@ async fn serve_tls(
     let Some(sni) = hello.sni else {
         return debug!(%peer, "client hello without a server name; closing");
     };
-    if let Some(target) = shared.registry.lookup_https(&sni) {
+    if let TlsRoute::Passthrough(target) = shared.registry.lookup_tls(&sni) {
         return passthrough(tcp, peer, hello.bytes, &target, &shared).await;
     }
     let Some(config) = shared.settings.vhost.certificates.find(&sni) else {
