@@ -179,6 +179,9 @@ async fn header_rewrites_and_forwarded_headers_reach_the_service() {
         GOOD,
         ("x-forwarded-for", "203.0.113.9"),
         ("x-from", "client"),
+        ("forwarded", "for=6.6.6.6;proto=https"),
+        ("x-forwarded-port", "443"),
+        ("x-forwarded-prefix", "/admin"),
     ];
     let r = get(http, HOST, "/p?q=1", &sent).await;
     assert_eq!(r.status, 200, "{}", r.body);
@@ -190,6 +193,10 @@ async fn header_rewrites_and_forwarded_headers_reach_the_service() {
     assert_eq!(r.field("header:x-forwarded-proto"), Some("http"));
     assert_eq!(r.field("header:x-forwarded-host"), Some(HOST));
     assert_eq!(r.field("header:x-real-ip"), Some("127.0.0.1"));
+    for forged in ["forwarded", "x-forwarded-port", "x-forwarded-prefix"] {
+        let field = format!("header:{forged}");
+        assert_eq!(r.field(&field), None, "{forged} is not passed on");
+    }
     assert_eq!(r.header("x-frame-options"), Some("DENY"));
     assert_eq!(r.header("x-backend"), Some("app"));
     c.stop().await.expect("stop");
@@ -197,7 +204,7 @@ async fn header_rewrites_and_forwarded_headers_reach_the_service() {
 }
 
 #[tokio::test]
-async fn cors_preflights_are_answered_at_frps_and_responses_get_allow_headers() {
+async fn cors_preflights_are_answered_at_frps() {
     let pki = Pki::new();
     let app = http_backend("app").await;
     let (server, c, http) = with_policy(&pki, &app).await;
@@ -223,28 +230,32 @@ async fn cors_preflights_are_answered_at_frps_and_responses_get_allow_headers() 
     let r = send(&mut conn, request("OPTIONS", HOST, "/items", &evil)).await;
     assert_eq!(r.status, 403, "{}", r.body);
     assert_eq!(app.accepted(), 0, "preflights never reached the service");
-    let r = get(
-        http,
-        HOST,
-        "/",
-        &[GOOD, ("origin", "https://ui.example.com")],
-    )
-    .await;
+    c.stop().await.expect("stop");
+    server.stop().await.expect("stop");
+}
+
+#[tokio::test]
+async fn cors_responses_get_allow_headers_only_for_allowed_origins() {
+    let pki = Pki::new();
+    let app = http_backend("app").await;
+    let (server, c, http) = with_policy(&pki, &app).await;
+    let from = |origin| [GOOD, ("origin", origin)];
+    let r = get(http, HOST, "/", &from("https://ui.example.com")).await;
     assert_eq!(r.status, 200);
     let origin = r.header("access-control-allow-origin");
     assert_eq!(origin, Some("https://ui.example.com"));
-    let r = get(
-        http,
-        HOST,
-        "/",
-        &[GOOD, ("origin", "https://evil.example.net")],
-    )
-    .await;
+    assert_eq!(r.header("vary"), Some("Origin"));
+    let r = get(http, HOST, "/", &from("https://evil.example.net")).await;
     assert_eq!(
         r.status, 200,
         "cors is not access control: the request is served"
     );
     assert_eq!(r.header("access-control-allow-origin"), None);
+    assert_eq!(
+        r.header("vary"),
+        Some("Origin"),
+        "the answer depends on Origin"
+    );
     c.stop().await.expect("stop");
     server.stop().await.expect("stop");
 }
@@ -279,6 +290,34 @@ async fn redirect_https_answers_308() {
         Some("https://secure.example.com/a/b?c=d")
     );
     assert_eq!(app.accepted(), 0);
+    c.stop().await.expect("stop");
+    server.stop().await.expect("stop");
+}
+
+#[tokio::test]
+async fn redirect_https_needs_the_servers_https_port() {
+    init_logs();
+    let pki = Pki::new();
+    let app = http_backend("app").await;
+    let mut settings = vhost_settings(&pki, ALLOW);
+    settings.vhost.https_port = None;
+    let server = TestServer::start(settings);
+    let spec = VhostSpec {
+        redirect_https: true,
+        ..VhostSpec::default()
+    };
+    let proxies = vec![http_proxy(
+        "secure",
+        app.addr,
+        &["secure.example.com"],
+        spec,
+    )];
+    let mut c = TestClient::connect(&pki, "node1", server.addr, proxies);
+    let why = c.refused("secure").await;
+    assert!(
+        why.contains("redirectHTTPS needs the server to serve vhostHTTPSPort"),
+        "{why}"
+    );
     c.stop().await.expect("stop");
     server.stop().await.expect("stop");
 }

@@ -25,8 +25,9 @@ use crate::domains::{lookup_keys, normalize_host, DomainPattern};
 
 /// How long a client may take to send its whole ClientHello.
 pub const HELLO_TIMEOUT: Duration = Duration::from_secs(10);
-/// Largest ClientHello read (post-quantum key shares make them a few KiB).
-const MAX_HELLO: usize = 64 * 1024;
+/// Largest ClientHello read: post-quantum key shares make them a few KiB, and 16 KiB is one
+/// whole TLS record.
+const MAX_HELLO: usize = 16 * 1024;
 
 /// Certificates frps terminates TLS with, chosen by SNI.
 #[derive(Clone, Debug, Default)]
@@ -156,12 +157,12 @@ impl<T: AsyncWrite + Unpin> AsyncWrite for Prefixed<T> {
 ///
 /// # Errors
 /// When the handshake fails or takes longer than [`HELLO_TIMEOUT`].
-pub async fn terminate(
-    tcp: TcpStream,
+pub async fn terminate<T: AsyncRead + AsyncWrite + Unpin>(
+    tcp: T,
     hello: Bytes,
     config: Arc<rustls::ServerConfig>,
     visitor: SocketAddr,
-) -> io::Result<tokio_rustls::server::TlsStream<Prefixed<TcpStream>>> {
+) -> io::Result<tokio_rustls::server::TlsStream<Prefixed<T>>> {
     let accept = tokio_rustls::TlsAcceptor::from(config).accept(Prefixed::new(hello, tcp));
     match tokio::time::timeout(HELLO_TIMEOUT, accept).await {
         Ok(r) => r,
