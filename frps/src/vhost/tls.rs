@@ -21,7 +21,7 @@ use tokio::io::{AsyncRead, AsyncReadExt as _, AsyncWrite, ReadBuf};
 use tokio::net::TcpStream;
 use tracing::debug;
 
-use crate::domains::{lookup_keys, normalize_host, DomainPattern};
+use crate::domains::{normalize_host, DomainPattern};
 
 /// How long a client may take to send its whole ClientHello.
 pub const HELLO_TIMEOUT: Duration = Duration::from_secs(10);
@@ -48,16 +48,37 @@ impl CertStore {
         self.entries.is_empty()
     }
 
-    /// The TLS config for `host` (normalized): an exact name first, then the most specific
-    /// wildcard.
+    /// The TLS config for `host` (normalized): its exact name, else a wildcard for its
+    /// parent. As in certificates (RFC 6125), `*.example.com` covers `a.example.com` and not
+    /// `a.b.example.com`.
     pub fn find(&self, host: &str) -> Option<Arc<rustls::ServerConfig>> {
-        lookup_keys(host).find_map(|key| {
-            self.entries
-                .iter()
-                .find(|(p, _)| p.as_str() == key)
-                .map(|(_, c)| Arc::clone(c))
-        })
+        let parent = host.split_once('.').map(|(_, p)| format!("*.{p}"));
+        std::iter::once(host.to_string())
+            .chain(parent)
+            .find_map(|key| {
+                self.entries
+                    .iter()
+                    .find(|(p, _)| p.as_str() == key)
+                    .map(|(_, c)| Arc::clone(c))
+            })
     }
+
+    /// Whether a certificate is configured for exactly `name` (a name or wildcard).
+    pub fn has(&self, name: &DomainPattern) -> bool {
+        self.entries.iter().any(|(p, _)| p == name)
+    }
+}
+
+/// Whether a certificate whose DNS names are `sans` is valid for every name `pattern`
+/// matches, by TLS rules: a `*.` name covers exactly one label.
+pub fn cert_covers(sans: &[String], pattern: &DomainPattern) -> bool {
+    let p = pattern.as_str();
+    if pattern.is_wildcard() {
+        return sans.iter().any(|s| s == p);
+    }
+    let parent = p.split_once('.').map(|(_, parent)| parent);
+    sans.iter()
+        .any(|s| s == p || s.strip_prefix("*.").is_some_and(|w| Some(w) == parent))
 }
 
 /// What the first flight of a TLS connection said.
@@ -191,6 +212,15 @@ mod tests {
     }
 
     #[test]
+    fn certificates_cover_names_by_tls_rules() {
+        let sans = ["web.example.com".to_string(), "*.example.org".to_string()];
+        let covers = |p: &str| cert_covers(&sans, &DomainPattern::parse(p).unwrap());
+        assert!(covers("web.example.com") && covers("a.example.org") && covers("*.example.org"));
+        assert!(!covers("a.b.example.org"), "a wildcard covers one label");
+        assert!(!covers("*.example.com") && !covers("other.example.com"));
+    }
+
+    #[test]
     fn certificates_are_chosen_exact_first() {
         let provider = Arc::new(rustls::crypto::ring::default_provider());
         let config = || {
@@ -213,5 +243,9 @@ mod tests {
         assert!(Arc::ptr_eq(&store.find("app.example.com").unwrap(), &exact));
         assert!(Arc::ptr_eq(&store.find("x.example.com").unwrap(), &wild));
         assert!(store.find("example.com").is_none());
+        assert!(
+            store.find("a.b.example.com").is_none(),
+            "a wildcard certificate covers one label"
+        );
     }
 }
