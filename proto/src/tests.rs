@@ -79,16 +79,17 @@ pub(crate) fn v6(s: &str, port: u16) -> SocketAddr {
 
 /// A few messages of every kind, covering both address families and both outcomes.
 pub(crate) fn samples() -> Vec<ControlMsg> {
+    let mut all = hellos_and_welcomes();
+    all.extend(vhost_samples());
+    all
+}
+
+fn hellos_and_welcomes() -> Vec<ControlMsg> {
     vec![
         ControlMsg::Hello(Hello {
             minor: PROTOCOL_MINOR,
             agent: "frpc/0.1.0".into(),
             proxies: vec![spec("ssh", 6022), spec("web", 0)],
-        }),
-        ControlMsg::Hello(Hello {
-            minor: PROTOCOL_MINOR,
-            agent: "frpc/0.2.0".into(),
-            proxies: vec![http_spec("web"), https_spec("kube"), spec("ssh", 22)],
         }),
         ControlMsg::Hello(Hello {
             minor: u16::MAX,
@@ -129,6 +130,16 @@ pub(crate) fn samples() -> Vec<ControlMsg> {
         }),
         ControlMsg::GoingAway(GoingAway {
             reason: String::new(),
+        }),
+    ]
+}
+
+fn vhost_samples() -> Vec<ControlMsg> {
+    vec![
+        ControlMsg::Hello(Hello {
+            minor: PROTOCOL_MINOR,
+            agent: "frpc/0.2.0".into(),
+            proxies: vec![http_spec("web"), https_spec("kube"), spec("ssh", 22)],
         }),
         ControlMsg::AddProxies(AddProxies {
             proxies: vec![http_spec("web"), https_spec("kube")],

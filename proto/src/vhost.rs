@@ -300,24 +300,7 @@ pub const RESERVED_HEADERS: [&str; 9] = [
 /// # Errors
 /// The first problem found, naming the field.
 pub fn validate_spec(spec: &VhostSpec) -> Result<(), String> {
-    let lengths = [
-        ("httpUser", spec.http_user.len(), MAX_USER_LEN),
-        (
-            "httpPassword",
-            spec.http_password.expose().len(),
-            MAX_PASSWORD_LEN,
-        ),
-        (
-            "hostHeaderRewrite",
-            spec.host_header_rewrite.len(),
-            MAX_DOMAIN_LEN,
-        ),
-    ];
-    if let Some((key, len, max)) = lengths.iter().find(|(_, len, max)| len > max) {
-        return Err(format!(
-            "{key} is {len} bytes long; at most {max} are allowed"
-        ));
-    }
+    validate_lengths(spec)?;
     spec.custom_domains
         .iter()
         .try_for_each(|d| validate_domain(d))?;
@@ -353,6 +336,26 @@ pub fn validate_spec(spec: &VhostSpec) -> Result<(), String> {
         validate_cors(cors)?;
     }
     Ok(())
+}
+
+/// The text limits the codec enforces, reported with the config's key names.
+fn validate_lengths(spec: &VhostSpec) -> Result<(), String> {
+    let password = spec.http_password.expose();
+    let lengths = [
+        ("httpUser", spec.http_user.len(), MAX_USER_LEN),
+        ("httpPassword", password.len(), MAX_PASSWORD_LEN),
+        (
+            "hostHeaderRewrite",
+            spec.host_header_rewrite.len(),
+            MAX_DOMAIN_LEN,
+        ),
+    ];
+    match lengths.iter().find(|(_, len, max)| len > max) {
+        Some((key, len, max)) => Err(format!(
+            "{key} is {len} bytes long; at most {max} are allowed"
+        )),
+        None => Ok(()),
+    }
 }
 
 fn validate_cors(cors: &CorsSpec) -> Result<(), String> {

@@ -16,6 +16,20 @@ use frp_tests::{
 use futures_util::{SinkExt as _, StreamExt as _};
 use tokio_util::codec::FramedWrite;
 
+/// What a minor-0 frps answers a Hello of one tcp proxy: bound at `public`.
+fn minor_zero_welcome(name: &frp_proto::ProxyName, public: SocketAddr) -> Welcome {
+    Welcome {
+        minor: 0,
+        results: vec![ProxyResult {
+            name: name.clone(),
+            outcome: ProxyOutcome::Bound {
+                id: ProxyId(1),
+                remote_addr: public,
+            },
+        }],
+    }
+}
+
 #[tokio::test]
 async fn a_minor_zero_server_serves_the_tcp_proxies_and_http_ones_are_refused_with_a_reason() {
     init_logs();
@@ -42,16 +56,7 @@ async fn a_minor_zero_server_serves_the_tcp_proxies_and_http_ones_are_refused_wi
         "the hello holds only what minor 0 decodes"
     );
     let public: SocketAddr = "127.0.0.1:6022".parse().expect("addr");
-    let welcome = Welcome {
-        minor: 0,
-        results: vec![ProxyResult {
-            name: hello.proxies[0].name.clone(),
-            outcome: ProxyOutcome::Bound {
-                id: ProxyId(1),
-                remote_addr: public,
-            },
-        }],
-    };
+    let welcome = minor_zero_welcome(&hello.proxies[0].name, public);
     let mut writer = FramedWrite::new(send, frp_proto::ControlCodec::new());
     within("welcome", writer.send(ControlMsg::Welcome(welcome)))
         .await
