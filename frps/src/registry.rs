@@ -257,9 +257,14 @@ impl Registry {
         self.lock().routes.lookup_http(host, path).map(|(t, _)| t)
     }
 
-    /// How to serve a TLS connection for the SNI `host` (normalized).
-    pub(crate) fn lookup_tls(&self, host: &str) -> TlsRoute<Arc<TlsTarget>> {
-        self.lock().routes.lookup_tls(host)
+    /// How to serve a TLS connection for the SNI `host` (normalized); `certified(key)` says
+    /// whether frps has a certificate for `host` configured for exactly `key`.
+    pub(crate) fn lookup_tls(
+        &self,
+        host: &str,
+        certified: impl Fn(&str) -> bool,
+    ) -> TlsRoute<Arc<TlsTarget>> {
+        self.lock().routes.lookup_tls(host, certified)
     }
 
     /// Releases a session's ports and routes, and drops its proxies from the status (its

@@ -158,17 +158,18 @@ async fn a_newer_session_of_the_same_client_takes_over_its_names() {
     server.stop().await.expect("stop");
 }
 
-/// Server settings with frps terminating TLS for `name` with a certificate from `pki`'s CA.
-fn terminating(pki: &Pki, name: &str) -> frps::ServerSettings {
+/// Server settings with frps terminating TLS for `names` with a certificate from `pki`'s CA.
+fn terminating(pki: &Pki, names: &[&str]) -> frps::ServerSettings {
     let mut settings = vhost_settings(pki, ALLOW);
-    let cert = pki.ca.issue_server(&[name.to_string()]).expect("cert");
+    let owned: Vec<String> = names.iter().map(|n| n.to_string()).collect();
+    let cert = pki.ca.issue_server(&owned).expect("cert");
     let tls =
         frp_certs::public_server_tls_config(vec![cert.cert_der()], cert.key_der()).expect("tls");
-    let pattern = frps::domains::DomainPattern::parse(name).expect("name");
+    let patterns = frps::domains::DomainSet::parse(&owned).expect("names");
     settings
         .vhost
         .certificates
-        .add(&[pattern], std::sync::Arc::new(tls));
+        .add(patterns.patterns(), std::sync::Arc::new(tls));
     settings
 }
 
@@ -178,7 +179,7 @@ async fn an_exact_terminated_name_beats_another_clients_wildcard_passthrough() {
     init_logs();
     let pki = Pki::new();
     let app = http_backend("app").await;
-    let server = TestServer::start(terminating(&pki, "app.example.com"));
+    let server = TestServer::start(terminating(&pki, &["app.example.com", "bare.example.com"]));
     let web = vec![http_proxy(
         "app",
         app.addr,
@@ -206,6 +207,17 @@ async fn an_exact_terminated_name_beats_another_clients_wildcard_passthrough() {
     let other = tls_connect(https, "other.example.com", vec![services.ca.cert_der()]).await;
     assert!(other.is_ok(), "the rest of the wildcard passes through");
     assert_eq!(wild.accepted(), 1);
+    // A name frps has a certificate for is terminated even with no http proxy (404).
+    let bare = tls_connect(https, "bare.example.com", vec![pki.ca.cert_der()])
+        .await
+        .expect("frps terminates bare.example.com with its certificate");
+    let r = send(
+        &mut client_on(bare).await,
+        request("GET", "bare.example.com", "/", &[]),
+    )
+    .await;
+    assert_eq!(r.status, 404);
+    assert_eq!(wild.accepted(), 1, "nothing more reached the wildcard");
     drop((other, conn));
     node1.stop().await.expect("stop");
     ci.stop().await.expect("stop");

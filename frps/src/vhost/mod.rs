@@ -304,12 +304,14 @@ async fn serve_tls(
     let Some(sni) = hello.sni else {
         return debug!(%peer, "client hello without a server name; closing");
     };
-    if let TlsRoute::Passthrough(target) = shared.registry.lookup_tls(&sni) {
+    let certs = &shared.settings.vhost.certificates;
+    let certified = |key: &str| certs.serves(key, &sni);
+    if let TlsRoute::Passthrough(target) = shared.registry.lookup_tls(&sni, certified) {
         let _slot = slot;
         return passthrough(tcp, peer, hello.bytes, &target, &shared).await;
     }
     // Terminated: the http proxies holding the name serve it (404 when none does).
-    let Some(config) = shared.settings.vhost.certificates.find(&sni) else {
+    let Some(config) = certs.find(&sni) else {
         return debug!(%peer, %sni, "no https proxy or certificate for this name; closing");
     };
     let io = VisitorIo::new(tcp, slot, shared.settings.vhost.body_idle_timeout);

@@ -15,8 +15,8 @@
 //! Lookups take the most specific key that has any entry, http or https, and serve the
 //! request only from the identities holding that key: a wildcard owned by someone else never
 //! answers for a name another identity holds (so it cannot, say, answer an ACME challenge for
-//! it), and on the TLS port an exact http name (terminated by frps) beats a wildcard
-//! passthrough.
+//! it), and on the TLS port an exact http name or certificate (terminated by frps) beats a
+//! wildcard passthrough.
 
 use std::collections::HashMap;
 
@@ -235,13 +235,14 @@ impl<H: Clone, S: Clone> RouteTable<H, S> {
     }
 
     /// How to serve a TLS connection for the SNI `host` (normalized): by the most specific
-    /// key with entries; an https proxy there wins over http ones of its own identity.
-    pub fn lookup_tls(&self, host: &str) -> TlsRoute<S> {
+    /// key with an entry or a certificate (`certified(key)`: frps terminates TLS for `host`
+    /// with a certificate configured for exactly `key`); at one key an https proxy wins.
+    pub fn lookup_tls(&self, host: &str, certified: impl Fn(&str) -> bool) -> TlsRoute<S> {
         for key in lookup_keys(host) {
             if let Some(e) = self.https.get(&key) {
                 return TlsRoute::Passthrough(e.target.clone());
             }
-            if self.http.contains_key(&key) {
+            if self.http.contains_key(&key) || certified(&key) {
                 return TlsRoute::Terminate;
             }
         }

@@ -26,6 +26,11 @@ fn locs(l: &[&str]) -> Vec<String> {
     l.iter().map(|s| s.to_string()).collect()
 }
 
+/// No certificate for any name.
+fn none(_: &str) -> bool {
+    false
+}
+
 /// Nobody shares a host.
 fn exclusive(_: &str, _: &DomainPattern) -> bool {
     false
@@ -165,7 +170,7 @@ fn a_host_is_http_or_https_of_one_client() {
     )
     .unwrap();
     assert_eq!(
-        t.lookup_tls("app.example.com"),
+        t.lookup_tls("app.example.com", none),
         TlsRoute::Passthrough("tls")
     );
     assert_eq!(t.lookup_http("app.example.com", "/").unwrap().0, "app");
@@ -178,9 +183,18 @@ fn on_the_tls_port_the_most_specific_name_wins_across_http_and_https() {
     http(&mut t, "app.example.com", &["/"], &node1, "app");
     t.claim_https(&hosts(&["*.example.com"]), &ci, &"wild")
         .unwrap();
-    assert_eq!(t.lookup_tls("app.example.com"), TlsRoute::Terminate);
-    assert_eq!(t.lookup_tls("x.example.com"), TlsRoute::Passthrough("wild"));
-    assert_eq!(t.lookup_tls("example.org"), TlsRoute::Unknown);
+    assert_eq!(t.lookup_tls("app.example.com", none), TlsRoute::Terminate);
+    assert_eq!(
+        t.lookup_tls("x.example.com", none),
+        TlsRoute::Passthrough("wild")
+    );
+    assert_eq!(t.lookup_tls("example.org", none), TlsRoute::Unknown);
+    let certified = |key: &str| key == "cert.example.com";
+    assert_eq!(
+        t.lookup_tls("cert.example.com", certified),
+        TlsRoute::Terminate,
+        "an exact certificate beats the wildcard passthrough too"
+    );
     assert!(
         t.lookup_http("x.example.com", "/").is_none(),
         "a name served as https has no http route"
@@ -201,12 +215,12 @@ fn newer_session_replaces_and_release_frees() {
     t.release_session(1);
     assert_eq!(t.lookup_http("a.example.com", "/").unwrap().0, "new");
     assert_eq!(
-        t.lookup_tls("k.example.com"),
+        t.lookup_tls("k.example.com", none),
         TlsRoute::Passthrough("k-new")
     );
     t.release_session(5);
     assert!(t.lookup_http("a.example.com", "/").is_none());
-    assert_eq!(t.lookup_tls("k.example.com"), TlsRoute::Unknown);
+    assert_eq!(t.lookup_tls("k.example.com", none), TlsRoute::Unknown);
     assert!(t.http.is_empty() && t.https.is_empty());
     // An older session cannot take back what a newer one holds.
     t.claim_https(&hosts(&["k.example.com"]), &new, &"k-new")

@@ -67,6 +67,14 @@ impl CertStore {
     pub fn has(&self, name: &DomainPattern) -> bool {
         self.entries.iter().any(|(p, _)| p == name)
     }
+
+    /// Whether `host` is terminated with a certificate configured for exactly `key` (the
+    /// name itself, or the wildcard of its parent).
+    pub fn serves(&self, key: &str, host: &str) -> bool {
+        let parent = host.split_once('.').map(|(_, p)| format!("*.{p}"));
+        let covers = key == host || parent.as_deref() == Some(key);
+        covers && self.entries.iter().any(|(p, _)| p.as_str() == key)
+    }
 }
 
 /// Whether a certificate whose DNS names are `sans` is valid for every name `pattern`
@@ -247,5 +255,8 @@ mod tests {
             store.find("a.b.example.com").is_none(),
             "a wildcard certificate covers one label"
         );
+        assert!(store.serves("app.example.com", "app.example.com"));
+        assert!(store.serves("*.example.com", "x.example.com"));
+        assert!(!store.serves("*.example.com", "a.b.example.com"));
     }
 }
