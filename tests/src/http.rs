@@ -215,7 +215,7 @@ where
 }
 
 /// Listens on 127.0.0.1:0 and hands each connection to `serve` in its own task, counting them.
-async fn backend<F, Fut>(serve: F) -> Backend
+pub async fn backend<F, Fut>(serve: F) -> Backend
 where
     F: Fn(TcpStream) -> Fut + Send + 'static,
     Fut: std::future::Future<Output = ()> + Send + 'static,

@@ -8,10 +8,10 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::TcpStream;
 
-use crate::http::Backend;
-use crate::{within, LOCALHOST};
+use crate::http::{backend, Backend};
+use crate::within;
 
 /// An answer read off the wire.
 #[derive(Debug)]
@@ -127,27 +127,6 @@ async fn read_request(tcp: &mut TcpStream) -> Option<String> {
     Some(String::from_utf8_lossy(&head).into_owned())
 }
 
-/// Listens on 127.0.0.1:0 and runs `serve` on each connection, counting them.
-async fn raw_backend<F, Fut>(serve: F) -> Backend
-where
-    F: Fn(TcpStream) -> Fut + Send + 'static,
-    Fut: std::future::Future<Output = ()> + Send + 'static,
-{
-    let listener = TcpListener::bind((LOCALHOST, 0)).await.expect("bind");
-    let backend = Backend {
-        addr: listener.local_addr().expect("addr"),
-        connections: Arc::default(),
-    };
-    let count = Arc::clone(&backend.connections);
-    tokio::spawn(async move {
-        while let Ok((tcp, _)) = listener.accept().await {
-            count.fetch_add(1, Ordering::SeqCst);
-            tokio::spawn(serve(tcp));
-        }
-    });
-    backend
-}
-
 /// A service that answers the first request of each connection (keeping it alive) and
 /// closes the connection when the second arrives, without answering: the race of a server
 /// closing an idle keep-alive connection just as a request is sent on it, every time. The
@@ -155,7 +134,7 @@ where
 pub async fn closing_backend() -> (Backend, Arc<AtomicUsize>) {
     let closed = Arc::new(AtomicUsize::new(0));
     let count = Arc::clone(&closed);
-    let backend = raw_backend(move |mut tcp| {
+    let backend = backend(move |mut tcp| {
         let closed = Arc::clone(&closed);
         async move {
             if read_request(&mut tcp).await.is_none() {
@@ -175,7 +154,7 @@ pub async fn closing_backend() -> (Backend, Arc<AtomicUsize>) {
 
 /// A service that switches to `echo` on any request, reads `after` bytes, then resets.
 pub async fn resetting_upgrade_backend(after: usize) -> Backend {
-    raw_backend(move |mut tcp| async move {
+    backend(move |mut tcp| async move {
         if read_request(&mut tcp).await.is_none() {
             return;
         }
@@ -188,6 +167,26 @@ pub async fn resetting_upgrade_backend(after: usize) -> Backend {
         }
     })
     .await
+}
+
+/// Retries `GET /` for `host` on fresh connections until the answer is `want` (a permit or
+/// slot freed by a connection that closed is given back by a task, not at once).
+pub async fn until_status(addr: SocketAddr, host: &str, want: u16) {
+    within(&format!("a {want} for {host}"), async {
+        while exchange(addr, &get_request(host, "/")).await.status != want {
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+    })
+    .await;
+}
+
+/// Whether a new connection to `addr` asking for `host` is turned away (closed or reset
+/// without an answer).
+pub async fn turned_away(addr: SocketAddr, host: &str) -> bool {
+    let mut tcp = connect(addr).await;
+    // The server may have reset it already: the write may fail.
+    let _ = within("write", tcp.write_all(get_request(host, "/").as_bytes())).await;
+    ends(&mut tcp).await
 }
 
 /// Whether the server ends `tcp` (EOF or reset) without sending anything more.

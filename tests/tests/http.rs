@@ -260,22 +260,27 @@ async fn cors_responses_get_allow_headers_only_for_allowed_origins() {
     server.stop().await.expect("stop");
 }
 
+/// A proxy for secure.example.com that sends plain-HTTP visitors to https.
+fn redirecting(app: &Backend) -> Vec<frpc::LocalProxy> {
+    let spec = VhostSpec {
+        redirect_https: true,
+        ..VhostSpec::default()
+    };
+    vec![http_proxy(
+        "secure",
+        app.addr,
+        &["secure.example.com"],
+        spec,
+    )]
+}
+
 #[tokio::test]
 async fn redirect_https_answers_308() {
     init_logs();
     let pki = Pki::new();
     let app = http_backend("app").await;
     let server = TestServer::start(vhost_settings(&pki, ALLOW));
-    let spec = VhostSpec {
-        redirect_https: true,
-        ..VhostSpec::default()
-    };
-    let proxies = vec![http_proxy(
-        "secure",
-        app.addr,
-        &["secure.example.com"],
-        spec,
-    )];
+    let proxies = redirecting(&app);
     let mut c = TestClient::connect(&pki, "node1", server.addr, proxies);
     let r = get(
         c.bound("secure").await,
@@ -302,16 +307,7 @@ async fn redirect_https_needs_the_servers_https_port() {
     let mut settings = vhost_settings(&pki, ALLOW);
     settings.vhost.https_port = None;
     let server = TestServer::start(settings);
-    let spec = VhostSpec {
-        redirect_https: true,
-        ..VhostSpec::default()
-    };
-    let proxies = vec![http_proxy(
-        "secure",
-        app.addr,
-        &["secure.example.com"],
-        spec,
-    )];
+    let proxies = redirecting(&app);
     let mut c = TestClient::connect(&pki, "node1", server.addr, proxies);
     let why = c.refused("secure").await;
     assert!(

@@ -8,11 +8,12 @@ use std::time::Duration;
 use frp_proto::VhostSpec;
 use frp_tests::http::{http_backend, Backend};
 use frp_tests::rawhttp::{
-    connect, echo, ends, exchange, get_request, resetting_upgrade_backend, upgrade, write,
+    echo, ends, exchange, get_request, resetting_upgrade_backend, turned_away, until_status,
+    upgrade, write,
 };
 use frp_tests::{http_proxy, init_logs, vhost_settings, within, Pki, TestClient, TestServer};
 use std::net::SocketAddr;
-use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+use tokio::io::AsyncReadExt as _;
 
 const HOST: &str = "ws.example.com";
 
@@ -28,17 +29,6 @@ async fn publish(
     let mut c = TestClient::connect(pki, "node1", server.addr, proxies);
     let http = c.bound("ws").await;
     (server, c, http)
-}
-
-/// Status of a GET on a fresh connection, retried until it is `want` (a permit freed by a
-/// connection that closed is given back by a task, not at once).
-async fn until_status(http: SocketAddr, want: u16) {
-    within("status", async {
-        while exchange(http, &get_request(HOST, "/")).await.status != want {
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-    })
-    .await;
 }
 
 #[tokio::test]
@@ -58,7 +48,7 @@ async fn upgraded_connections_count_against_max_connections_per_proxy() {
     );
     echo(&mut tunnel, b"still open").await;
     drop(tunnel);
-    until_status(http, 200).await;
+    until_status(http, HOST, 200).await;
     c.stop().await.expect("stop");
     server.stop().await.expect("stop");
 }
@@ -72,16 +62,13 @@ async fn upgraded_connections_keep_their_vhost_connection_slot() {
     let (server, c, http) = publish(settings, &pki, &app).await;
     let mut tunnel = upgrade(http, HOST).await;
     echo(&mut tunnel, b"ping").await;
-    let mut second = connect(http).await;
-    // The server may have reset it already: the write may fail.
-    let _ = within("write", second.write_all(get_request(HOST, "/").as_bytes())).await;
     assert!(
-        ends(&mut second).await,
+        turned_away(http, HOST).await,
         "no slot left for a second connection"
     );
     echo(&mut tunnel, b"still open").await;
     drop(tunnel);
-    until_status(http, 200).await;
+    until_status(http, HOST, 200).await;
     c.stop().await.expect("stop");
     server.stop().await.expect("stop");
 }
@@ -96,15 +83,12 @@ async fn one_source_address_gets_at_most_its_share_of_connections() {
     let (mut one, mut two) = (upgrade(http, HOST).await, upgrade(http, HOST).await);
     echo(&mut one, b"1").await;
     echo(&mut two, b"2").await;
-    let mut third = connect(http).await;
-    // The server may have reset it already: the write may fail.
-    let _ = within("write", third.write_all(get_request(HOST, "/").as_bytes())).await;
     assert!(
-        ends(&mut third).await,
+        turned_away(http, HOST).await,
         "a third connection from 127.0.0.1 is refused"
     );
     drop(one);
-    until_status(http, 200).await;
+    until_status(http, HOST, 200).await;
     drop(two);
     c.stop().await.expect("stop");
     server.stop().await.expect("stop");

@@ -3,6 +3,8 @@
 //! name owned by one client across http and https (its paths, its TLS, its wildcard's reach).
 
 use frp_proto::VhostSpec;
+use std::net::SocketAddr;
+
 use frp_tests::http::{get, http_backend, Backend};
 use frp_tests::{http_proxy, https_proxy, init_logs, vhost_settings, Pki, TestClient, TestServer};
 
@@ -224,20 +226,26 @@ async fn an_exact_terminated_name_beats_another_clients_wildcard_passthrough() {
     server.stop().await.expect("stop");
 }
 
-#[tokio::test]
-async fn a_name_is_served_as_http_or_https_by_one_client() {
+/// A server, and node1 serving app.example.com from `app` over http; the vhost address.
+async fn node1_serves_app(pki: &Pki, app: &Backend) -> (TestServer, TestClient, SocketAddr) {
     init_logs();
-    let pki = Pki::new();
-    let app = http_backend("app").await;
-    let server = TestServer::start(vhost_settings(&pki, ALLOW));
+    let server = TestServer::start(vhost_settings(pki, ALLOW));
     let web = vec![http_proxy(
         "app",
         app.addr,
         &["app.example.com"],
         VhostSpec::default(),
     )];
-    let mut node1 = TestClient::connect(&pki, "node1", server.addr, web);
-    node1.bound("app").await;
+    let mut node1 = TestClient::connect(pki, "node1", server.addr, web);
+    let http = node1.bound("app").await;
+    (server, node1, http)
+}
+
+#[tokio::test]
+async fn a_name_is_served_as_http_or_https_by_one_client() {
+    let pki = Pki::new();
+    let app = http_backend("app").await;
+    let (server, node1, _) = node1_serves_app(&pki, &app).await;
     let ci_proxies = vec![
         https_proxy("tls", app.addr, &["app.example.com"]),
         https_proxy("kube", app.addr, &["kube.example.com"]),
@@ -264,18 +272,9 @@ async fn a_name_is_served_as_http_or_https_by_one_client() {
 
 #[tokio::test]
 async fn another_client_cannot_take_a_path_under_a_held_name() {
-    init_logs();
     let pki = Pki::new();
     let app = http_backend("app").await;
-    let server = TestServer::start(vhost_settings(&pki, ALLOW));
-    let web = vec![http_proxy(
-        "app",
-        app.addr,
-        &["app.example.com"],
-        VhostSpec::default(),
-    )];
-    let mut node1 = TestClient::connect(&pki, "node1", server.addr, web);
-    let http = node1.bound("app").await;
+    let (server, node1, http) = node1_serves_app(&pki, &app).await;
     let acme = VhostSpec {
         locations: vec!["/.well-known/acme-challenge".into()],
         ..VhostSpec::default()

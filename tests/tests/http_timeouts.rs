@@ -7,7 +7,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use frp_proto::VhostSpec;
 use frp_tests::http::{client, http_backend, send, Backend, TestBody, CHUNK};
-use frp_tests::rawhttp::{connect, exchange, get_request, read_head, write};
+use frp_tests::rawhttp::{connect, get_request, read_head, until_status, write};
 use frp_tests::{http_proxy, init_logs, vhost_settings, within, Pki, TestClient, TestServer};
 use http_body_util::{BodyExt as _, StreamBody};
 use hyper::body::Frame;
@@ -49,16 +49,6 @@ fn paced(count: usize, every: Duration) -> TestBody {
     StreamBody::new(chunks).boxed()
 }
 
-/// Retries a GET until it gets `200`: the proxy's one connection is free again.
-async fn until_served(http: SocketAddr) {
-    within("the proxy's connection is given back", async {
-        while exchange(http, &get_request(HOST, "/")).await.status != 200 {
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-    })
-    .await;
-}
-
 #[tokio::test]
 async fn an_upload_slower_than_the_response_timeout_is_not_cut_off() {
     let pki = Pki::new();
@@ -89,7 +79,7 @@ async fn a_body_that_stops_arriving_gets_408_and_frees_the_connection() {
     assert!(answer.starts_with("HTTP/1.1 408"), "{answer}");
     let e = server.next_access().await;
     assert_eq!((e.status, e.path.as_str()), (408, "/upload"));
-    until_served(http).await;
+    until_status(http, HOST, 200).await;
     c.stop().await.expect("stop");
     server.stop().await.expect("stop");
 }
@@ -103,7 +93,7 @@ async fn a_visitor_that_stops_reading_is_dropped_and_frees_the_connection() {
     let mut tcp = connect(http).await;
     let req = get_request(HOST, &format!("/download?n={chunks}"));
     write(&mut tcp, req.as_bytes()).await;
-    until_served(http).await;
+    until_status(http, HOST, 200).await;
     let mut got = Vec::new();
     let _ = within("the stalled answer ends", tcp.read_to_end(&mut got)).await;
     assert!(
