@@ -31,6 +31,26 @@ pub fn peer_identity(cert: &CertificateDer<'_>) -> Result<String, CertError> {
     Ok(name.to_owned())
 }
 
+/// The DNS names in the certificate's subject alternative names, lowercase (wildcards such as
+/// `*.example.com` as written).
+///
+/// # Errors
+///
+/// [`CertError::Parse`] if the certificate or its extension cannot be parsed.
+pub fn dns_names(cert: &CertificateDer<'_>) -> Result<Vec<String>, CertError> {
+    let parsed = parse(cert)?;
+    let san = parsed
+        .subject_alternative_name()
+        .map_err(|e| CertError::Parse(format!("subject alternative names: {e}")))?;
+    let names = san.iter().flat_map(|ext| ext.value.general_names.iter());
+    Ok(names
+        .filter_map(|n| match n {
+            x509_parser::extensions::GeneralName::DNSName(d) => Some(d.to_ascii_lowercase()),
+            _ => None,
+        })
+        .collect())
+}
+
 /// Lowercase hex SHA-256 of the DER certificate (used for revocation lists).
 pub fn fingerprint(cert: &CertificateDer<'_>) -> String {
     hex(&Sha256::digest(cert.as_ref()))
@@ -83,6 +103,16 @@ mod tests {
         let ca = Ca::generate("test CA").unwrap();
         let client = ca.issue_client("alice-1").unwrap();
         assert_eq!(peer_identity(&client.cert_der()).unwrap(), "alice-1");
+    }
+
+    #[test]
+    fn dns_names_are_the_subject_alternative_names() {
+        let ca = Ca::generate("test CA").unwrap();
+        let names = ["Web.example.com".to_string(), "10.0.0.1".to_string()];
+        let server = ca.issue_server(&names).unwrap();
+        assert_eq!(dns_names(&server.cert_der()).unwrap(), ["web.example.com"]);
+        let client = ca.issue_client("alice").unwrap();
+        assert!(dns_names(&client.cert_der()).unwrap().is_empty());
     }
 
     #[test]

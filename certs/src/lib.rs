@@ -30,7 +30,7 @@ pub use files::{
     init_ca_dir, issue_client_in_dir, load_certs, load_key, write_cert_and_key, CaPaths,
     CA_COMMON_NAME,
 };
-pub use inspect::{fingerprint, peer_identity, serial_hex};
+pub use inspect::{dns_names, fingerprint, peer_identity, serial_hex};
 pub use tls::{
     client_tls_config, load_client_tls, load_public_server_tls, load_server_tls,
     public_server_tls_config, server_tls_config, ALPN,

@@ -1,7 +1,7 @@
 //! `[[proxies]]` entries validated into [`LocalProxy`]s: names, types, local targets, the
 //! vhost part (in `config_http.rs`), and the check that they fit in one `Hello`.
 
-use frp_proto::{encode_control, ControlMsg, Hello, ProxyKind, ProxyName};
+use frp_proto::{encode_control, AddProxies, ControlMsg, Hello, ProxyKind, ProxyName};
 
 use crate::config::{LocalProxy, ProxyEntry};
 
@@ -79,16 +79,24 @@ fn proxy(at: &str, e: &ProxyEntry) -> Result<LocalProxy, String> {
     })
 }
 
-/// The `Hello` is one control frame (64 KiB): refuse at load time a set of proxies whose
-/// domains, headers and locations do not fit, rather than failing at every connect.
+/// The tcp proxies travel in the `Hello`, the http/https ones in one `AddProxies`; each is one
+/// control frame (64 KiB): refuse at load time a set of proxies whose domains, headers and
+/// locations do not fit, rather than failing at every connect.
 fn fits_one_hello(proxies: &[LocalProxy]) -> Result<(), String> {
+    let (vhost, tcp) = proxies
+        .iter()
+        .map(LocalProxy::spec)
+        .partition(|p| p.kind.is_vhost());
     let hello = ControlMsg::Hello(Hello {
         minor: frp_proto::PROTOCOL_MINOR,
         agent: String::new(),
-        proxies: proxies.iter().map(LocalProxy::spec).collect(),
+        proxies: tcp,
     });
+    let add = ControlMsg::AddProxies(AddProxies { proxies: vhost });
     let mut buf = bytes::BytesMut::new();
-    encode_control(&hello, &mut buf).map_err(|e| {
-        format!("the proxies do not fit in one registration ({e}); use fewer domains, locations or headers")
-    })
+    encode_control(&hello, &mut buf)
+        .and_then(|()| encode_control(&add, &mut buf))
+        .map_err(|e| {
+            format!("the proxies do not fit in one registration ({e}); use fewer domains, locations or headers")
+        })
 }

@@ -1,12 +1,13 @@
-//! One connection to the server: `Hello`, `Welcome`, then serve the streams the server opens.
+//! One connection to the server: `Hello` and `Welcome` (then `AddProxies` and `AddResults`
+//! for http/https proxies), then serve the streams the server opens.
 
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
 use frp_proto::{
-    CloseCode, ControlCodec, ControlMsg, GoingAway, Hello, ProxyOutcome, StreamCode, Welcome,
-    PROTOCOL_MINOR,
+    AddProxies, CloseCode, ControlCodec, ControlMsg, GoingAway, Hello, ProxyOutcome, ProxyResult,
+    ProxySpec, StreamCode, PROTOCOL_MINOR,
 };
 use futures_util::{SinkExt as _, StreamExt as _};
 use quinn::{Connection, RecvStream, SendStream, VarInt};
@@ -49,14 +50,14 @@ pub(crate) async fn run(
     conn: &Connection,
     shutdown: &CancellationToken,
 ) -> Result<SessionEnd, SessionError> {
-    let (mut reader, mut writer, welcome) = tokio::select! {
+    let (mut reader, mut writer, results) = tokio::select! {
         _ = shutdown.cancelled() => {
             conn.close(VarInt::from_u32(CloseCode::ClientShutdown.code()), b"client shutting down");
             return Ok(SessionEnd::Shutdown);
         }
         parts = handshake(client, conn) => parts?,
     };
-    let targets = apply_welcome(client, welcome);
+    let targets = apply_results(client, results);
     let streams = TaskTracker::new();
     let timeout = client.settings.local_connect_timeout;
     let mut reading = true;
@@ -91,42 +92,97 @@ pub(crate) async fn run(
     }
 }
 
+/// Sends `Hello` with the tcp proxies and reads the `Welcome`; then registers the http and
+/// https proxies with `AddProxies` when the server's minor version knows them, or reports them
+/// refused when it does not (an older server still serves the tcp proxies).
 async fn handshake(
     client: &Client,
     conn: &Connection,
-) -> Result<(Reader, Writer, Welcome), SessionError> {
+) -> Result<(Reader, Writer, Vec<ProxyResult>), SessionError> {
     let (send, recv) = conn.open_bi().await.map_err(|e| classify(&e))?;
     let mut writer = FramedWrite::new(send, ControlCodec::new());
     let mut reader = FramedRead::new(recv, ControlCodec::new());
-    let proxies = client
+    let (vhost, tcp): (Vec<ProxySpec>, Vec<ProxySpec>) = client
         .settings
         .proxies
         .iter()
         .map(crate::LocalProxy::spec)
-        .collect();
+        .partition(|p| p.kind.is_vhost());
     let agent = concat!("frpc/", env!("CARGO_PKG_VERSION")).to_string();
-    let hello = ControlMsg::Hello(Hello {
+    let hello = Hello {
         minor: PROTOCOL_MINOR,
         agent,
-        proxies,
-    });
-    if let Err(e) = writer.send(hello).await {
-        return Err(conn_error(conn, format!("sending hello: {e}")));
-    }
+        proxies: tcp,
+    };
+    send_msg(conn, &mut writer, hello.into(), "hello").await?;
     let wait = client.settings.connect_timeout;
+    let welcome = match reply(conn, &mut reader, wait, "welcome").await? {
+        ControlMsg::Welcome(w) => w,
+        other => return Err(unexpected(conn, "welcome", &other)),
+    };
+    let mut results = welcome.results;
+    if vhost.is_empty() {
+        return Ok((reader, writer, results));
+    }
+    if welcome.minor == 0 {
+        let reason = format!(
+            "server protocol minor {} does not support http/https proxies",
+            welcome.minor
+        );
+        results.extend(vhost.into_iter().map(|p| refused(p, &reason)));
+        return Ok((reader, writer, results));
+    }
+    let add = AddProxies { proxies: vhost };
+    send_msg(conn, &mut writer, add.into(), "add-proxies").await?;
+    match reply(conn, &mut reader, wait, "add-results").await? {
+        ControlMsg::AddResults(r) => results.extend(r.results),
+        other => return Err(unexpected(conn, "add-results", &other)),
+    }
+    Ok((reader, writer, results))
+}
+
+fn refused(p: ProxySpec, reason: &str) -> ProxyResult {
+    ProxyResult {
+        name: p.name,
+        outcome: ProxyOutcome::Refused {
+            reason: reason.to_string(),
+        },
+    }
+}
+
+async fn send_msg(
+    conn: &Connection,
+    writer: &mut Writer,
+    msg: ControlMsg,
+    what: &str,
+) -> Result<(), SessionError> {
+    writer
+        .send(msg)
+        .await
+        .map_err(|e| conn_error(conn, format!("sending {what}: {e}")))
+}
+
+/// The next control message, which must arrive within `wait`.
+async fn reply(
+    conn: &Connection,
+    reader: &mut Reader,
+    wait: Duration,
+    what: &str,
+) -> Result<ControlMsg, SessionError> {
     match tokio::time::timeout(wait, reader.next()).await {
-        Ok(Some(Ok(ControlMsg::Welcome(w)))) => Ok((reader, writer, w)),
-        Ok(Some(Ok(other))) => {
-            let reason = format!("expected welcome, got {}", other.kind_str());
-            Err(give_up(conn, CloseCode::ProtocolViolation, reason))
-        }
-        Ok(Some(Err(e))) => Err(conn_error(conn, format!("reading welcome: {e}"))),
+        Ok(Some(Ok(msg))) => Ok(msg),
+        Ok(Some(Err(e))) => Err(conn_error(conn, format!("reading {what}: {e}"))),
         Ok(None) => Err(conn_error(conn, "server closed the control stream".into())),
         Err(_) => {
-            let reason = "no welcome from server in time".to_string();
+            let reason = format!("no {what} from server in time");
             Err(give_up(conn, CloseCode::HelloTimeout, reason))
         }
     }
+}
+
+fn unexpected(conn: &Connection, wanted: &str, got: &ControlMsg) -> SessionError {
+    let reason = format!("expected {wanted}, got {}", got.kind_str());
+    give_up(conn, CloseCode::ProtocolViolation, reason)
 }
 
 /// Closes `conn` with `code` and reports a transient failure.
@@ -166,10 +222,10 @@ fn violation(conn: &Connection, reason: String) -> Result<SessionEnd, SessionErr
 }
 
 /// Logs each proxy's outcome, publishes it in the status, and maps ids to local services.
-fn apply_welcome(client: &Client, welcome: Welcome) -> Targets {
+fn apply_results(client: &Client, results: Vec<ProxyResult>) -> Targets {
     let mut targets = HashMap::new();
     let mut states = HashMap::new();
-    for r in welcome.results {
+    for r in results {
         let Some(local) = client.settings.proxies.iter().find(|p| p.name == r.name) else {
             warn!(proxy = %r.name, "server answered for a proxy we did not ask for");
             continue;

@@ -10,7 +10,7 @@ use frp_runtime::config::{error_chain, load_toml, resolve, QuicSection, TlsSecti
 use frp_runtime::{ConfigError, QuicTuning};
 use serde::Deserialize;
 
-use crate::config_vhost::{domain_policy, vhost_settings};
+use crate::config_vhost::{check_subdomain_host, domain_policy, vhost_settings};
 pub use crate::config_vhost::{CertEntry, VhostHttpsSection};
 use crate::domains::DomainPolicy;
 use crate::policy::{PortPolicy, PortRangeEntry, PortSet};
@@ -58,6 +58,12 @@ pub struct ServerFile {
     /// Seconds a backend may take to send its response head (default 60).
     #[serde(rename = "vhostHTTPTimeout")]
     pub vhost_http_timeout: Option<u64>,
+    /// Connections open at once on the vhost ports (default 10000).
+    #[serde(rename = "vhostMaxConnections")]
+    pub vhost_max_connections: Option<usize>,
+    /// Of those, from one IPv4 address or IPv6 /64 (default 256).
+    #[serde(rename = "vhostMaxConnectionsPerIP")]
+    pub vhost_max_connections_per_ip: Option<usize>,
     /// Parent domain of the proxies' `subdomain`s.
     pub sub_domain_host: Option<String>,
     /// Domains any client may claim; none means no http/https proxy may be registered.
@@ -206,6 +212,7 @@ impl ServerSettings {
         apply_limits(&mut s, &file).map_err(err)?;
         s.vhost = vhost_settings(path, &file).map_err(err)?;
         s.domains = domain_policy(&file).map_err(err)?;
+        check_subdomain_host(&s.vhost, &s.domains).map_err(err)?;
         if let Some(list) = &file.revocation_file {
             let list = resolve(path, list);
             s.revoked =

@@ -1,6 +1,7 @@
 //! The virtual-host keys of `frps.toml`: `vhostHTTPPort`, `vhostHTTPSPort`,
-//! `vhostHTTPTimeout`, `subDomainHost`, `allowDomains` (global and per client) and the
-//! certificates for TLS termination, `[[vhostHTTPS.certificates]]`.
+//! `vhostHTTPTimeout`, `vhostMaxConnections`, `vhostMaxConnectionsPerIP`, `subDomainHost`,
+//! `allowDomains` (global and per client) and the certificates for TLS termination,
+//! `[[vhostHTTPS.certificates]]` (each must cover its `domains`; a name has one certificate).
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -12,6 +13,7 @@ use serde::Deserialize;
 
 use crate::config::ServerFile;
 use crate::domains::{DomainPattern, DomainPolicy, DomainSet};
+use crate::vhost::tls::cert_covers;
 use crate::vhost::{CertStore, VhostSettings};
 
 /// `[vhostHTTPS]`: how frps serves its HTTPS port beyond passthrough.
@@ -55,6 +57,7 @@ pub fn vhost_settings(path: &Path, file: &ServerFile) -> Result<VhostSettings, S
             ))
         }
     }
+    connection_limits(file, &mut s)?;
     if let Some(host) = &file.sub_domain_host {
         let p = DomainPattern::parse(host).map_err(|e| format!("subDomainHost: {e}"))?;
         if p.is_wildcard() {
@@ -75,6 +78,26 @@ pub fn vhost_settings(path: &Path, file: &ServerFile) -> Result<VhostSettings, S
     Ok(s)
 }
 
+/// `vhostMaxConnections` and `vhostMaxConnectionsPerIP`.
+fn connection_limits(file: &ServerFile, s: &mut VhostSettings) -> Result<(), String> {
+    let limit = |key: &str, v: Option<usize>, into: &mut usize| match v {
+        None => Ok(()),
+        Some(n) if (1..=1_000_000).contains(&n) => {
+            *into = n;
+            Ok(())
+        }
+        Some(n) => Err(format!("`{key} = {n}`: must be between 1 and 1000000")),
+    };
+    let total = file.vhost_max_connections;
+    limit("vhostMaxConnections", total, &mut s.max_connections)?;
+    let per_ip = file.vhost_max_connections_per_ip;
+    limit(
+        "vhostMaxConnectionsPerIP",
+        per_ip,
+        &mut s.max_connections_per_ip,
+    )
+}
+
 fn certificates(path: &Path, entries: &[CertEntry]) -> Result<CertStore, String> {
     let mut store = CertStore::default();
     for (i, e) in entries.iter().enumerate() {
@@ -83,14 +106,52 @@ fn certificates(path: &Path, entries: &[CertEntry]) -> Result<CertStore, String>
             return Err(format!("{at}.domains is empty"));
         }
         let names = DomainSet::parse(&e.domains).map_err(|err| format!("{at}.domains: {err}"))?;
-        let config = frp_certs::load_public_server_tls(
-            &resolve(path, &e.cert_file),
-            &resolve(path, &e.key_file),
-        )
-        .map_err(|err| format!("{at}: {}", error_chain(&err)))?;
+        let loaded = |f: &Path| resolve(path, f);
+        let chain = frp_certs::load_certs(&loaded(&e.cert_file))
+            .map_err(|err| format!("{at}: {}", error_chain(&err)))?;
+        let key = frp_certs::load_key(&loaded(&e.key_file))
+            .map_err(|err| format!("{at}: {}", error_chain(&err)))?;
+        let sans = match chain.first() {
+            Some(leaf) => frp_certs::dns_names(leaf).map_err(|err| format!("{at}: {err}"))?,
+            None => return Err(format!("{at}.certFile holds no certificate")),
+        };
+        for name in names.patterns() {
+            if !cert_covers(&sans, name) {
+                return Err(format!(
+                    "{at}.domains: the certificate is not valid for {name} (its names: {})",
+                    sans.join(", ")
+                ));
+            }
+            if store.has(name) {
+                return Err(format!(
+                    "{at}.domains: {name} already has a certificate in an earlier entry"
+                ));
+            }
+        }
+        let config = frp_certs::public_server_tls_config(chain, key)
+            .map_err(|err| format!("{at}: {}", error_chain(&err)))?;
         store.add(names.patterns(), Arc::new(config));
     }
     Ok(store)
+}
+
+/// `subDomainHost` must have names under it that `allowDomains` allows, or every `subdomain`
+/// would be refused: almost certainly a mistake in the file.
+///
+/// # Errors
+/// Names both keys.
+pub fn check_subdomain_host(v: &VhostSettings, domains: &DomainPolicy) -> Result<(), String> {
+    let Some(base) = &v.subdomain_host else {
+        return Ok(());
+    };
+    let under = DomainPattern::parse(&format!("*.{base}"))?;
+    let overlaps = |p: &DomainPattern| under.within(p) || p.within(&under);
+    match domains.global.patterns().iter().any(overlaps) {
+        true => Ok(()),
+        false => Err(format!(
+            "`subDomainHost = \"{base}\"`: allowDomains allows no name under it, so every subdomain would be refused; add \"{under}\" to allowDomains"
+        )),
+    }
 }
 
 /// Builds the domain policy: the global `allowDomains` and each `[[clients]]` entry's own.
@@ -146,18 +207,25 @@ mod tests {
         assert!(e.starts_with("subDomainHost"), "{e}");
     }
 
+    /// A certificate for `names` written to `dir` as web.crt / web.key, and a config path.
+    fn web_cert(dir: &Path, names: &[&str]) -> PathBuf {
+        let ca = frp_certs::Ca::generate("test").unwrap();
+        let names: Vec<String> = names.iter().map(|n| n.to_string()).collect();
+        let cert = ca.issue_server(&names).unwrap();
+        let (crt, key) = (dir.join("web.crt"), dir.join("web.key"));
+        frp_certs::write_cert_and_key(&crt, &key, &cert, true).unwrap();
+        dir.join("frps.toml")
+    }
+
+    fn cert_entry(domains: &str) -> String {
+        format!("[[vhostHTTPS.certificates]]\ndomains = [{domains}]\ncertFile = \"web.crt\"\nkeyFile = \"web.key\"\n")
+    }
+
     #[test]
     fn certificates_load_and_are_checked() {
         let dir = tempfile::tempdir().unwrap();
-        let ca = frp_certs::Ca::generate("test").unwrap();
-        let cert = ca.issue_server(&["web.example.com".into()]).unwrap();
-        let (crt, key) = (dir.path().join("web.crt"), dir.path().join("web.key"));
-        frp_certs::write_cert_and_key(&crt, &key, &cert, false).unwrap();
-        let config = dir.path().join("frps.toml");
-        let entry = format!(
-            "[[vhostHTTPS.certificates]]\ndomains = [\"web.example.com\", \"*.example.org\"]\ncertFile = {:?}\nkeyFile = \"web.key\"\n",
-            crt.display()
-        );
+        let config = web_cert(dir.path(), &["web.example.com", "a.example.org"]);
+        let entry = cert_entry("\"web.example.com\", \"a.example.org\"");
         let with_port = format!("vhostHTTPSPort = 443\n{entry}");
         let s = vhost_settings(&config, &file(&with_port)).unwrap();
         assert!(s.certificates.find("web.example.com").is_some());
@@ -171,9 +239,63 @@ mod tests {
             e.starts_with("vhostHTTPS.certificates[0]") && e.contains("nope.key"),
             "{e}"
         );
-        let bad = with_port.replace("*.example.org", "*.org");
+        let bad = with_port.replace("a.example.org", "*.org");
         let e = vhost_settings(&config, &file(&bad)).unwrap_err();
         assert!(e.contains("certificates[0].domains"), "{e}");
+    }
+
+    #[test]
+    fn certificates_must_cover_their_domains_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let config = web_cert(dir.path(), &["web.example.com"]);
+        let load = |entries: &str| {
+            vhost_settings(&config, &file(&format!("vhostHTTPSPort = 443\n{entries}")))
+        };
+        let e = load(&cert_entry("\"*.example.com\"")).unwrap_err();
+        assert!(
+            e.contains("not valid for *.example.com") && e.contains("web.example.com"),
+            "{e}"
+        );
+        let e = load(&cert_entry("\"other.example.com\"")).unwrap_err();
+        assert!(e.contains("not valid for other.example.com"), "{e}");
+        let twice = format!(
+            "{}{}",
+            cert_entry("\"web.example.com\""),
+            cert_entry("\"web.example.com\"")
+        );
+        let e = load(&twice).unwrap_err();
+        assert!(
+            e.starts_with("vhostHTTPS.certificates[1].domains") && e.contains("earlier entry"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn connection_limits_and_the_subdomain_host() {
+        let s = settings("vhostMaxConnections = 50\nvhostMaxConnectionsPerIP = 5").unwrap();
+        assert_eq!((s.max_connections, s.max_connections_per_ip), (50, 5));
+        let d = settings("").unwrap();
+        assert_eq!((d.max_connections, d.max_connections_per_ip), (10_000, 256));
+        let e = settings("vhostMaxConnectionsPerIP = 0").unwrap_err();
+        assert!(e.contains("vhostMaxConnectionsPerIP = 0"), "{e}");
+        let check = |text: &str| {
+            let f = file(text);
+            let v = vhost_settings(Path::new("/etc/frp/frps.toml"), &f).unwrap();
+            check_subdomain_host(&v, &domain_policy(&f).unwrap())
+        };
+        assert!(
+            check("subDomainHost = \"apps.example.com\"\nallowDomains = [\"*.example.com\"]")
+                .is_ok()
+        );
+        assert!(
+            check("subDomainHost = \"example.com\"\nallowDomains = [\"a.example.com\"]").is_ok()
+        );
+        let e = check("subDomainHost = \"example.org\"\nallowDomains = [\"*.example.com\"]")
+            .unwrap_err();
+        assert!(
+            e.contains("subDomainHost") && e.contains("*.example.org"),
+            "{e}"
+        );
     }
 
     #[test]

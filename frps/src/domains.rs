@@ -75,19 +75,31 @@ pub fn lookup_keys(host: &str) -> impl Iterator<Item = String> + '_ {
     std::iter::once(host.to_string()).chain(wildcards)
 }
 
-/// A host as a client sent it (`Host` header or SNI), normalized for routing: lowercase,
-/// without port or trailing dot. `None` for something that cannot be a routed name.
+/// A host as a client sent it (`Host` header, the authority of an absolute URI, or SNI),
+/// normalized for routing: lowercase, without port or trailing dot. A bracketed IPv6 literal
+/// is kept as it is (it never matches a route). `None` for something that is not a host: an
+/// empty label (`a..b`, `.a.b`), a character outside letters, digits, `-` and `.`, a port
+/// that is not a number, userinfo.
 pub fn normalize_host(raw: &str) -> Option<String> {
-    let no_port = match raw.rsplit_once(':') {
-        Some((h, port)) if !h.contains(':') && port.chars().all(|c| c.is_ascii_digit()) => h,
-        _ => raw,
+    let (host, port) = match raw.rsplit_once(':') {
+        Some((h, p)) if !h.contains(':') || h.ends_with(']') => (h, Some(p)),
+        _ => (raw, None),
     };
-    let host = no_port
-        .strip_suffix('.')
-        .unwrap_or(no_port)
-        .to_ascii_lowercase();
-    let ok = |c: char| c.is_ascii_alphanumeric() || c == '-' || c == '.';
-    (!host.is_empty() && host.len() <= 253 && host.chars().all(ok)).then_some(host)
+    if port.is_some_and(|p| !p.chars().all(|c| c.is_ascii_digit()) || p.len() > 5) {
+        return None;
+    }
+    if let Some(v6) = host.strip_prefix('[').and_then(|h| h.strip_suffix(']')) {
+        return v6
+            .parse::<std::net::Ipv6Addr>()
+            .ok()
+            .map(|_| host.to_ascii_lowercase());
+    }
+    let host = host.strip_suffix('.').unwrap_or(host).to_ascii_lowercase();
+    let ldh = |c: char| c.is_ascii_alphanumeric() || c == '-';
+    let labels_ok = host
+        .split('.')
+        .all(|l| !l.is_empty() && l.len() <= 63 && l.chars().all(ldh));
+    (labels_ok && host.len() <= 253).then_some(host)
 }
 
 /// A list of patterns (`allowDomains`).
@@ -161,6 +173,14 @@ impl DomainPolicy {
             _ => Ok(()),
         }
     }
+
+    /// Whether `identity`'s own `[[clients]] allowDomains` names `host` exactly (not through
+    /// a wildcard). Identities that all do may serve locations of that one host together.
+    pub fn names_exactly(&self, identity: &str, host: &DomainPattern) -> bool {
+        self.per_client
+            .get(identity)
+            .is_some_and(|own| own.patterns().contains(host))
+    }
 }
 
 #[cfg(test)]
@@ -212,9 +232,24 @@ mod tests {
             normalize_host("app.example.com.").unwrap(),
             "app.example.com"
         );
-        assert_eq!(normalize_host("[::1]:80"), None);
-        assert_eq!(normalize_host(""), None);
-        assert_eq!(normalize_host("a b"), None);
+        assert_eq!(normalize_host("[::1]:80").unwrap(), "[::1]");
+        assert_eq!(
+            normalize_host("App.Example.com:").unwrap(),
+            "app.example.com"
+        );
+        for bad in [
+            "",
+            "a b",
+            "a..example.com",
+            ".x.example.com",
+            "x.example.com..",
+            "user@app.example.com",
+            "app.example.com:http",
+            "[::1",
+            "[zz]:80",
+        ] {
+            assert_eq!(normalize_host(bad), None, "{bad:?}");
+        }
     }
 
     #[test]

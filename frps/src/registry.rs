@@ -14,7 +14,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::domains::DomainPattern;
 use crate::vhost::backend::HttpBackend;
-use crate::vhost::routes::{Owner, RouteTable};
+use crate::vhost::routes::{Owner, RouteTable, Shares, TlsRoute};
 use crate::vhost::TlsTarget;
 
 /// The routes of both vhost ports.
@@ -221,7 +221,8 @@ impl Registry {
         }
     }
 
-    /// Claims http routes: every host with every location, or none.
+    /// Claims http routes: every host with every location (keys), or none; `shares` says
+    /// which identities may hold locations of one host together.
     ///
     /// # Errors
     /// Who asked for what, and the owner that holds it.
@@ -231,10 +232,11 @@ impl Registry {
         locations: &[String],
         owner: &Owner,
         target: &Arc<HttpBackend>,
+        shares: Shares<'_>,
     ) -> Result<(), (String, Owner)> {
         self.lock()
             .routes
-            .claim_http(hosts, locations, owner, target)
+            .claim_http(hosts, locations, owner, target, shares)
     }
 
     /// Claims https routes: every host, or none.
@@ -250,14 +252,19 @@ impl Registry {
         self.lock().routes.claim_https(hosts, owner, target)
     }
 
-    /// The http proxy serving `host` (normalized) and `path`.
+    /// The http proxy serving `host` (normalized) and `path` (in match form).
     pub(crate) fn lookup_http(&self, host: &str, path: &str) -> Option<Arc<HttpBackend>> {
         self.lock().routes.lookup_http(host, path).map(|(t, _)| t)
     }
 
-    /// The https proxy for the SNI `host` (normalized).
-    pub(crate) fn lookup_https(&self, host: &str) -> Option<Arc<TlsTarget>> {
-        self.lock().routes.lookup_https(host)
+    /// How to serve a TLS connection for the SNI `host` (normalized); `certified(key)` says
+    /// whether frps has a certificate for `host` configured for exactly `key`.
+    pub(crate) fn lookup_tls(
+        &self,
+        host: &str,
+        certified: impl Fn(&str) -> bool,
+    ) -> TlsRoute<Arc<TlsTarget>> {
+        self.lock().routes.lookup_tls(host, certified)
     }
 
     /// Releases a session's ports and routes, and drops its proxies from the status (its

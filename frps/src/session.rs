@@ -6,8 +6,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use frp_proto::{
-    truncate_text, CloseCode, ControlCodec, ControlMsg, GoingAway, Hello, ProxyId, ProxyOutcome,
-    ProxyResult, ProxySpec, Welcome, MAX_SAFE_REASON_LEN, PROTOCOL_MINOR,
+    truncate_text, AddResults, CloseCode, ControlCodec, ControlMsg, GoingAway, Hello, ProxyId,
+    ProxyName, ProxyOutcome, ProxyResult, ProxySpec, Welcome, MAX_SAFE_REASON_LEN, PROTOCOL_MINOR,
 };
 use futures_util::{SinkExt as _, StreamExt as _};
 use quinn::{Connection, RecvStream, SendStream, VarInt};
@@ -45,6 +45,9 @@ pub(crate) struct Session {
     pub(crate) identity: String,
     pub(crate) id: u64,
     pub(crate) listeners: JoinSet<()>,
+    /// Names of the proxies asked for so far (in `Hello` and `AddProxies`), each once; their
+    /// count is what `maxPortsPerClient` bounds, and the next one gets id `len + 1`.
+    asked: HashSet<ProxyName>,
 }
 
 impl Session {
@@ -82,6 +85,7 @@ impl Session {
             identity,
             id,
             listeners: JoinSet::new(),
+            asked: HashSet::new(),
         };
         let reason = session.serve().await;
         session.withdraw().await;
@@ -164,6 +168,13 @@ impl Session {
                         going_away = true;
                         self.withdraw().await;
                     }
+                    Some(Ok(ControlMsg::AddProxies(add))) => {
+                        let results = self.publish_all(&add.proxies).await;
+                        let answer = ControlMsg::AddResults(AddResults { results });
+                        if let Err(e) = writer.send(answer).await {
+                            return format!("sending add-results: {e}");
+                        }
+                    }
                     Some(Ok(other)) => {
                         let reason = format!("unexpected {} on the control stream", other.kind_str());
                         return self.violate(reason);
@@ -193,17 +204,18 @@ impl Session {
     /// Authorizes and binds each requested proxy; one refusal never affects the others.
     async fn publish_all(&mut self, specs: &[ProxySpec]) -> Vec<ProxyResult> {
         let mut results = Vec::with_capacity(specs.len());
-        let mut seen = HashSet::new();
-        for (i, spec) in specs.iter().enumerate() {
+        for spec in specs {
+            let i = self.asked.len();
             let id = ProxyId(u32::try_from(i).unwrap_or(u32::MAX).saturating_add(1));
             let max = self.shared.settings.max_proxies_per_client;
-            let outcome = if !seen.insert(spec.name.clone()) {
+            let outcome = if self.asked.contains(&spec.name) {
                 Err(format!("proxy name '{}' appears twice", spec.name))
             } else if i >= max {
                 Err(format!(
                     "this server allows at most {max} proxies per client"
                 ))
             } else {
+                self.asked.insert(spec.name.clone());
                 self.publish(spec, id).await
             };
             results.push(self.outcome(spec, id, outcome));

@@ -4,6 +4,7 @@
 use std::net::SocketAddr;
 use std::sync::Arc;
 
+use frp_proto::vhost::path::location_key;
 use frp_proto::{ProxyId, ProxyKind, ProxySpec};
 use tokio::sync::Semaphore;
 use tracing::warn;
@@ -38,6 +39,11 @@ impl Session {
         frp_proto::vhost::validate_spec(&spec.vhost)?;
         if spec.kind == ProxyKind::Https && spec.vhost.has_http_settings() {
             return Err("an https proxy takes only customDomains and subdomain".into());
+        }
+        if spec.vhost.redirect_https && self.shared.vhost_addrs.1.is_none() {
+            return Err(
+                "redirectHTTPS needs the server to serve vhostHTTPSPort, which it does not".into(),
+            );
         }
         let hosts = self.hosts(spec)?;
         let owner = Owner {
@@ -86,7 +92,12 @@ impl Session {
         owner: &Owner,
         id: ProxyId,
     ) -> Result<(), String> {
-        let mut locations = spec.vhost.locations.clone();
+        let mut locations = spec
+            .vhost
+            .locations
+            .iter()
+            .map(|l| location_key(l))
+            .collect::<Result<Vec<_>, _>>()?;
         if locations.is_empty() {
             locations.push("/".into());
         }
@@ -102,9 +113,11 @@ impl Session {
         };
         let policy = HttpPolicy::new(&spec.vhost)?;
         let backend = Arc::new(HttpBackend::new(spec.name.clone(), id, policy, parts));
+        let domains = &self.shared.settings.domains;
+        let shares = |identity: &str, host: &DomainPattern| domains.names_exactly(identity, host);
         let registry = &self.shared.registry;
         registry
-            .claim_http(hosts, &locations, owner, &backend)
+            .claim_http(hosts, &locations, owner, &backend, &shares)
             .map_err(|(why, held)| self.refused(why, &held))
     }
 

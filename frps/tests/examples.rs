@@ -242,6 +242,15 @@ fn vhost_examples_have_the_documented_names() {
         .check("node1", &name("other.example.com"))
         .is_err());
     assert!(s.vhost.certificates.find("app.example.com").is_some());
+    assert_eq!(
+        (s.vhost.max_connections, s.vhost.max_connections_per_ip),
+        (10_000, 256)
+    );
+    let app = name("app.example.com");
+    assert!(
+        s.domains.names_exactly("node1", &app) && s.domains.names_exactly("node2", &app),
+        "node1 and node2 share app.example.com"
+    );
 
     let (_tmp, copy) = stage(&examples_dir().join("frpc-web.toml"));
     let c = frpc::ClientSettings::from_file(&copy).expect("frpc-web.toml loads");

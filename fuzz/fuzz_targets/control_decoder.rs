@@ -2,8 +2,9 @@
 //!
 //! The input is read as the bytes of a control stream and, separately, as the start of a data
 //! stream. Neither decoder may panic, whatever the input. Every control message that decodes must
-//! re-encode (with `encode_control`) to exactly the frame it came from and decode back to the same
-//! message; the same holds for a data header and `encode_data_header`. Feeding the input in small
+//! re-encode (with `encode_control`) to exactly the frame it came from (or, when it carries an
+//! http/https proxy, whose length-prefixed vhost spec may hold fields a later minor appends and
+//! this version skips, to a frame no longer than it) and decode back to the same message; the same holds for a data header and `encode_data_header`. Feeding the input in small
 //! chunks must give the same messages and the same outcome as feeding it all at once.
 
 #![no_main]
@@ -85,18 +86,32 @@ fn decode_control_stream_chunked(data: &[u8], chunk: usize) -> Outcome {
     }
 }
 
-/// A decoded message must encode back to the frame it was decoded from, and that decodes to the
-/// same message.
+/// Whether `msg` holds an http/https proxy (a vhost spec whose unknown tail is skipped).
+fn has_vhost(msg: &ControlMsg) -> bool {
+    let proxies = match msg {
+        ControlMsg::Hello(h) => &h.proxies,
+        ControlMsg::AddProxies(a) => &a.proxies,
+        _ => return false,
+    };
+    proxies.iter().any(|p| p.kind.is_vhost())
+}
+
+/// A decoded message must encode back to the frame it was decoded from (no longer than it when
+/// a vhost spec's unknown tail was skipped), and that decodes to the same message.
 fn check_round_trip(msg: &ControlMsg, frame: &[u8]) {
     let mut out = BytesMut::new();
     if let Err(e) = encode_control(msg, &mut out) {
         panic!("decoded message does not re-encode: {e}: {msg:?}");
     }
-    assert_eq!(
-        &out[..],
-        frame,
-        "re-encoding differs from the decoded frame"
-    );
+    if has_vhost(msg) {
+        assert!(out.len() <= frame.len(), "re-encoding grew the frame");
+    } else {
+        assert_eq!(
+            &out[..],
+            frame,
+            "re-encoding differs from the decoded frame"
+        );
+    }
     match ControlCodec::new().decode(&mut out) {
         Ok(Some(again)) => assert_eq!(&again, msg, "round trip changed the message"),
         other => panic!("re-encoded message does not decode: {other:?}"),

@@ -14,6 +14,8 @@ const LEN_PREFIX: usize = 4;
 const TAG_HELLO: u8 = 1;
 const TAG_WELCOME: u8 = 2;
 const TAG_GOING_AWAY: u8 = 3;
+const TAG_ADD_PROXIES: u8 = 4;
+const TAG_ADD_RESULTS: u8 = 5;
 const TAG_DATA_HEADER: u8 = 16;
 
 /// Codec for the control stream, for use with `tokio_util::codec::{FramedRead, FramedWrite}`.
@@ -97,6 +99,14 @@ fn put_control_frame(msg: &ControlMsg, dst: &mut BytesMut, start: usize) -> Resu
         }
         ControlMsg::GoingAway(m) => {
             dst.put_u8(TAG_GOING_AWAY);
+            m.encode(dst)?;
+        }
+        ControlMsg::AddProxies(m) => {
+            dst.put_u8(TAG_ADD_PROXIES);
+            m.encode(dst)?;
+        }
+        ControlMsg::AddResults(m) => {
+            dst.put_u8(TAG_ADD_RESULTS);
             m.encode(dst)?;
         }
     }
@@ -206,6 +216,8 @@ fn decode_control_frame(frame: &[u8]) -> Result<ControlMsg, CodecError> {
         TAG_HELLO => decode_body(body).map(ControlMsg::Hello),
         TAG_WELCOME => decode_body(body).map(ControlMsg::Welcome),
         TAG_GOING_AWAY => decode_body(body).map(ControlMsg::GoingAway),
+        TAG_ADD_PROXIES => decode_body(body).map(ControlMsg::AddProxies),
+        TAG_ADD_RESULTS => decode_body(body).map(ControlMsg::AddResults),
         TAG_DATA_HEADER => Err(CodecError::UnexpectedTag {
             tag,
             expected: "control message",
@@ -218,10 +230,12 @@ fn decode_data_frame(frame: &[u8]) -> Result<DataHeader, CodecError> {
     let (&tag, body) = frame.split_first().ok_or(CodecError::EmptyFrame)?;
     match tag {
         TAG_DATA_HEADER => decode_body(body),
-        TAG_HELLO | TAG_WELCOME | TAG_GOING_AWAY => Err(CodecError::UnexpectedTag {
-            tag,
-            expected: "data header",
-        }),
+        TAG_HELLO | TAG_WELCOME | TAG_GOING_AWAY | TAG_ADD_PROXIES | TAG_ADD_RESULTS => {
+            Err(CodecError::UnexpectedTag {
+                tag,
+                expected: "data header",
+            })
+        }
         _ => Err(CodecError::UnknownTag(tag)),
     }
 }

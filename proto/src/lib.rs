@@ -15,7 +15,10 @@
 //! - **Control stream**: the first bidirectional stream, opened by the client. The client sends
 //!   [`Hello`] (its minor version, agent string and the proxies it wants), the server answers
 //!   [`Welcome`] with one [`ProxyResult`] per requested proxy (the public address bound, or why it
-//!   was refused). Either side may send [`GoingAway`] before a graceful shutdown. Use
+//!   was refused). Since minor version 1, a client whose server answered with a minor of at
+//!   least 1 may then send [`AddProxies`] (its http and https proxies: a minor-0 server cannot
+//!   decode them, so they never travel in the `Hello`), answered by [`AddResults`]. Either side
+//!   may send [`GoingAway`] before a graceful shutdown. Use
 //!   [`ControlCodec`] with `tokio_util::codec::{FramedRead, FramedWrite}`.
 //! - **Data streams**: opened by the server, one per public (visitor) connection. The stream
 //!   starts with one [`DataHeader`] frame (proxy id, visitor address); every byte after it is raw
@@ -33,6 +36,8 @@
 //! | 1   | [`Hello`]     | `u16 minor`, `text agent`, `list<ProxySpec>` |
 //! | 2   | [`Welcome`]   | `u16 minor`, `list<ProxyResult>` |
 //! | 3   | [`GoingAway`] | `text reason` |
+//! | 4   | [`AddProxies`]| `list<ProxySpec>` (since minor 1) |
+//! | 5   | [`AddResults`]| `list<ProxyResult>` (since minor 1) |
 //! | 16  | [`DataHeader`]| `u32 proxy id`, `addr visitor` |
 //!
 //! Field encodings (all integers big-endian):
@@ -44,9 +49,11 @@
 //! - `addr`: `u8 family` (4 or 6), then 4 or 16 address bytes, then `u16 port`. IPv6 flow info
 //!   and scope id are not transmitted (they decode as 0).
 //! - `ProxySpec`: `name`, `u8 kind` (1 = tcp, 2 = http, 3 = https), `u16 remote_port` (0 = the
-//!   server picks), then for http and https only a `VhostSpec` (since minor 1; its layout is in
-//!   `wire_vhost.rs`: domains, subdomain, locations, header rewrites, basic-auth user and
-//!   password, CORS, redirect). Its lists hold at most [`vhost::MAX_VHOST_ITEMS`] entries.
+//!   server picks), then for http and https only a `VhostSpec` (since minor 1): `u16 len` and
+//!   that many bytes, of which a decoder reads the fields it knows and skips the rest, so later
+//!   minors can append fields (the layout is in `wire_vhost.rs`: domains, subdomain, locations,
+//!   header rewrites, basic-auth user and password, CORS, redirect). Its lists hold at most
+//!   [`vhost::MAX_VHOST_ITEMS`] entries.
 //! - `ProxyResult`: `name`, then `u8 outcome`: 0 = bound (`u32 proxy id`, `addr`),
 //!   1 = refused (`text reason`).
 //!
@@ -72,7 +79,11 @@ mod tests;
 #[cfg(test)]
 mod tests_decode;
 #[cfg(test)]
-mod tests_vhost;
+mod tests_golden;
+#[cfg(test)]
+mod tests_limits;
+#[cfg(test)]
+mod tests_vhost_wire;
 
 pub use codes::{CloseCode, StreamCode};
 pub use error::CodecError;
@@ -80,8 +91,8 @@ pub use frame::{
     decode_data_header, encode_control, encode_data_header, read_data_header, ControlCodec,
 };
 pub use messages::{
-    ControlMsg, DataHeader, GoingAway, Hello, ProxyId, ProxyKind, ProxyOutcome, ProxyResult,
-    ProxySpec, Welcome,
+    AddProxies, AddResults, ControlMsg, DataHeader, GoingAway, Hello, ProxyId, ProxyKind,
+    ProxyOutcome, ProxyResult, ProxySpec, Welcome,
 };
 pub use name::{NameError, ProxyName};
 pub use vhost::{CorsSpec, HeaderPair, Secret, VhostSpec};
@@ -92,8 +103,10 @@ pub const ALPN: &[u8] = b"frp-quic/1";
 /// Minor protocol version sent in [`Hello`] and [`Welcome`].
 ///
 /// - 0: tcp proxies.
-/// - 1: http and https proxies (kinds 2 and 3, with a [`VhostSpec`] after the remote port).
-///   A Hello of tcp proxies only is the same bytes as in minor 0.
+/// - 1: http and https proxies (kinds 2 and 3, with a length-prefixed [`VhostSpec`] after the
+///   remote port), registered with [`AddProxies`] once the [`Welcome`] shows a server of
+///   minor 1 or later. The `Hello` itself carries only tcp proxies, the same bytes as in
+///   minor 0, so an older server still serves those.
 pub const PROTOCOL_MINOR: u16 = 1;
 
 /// Largest accepted value of a frame's `u32` length prefix (tag plus body).

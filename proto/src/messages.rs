@@ -58,7 +58,7 @@ pub struct ProxySpec {
     /// Public port wanted on the server; 0 lets the server pick one (0 for http/https).
     pub remote_port: u16,
     /// Names and HTTP policy of an http/https proxy; sent only for those kinds (since minor
-    /// version 1), so it is empty for tcp.
+    /// version 1, in [`AddProxies`]), so it is empty for tcp.
     pub vhost: VhostSpec,
 }
 
@@ -108,6 +108,22 @@ pub struct Welcome {
     pub results: Vec<ProxyResult>,
 }
 
+/// Client to server, after a [`Welcome`] whose minor version is at least 1: more proxies to
+/// publish. The first use is the http and https proxies, which a minor-0 server cannot decode
+/// (so they never travel in [`Hello`]); later, proxies added on a reload.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AddProxies {
+    /// Proxies the client wants published, at most `MAX_PROXIES`.
+    pub proxies: Vec<ProxySpec>,
+}
+
+/// Server to client answer to [`AddProxies`], with one result per proxy, in order.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AddResults {
+    /// One result per proxy of the [`AddProxies`], at most `MAX_PROXIES`.
+    pub results: Vec<ProxyResult>,
+}
+
 /// Graceful shutdown notice, sent by either side before closing the connection.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct GoingAway {
@@ -124,15 +140,21 @@ pub enum ControlMsg {
     Welcome(Welcome),
     /// Shutdown notice from either side.
     GoingAway(GoingAway),
+    /// More proxies from the client (since minor version 1).
+    AddProxies(AddProxies),
+    /// The server's answer to [`AddProxies`].
+    AddResults(AddResults),
 }
 
 impl ControlMsg {
-    /// Returns the message's name for logs ("hello", "welcome", "going-away").
+    /// Returns the message's name for logs ("hello", "welcome", "going-away", ...).
     pub fn kind_str(&self) -> &'static str {
         match self {
             Self::Hello(_) => "hello",
             Self::Welcome(_) => "welcome",
             Self::GoingAway(_) => "going-away",
+            Self::AddProxies(_) => "add-proxies",
+            Self::AddResults(_) => "add-results",
         }
     }
 }
@@ -152,6 +174,18 @@ impl From<Welcome> for ControlMsg {
 impl From<GoingAway> for ControlMsg {
     fn from(m: GoingAway) -> Self {
         Self::GoingAway(m)
+    }
+}
+
+impl From<AddProxies> for ControlMsg {
+    fn from(m: AddProxies) -> Self {
+        Self::AddProxies(m)
+    }
+}
+
+impl From<AddResults> for ControlMsg {
+    fn from(m: AddResults) -> Self {
+        Self::AddResults(m)
     }
 }
 

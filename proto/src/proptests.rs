@@ -121,6 +121,10 @@ fn arb_msg() -> impl Strategy<Value = ControlMsg> {
         (any::<u16>(), prop::collection::vec(arb_result(), 0..32))
             .prop_map(|(minor, results)| ControlMsg::Welcome(Welcome { minor, results })),
         arb_text(256).prop_map(|reason| ControlMsg::GoingAway(GoingAway { reason })),
+        prop::collection::vec(arb_spec(), 0..8)
+            .prop_map(|proxies| ControlMsg::AddProxies(AddProxies { proxies })),
+        prop::collection::vec(arb_result(), 0..32)
+            .prop_map(|results| ControlMsg::AddResults(AddResults { results })),
     ]
 }
 
@@ -133,7 +137,15 @@ fn arb_header() -> impl Strategy<Value = DataHeader> {
 
 /// A frame with a plausible length prefix and tag around random bytes.
 fn arb_frame() -> impl Strategy<Value = Vec<u8>> {
-    let tag = prop_oneof![Just(1u8), Just(2), Just(3), Just(16), any::<u8>()];
+    let tag = prop_oneof![
+        Just(1u8),
+        Just(2),
+        Just(3),
+        Just(4),
+        Just(5),
+        Just(16),
+        any::<u8>()
+    ];
     (tag, prop::collection::vec(any::<u8>(), 0..300)).prop_map(|(tag, body)| {
         let len = u32::try_from(body.len() + 1).unwrap();
         [&len.to_be_bytes()[..], &[tag], &body].concat()

@@ -7,6 +7,9 @@
 
 use std::fmt;
 
+#[path = "vhost_path.rs"]
+pub mod path;
+
 /// Most entries in each list of a [`VhostSpec`] (domains, locations, headers, CORS lists).
 pub const MAX_VHOST_ITEMS: usize = 16;
 /// Longest domain name (DNS's limit), also the limit for a CORS origin.
@@ -161,7 +164,9 @@ pub fn validate_label(label: &str) -> Result<(), String> {
     Ok(())
 }
 
-/// Checks a location: starts with `/`, visible ASCII, no `?` or `#`.
+/// Checks a location: starts with `/`, visible ASCII, no `?`, `#` or `;`, and written in the
+/// canonical form requests are matched in ([`path::location_key`]; a trailing `/` is allowed
+/// and ignored).
 ///
 /// # Errors
 /// A sentence saying what is wrong.
@@ -179,7 +184,49 @@ pub fn validate_location(loc: &str) -> Result<(), String> {
             "location {loc:?} may hold only visible ASCII, without '?' or '#'"
         ));
     }
+    let key = path::location_key(loc)?;
+    let written = match loc.trim_end_matches('/') {
+        "" => "/",
+        s => s,
+    };
+    if key != written {
+        return Err(format!(
+            "location {loc:?} is not in canonical form; write {key:?}"
+        ));
+    }
     Ok(())
+}
+
+/// Checks a `hostHeaderRewrite`: a host name or IPv4 address (letters, digits, `-`, `.`) or
+/// a bracketed IPv6 address, optionally with `:port`, at most [`MAX_DOMAIN_LEN`] characters.
+///
+/// # Errors
+/// A sentence saying what is wrong.
+pub fn validate_host(host: &str) -> Result<(), String> {
+    let bad = || {
+        format!("{host:?} is not a host: use a name or address, optionally with :port, at most {MAX_DOMAIN_LEN} characters")
+    };
+    let (name, port) = match host.rsplit_once(':') {
+        Some((n, p)) if !n.contains(':') || n.ends_with(']') => (n, Some(p)),
+        _ => (host, None),
+    };
+    if let Some(p) = port {
+        if p.parse::<u16>().is_err() {
+            return Err(bad());
+        }
+    }
+    let ok = match name.strip_prefix('[').and_then(|n| n.strip_suffix(']')) {
+        Some(v6) => v6.parse::<std::net::Ipv6Addr>().is_ok(),
+        None => {
+            let ldh = |c: char| c.is_ascii_alphanumeric() || c == '-';
+            name.split('.')
+                .all(|l| !l.is_empty() && l.len() <= 63 && l.chars().all(ldh))
+        }
+    };
+    match ok && host.len() <= MAX_DOMAIN_LEN {
+        true => Ok(()),
+        false => Err(bad()),
+    }
 }
 
 /// Checks a header name: an HTTP token of at most [`MAX_HEADER_NAME_LEN`] characters.
@@ -253,6 +300,7 @@ pub const RESERVED_HEADERS: [&str; 9] = [
 /// # Errors
 /// The first problem found, naming the field.
 pub fn validate_spec(spec: &VhostSpec) -> Result<(), String> {
+    validate_lengths(spec)?;
     spec.custom_domains
         .iter()
         .try_for_each(|d| validate_domain(d))?;
@@ -263,8 +311,7 @@ pub fn validate_spec(spec: &VhostSpec) -> Result<(), String> {
         .iter()
         .try_for_each(|l| validate_location(l))?;
     if !spec.host_header_rewrite.is_empty() {
-        validate_header_value(&spec.host_header_rewrite)
-            .map_err(|e| format!("hostHeaderRewrite: {e}"))?;
+        validate_host(&spec.host_header_rewrite).map_err(|e| format!("hostHeaderRewrite: {e}"))?;
     }
     for h in spec.request_headers.iter().chain(&spec.response_headers) {
         validate_header_name(&h.name)?;
@@ -289,6 +336,26 @@ pub fn validate_spec(spec: &VhostSpec) -> Result<(), String> {
         validate_cors(cors)?;
     }
     Ok(())
+}
+
+/// The text limits the codec enforces, reported with the config's key names.
+fn validate_lengths(spec: &VhostSpec) -> Result<(), String> {
+    let password = spec.http_password.expose();
+    let lengths = [
+        ("httpUser", spec.http_user.len(), MAX_USER_LEN),
+        ("httpPassword", password.len(), MAX_PASSWORD_LEN),
+        (
+            "hostHeaderRewrite",
+            spec.host_header_rewrite.len(),
+            MAX_DOMAIN_LEN,
+        ),
+    ];
+    match lengths.iter().find(|(_, len, max)| len > max) {
+        Some((key, len, max)) => Err(format!(
+            "{key} is {len} bytes long; at most {max} are allowed"
+        )),
+        None => Ok(()),
+    }
 }
 
 fn validate_cors(cors: &CorsSpec) -> Result<(), String> {

@@ -33,12 +33,49 @@ fn domains_and_wildcards() {
 }
 
 #[test]
-fn locations_headers_and_origins() {
+fn locations() {
     assert!(validate_location("/").is_ok());
     assert!(validate_location("/api/v1").is_ok());
-    for bad in ["", "api", "/a b", "/a?b", "/\u{e9}"] {
+    assert!(
+        validate_location("/api/").is_ok(),
+        "a trailing '/' is allowed"
+    );
+    for bad in ["", "api", "/a b", "/a?b", "/\u{e9}", "/a;b", "/a%2fb"] {
         assert!(validate_location(bad).is_err(), "{bad:?}");
     }
+    let e = validate_location("/a/../admin").unwrap_err();
+    assert!(e.contains("write \"/admin\""), "{e}");
+    let e = validate_location("/%61pi").unwrap_err();
+    assert!(e.contains("write \"/api\""), "{e}");
+}
+
+#[test]
+fn host_rewrites_are_hosts() {
+    for ok in [
+        "backend.internal",
+        "Backend:8080",
+        "10.0.0.1:80",
+        "[::1]:8080",
+        "localhost",
+    ] {
+        assert!(validate_host(ok).is_ok(), "{ok}");
+    }
+    for bad in [
+        "",
+        "a b",
+        "a..b",
+        "host:port",
+        "a/b",
+        "[::1",
+        "x:99999",
+        "a\r\nX: y",
+    ] {
+        assert!(validate_host(bad).is_err(), "{bad:?}");
+    }
+}
+
+#[test]
+fn headers_and_origins() {
     assert!(validate_header_name("X-Frame-Options").is_ok());
     assert!(validate_header_name("Bad Header").is_err());
     assert!(validate_header_name("").is_err());
@@ -79,6 +116,16 @@ fn spec_rules() {
         ..Default::default()
     });
     assert!(validate_spec(&s).unwrap_err().contains("allowCredentials"));
+    s.cors = None;
+    s.http_user = "u".repeat(MAX_USER_LEN + 1);
+    let e = validate_spec(&s).unwrap_err();
+    assert!(e.starts_with("httpUser is 65 bytes long"), "{e}");
+    s.http_user = "u".into();
+    s.host_header_rewrite = "not a host".into();
+    assert!(validate_spec(&s)
+        .unwrap_err()
+        .starts_with("hostHeaderRewrite"));
+    s.cors = Some(CorsSpec::default());
     assert!(s.has_http_settings());
     assert!(!VhostSpec::default().has_http_settings());
 }

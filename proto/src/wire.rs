@@ -6,9 +6,11 @@ use crate::coding::{
     get_addr, get_list, get_string, get_u16, get_u32, get_u8, put_addr, put_list, put_str, Decode,
     Encode,
 };
+use crate::wire_vhost::{get_vhost, put_vhost};
 use crate::{
-    CodecError, DataHeader, GoingAway, Hello, ProxyId, ProxyKind, ProxyName, ProxyOutcome,
-    ProxyResult, ProxySpec, VhostSpec, Welcome, MAX_NAME_LEN, MAX_TEXT_LEN,
+    AddProxies, AddResults, CodecError, DataHeader, GoingAway, Hello, ProxyId, ProxyKind,
+    ProxyName, ProxyOutcome, ProxyResult, ProxySpec, VhostSpec, Welcome, MAX_NAME_LEN,
+    MAX_TEXT_LEN,
 };
 
 const KIND_TCP: u8 = 1;
@@ -56,7 +58,7 @@ impl Decode for ProxySpec {
         let kind = ProxyKind::decode(buf)?;
         let remote_port = get_u16(buf, "remote port")?;
         let vhost = match kind.is_vhost() {
-            true => VhostSpec::decode(buf)?,
+            true => get_vhost(buf)?,
             false => VhostSpec::default(),
         };
         Ok(Self {
@@ -74,7 +76,7 @@ impl Encode for ProxySpec {
         buf.put_u8(self.kind.wire());
         buf.put_u16(self.remote_port);
         match self.kind.is_vhost() {
-            true => self.vhost.encode(buf),
+            true => put_vhost(buf, &self.vhost),
             // A tcp proxy has no names to send; refuse rather than drop them silently.
             false if self.vhost != VhostSpec::default() => Err(CodecError::InvalidValue {
                 what: "vhost settings on a tcp proxy",
@@ -164,6 +166,34 @@ impl Decode for Welcome {
 impl Encode for Welcome {
     fn encode<B: BufMut>(&self, buf: &mut B) -> Result<(), CodecError> {
         buf.put_u16(self.minor);
+        put_list(buf, &self.results, "proxy results")
+    }
+}
+
+impl Decode for AddProxies {
+    fn decode<B: Buf>(buf: &mut B) -> Result<Self, CodecError> {
+        Ok(Self {
+            proxies: get_list(buf, "proxies")?,
+        })
+    }
+}
+
+impl Encode for AddProxies {
+    fn encode<B: BufMut>(&self, buf: &mut B) -> Result<(), CodecError> {
+        put_list(buf, &self.proxies, "proxies")
+    }
+}
+
+impl Decode for AddResults {
+    fn decode<B: Buf>(buf: &mut B) -> Result<Self, CodecError> {
+        Ok(Self {
+            results: get_list(buf, "proxy results")?,
+        })
+    }
+}
+
+impl Encode for AddResults {
+    fn encode<B: BufMut>(&self, buf: &mut B) -> Result<(), CodecError> {
         put_list(buf, &self.results, "proxy results")
     }
 }

@@ -1,6 +1,8 @@
 //! Wire encoding of [`VhostSpec`], the tail of an `http` or `https` [`ProxySpec`](crate::ProxySpec).
 //!
-//! Layout (every list is `u16 count` + items, every text `u16 len` + UTF-8):
+//! The spec travels as `u16 len | fields`: a decoder reads the fields it knows and skips the
+//! rest of the `len` bytes, so a later minor version can append fields that an older peer
+//! ignores. Fields (every list is `u16 count` + items, every text `u16 len` + UTF-8):
 //! `list<text> customDomains`, `text subdomain`, `list<text> locations`,
 //! `text hostHeaderRewrite`, `list<header> requestHeaders`, `list<header> responseHeaders`,
 //! `text httpUser`, `text httpPassword`, `u8 cors` (0 = none, 1 = `list<text> origins`,
@@ -8,6 +10,8 @@
 //! `u8 redirectHTTPS`; a header is `text name`, `text value`; booleans are 0 or 1.
 
 use bytes::{Buf, BufMut};
+
+use crate::coding::get_u16;
 
 use crate::coding::{
     get_bool, get_list_max, get_string, get_u32, get_u8, put_list_max, put_str, Decode, Encode,
@@ -17,6 +21,33 @@ use crate::vhost::{
     MAX_HEADER_VALUE_LEN, MAX_LOCATION_LEN, MAX_PASSWORD_LEN, MAX_USER_LEN, MAX_VHOST_ITEMS,
 };
 use crate::CodecError;
+
+/// Reads a length-prefixed [`VhostSpec`], skipping fields after the ones this version knows.
+pub(crate) fn get_vhost<B: Buf>(buf: &mut B) -> Result<VhostSpec, CodecError> {
+    let len = usize::from(get_u16(buf, "vhost spec length")?);
+    if buf.remaining() < len {
+        return Err(CodecError::Truncated { what: "vhost spec" });
+    }
+    let mut inner = buf.take(len);
+    let spec = VhostSpec::decode(&mut inner)?;
+    // Fields appended by a newer minor version.
+    let rest = inner.remaining();
+    inner.advance(rest);
+    Ok(spec)
+}
+
+/// Writes a [`VhostSpec`] behind its `u16` length.
+pub(crate) fn put_vhost<B: BufMut>(buf: &mut B, spec: &VhostSpec) -> Result<(), CodecError> {
+    let mut body = Vec::new();
+    spec.encode(&mut body)?;
+    let len = u16::try_from(body.len()).map_err(|_| CodecError::FrameTooLarge {
+        len: body.len(),
+        max: usize::from(u16::MAX),
+    })?;
+    buf.put_u16(len);
+    buf.put_slice(&body);
+    Ok(())
+}
 
 /// A label is at most 63 bytes.
 const MAX_LABEL_LEN: usize = 63;

@@ -103,19 +103,31 @@ pub fn stream_body(chunks: impl Iterator<Item = Bytes> + Send + Sync + 'static) 
 }
 
 /// Reads a body to its end, returning its length and SHA-256, without keeping it.
-pub async fn hash_body<B>(mut body: B) -> (u64, [u8; 32])
+///
+/// # Panics
+/// When the body fails (a test reading an answer wants to know).
+pub async fn hash_body<B>(body: B) -> (u64, [u8; 32])
 where
     B: Body<Data = Bytes> + Unpin,
     B::Error: std::fmt::Debug,
 {
+    try_hash_body(body).await.expect("body frame")
+}
+
+/// [`hash_body`], or the error that cut the body short (a service reading an upload frps
+/// gave up on).
+pub async fn try_hash_body<B>(mut body: B) -> Result<(u64, [u8; 32]), B::Error>
+where
+    B: Body<Data = Bytes> + Unpin,
+{
     let (mut len, mut hasher) = (0u64, Sha256::new());
     while let Some(frame) = body.frame().await {
-        if let Ok(data) = frame.expect("body frame").into_data() {
+        if let Ok(data) = frame?.into_data() {
             len += data.len() as u64;
             hasher.update(&data);
         }
     }
-    (len, hasher.finalize().into())
+    Ok((len, hasher.finalize().into()))
 }
 
 /// Hex of a digest.
@@ -123,23 +135,27 @@ pub fn hex(d: &[u8]) -> String {
     d.iter().map(|b| format!("{b:02x}")).collect()
 }
 
-/// What the test services answer: `/slow` never in time, `/upload` the length and SHA-256 of
-/// the body, `/download?n=CHUNKS` that many pattern chunks, anything else an echo of the
-/// request (`backend=`, `method=`, `path=`, then `header:NAME=VALUE` lines).
+/// What the test services answer: a request with `Upgrade: echo` a `101` and then an echo of
+/// every byte, `/slow` never in time, `/upload` the length and SHA-256 of the body,
+/// `/download?n=CHUNKS` that many pattern chunks, anything else an echo of the request
+/// (`backend=`, `method=`, `path=`, then `header:NAME=VALUE` lines).
 async fn answer(
     name: &'static str,
-    req: Request<Incoming>,
+    mut req: Request<Incoming>,
 ) -> Result<Response<TestBody>, Infallible> {
+    if req.headers().get("upgrade").is_some_and(|u| u == "echo") {
+        return Ok(upgrade_echo(hyper::upgrade::on(&mut req)));
+    }
     let path = req.uri().path().to_string();
     let body = match path.as_str() {
         "/slow" => {
             tokio::time::sleep(Duration::from_secs(120)).await;
             full("late")
         }
-        "/upload" => {
-            let (len, digest) = hash_body(req.into_body()).await;
-            full(format!("len={len}\nsha256={}\n", hex(&digest)))
-        }
+        "/upload" => match try_hash_body(req.into_body()).await {
+            Ok((len, digest)) => full(format!("len={len}\nsha256={}\n", hex(&digest))),
+            Err(e) => full(format!("error={e}\n")),
+        },
         "/download" => {
             let n = req
                 .uri()
@@ -166,6 +182,27 @@ async fn answer(
     Ok(resp)
 }
 
+/// `101 Switching Protocols` to `echo`, then every byte sent back until the visitor stops.
+fn upgrade_echo(on: hyper::upgrade::OnUpgrade) -> Response<TestBody> {
+    tokio::spawn(async move {
+        if let Ok(up) = on.await {
+            let (mut r, mut w) = tokio::io::split(TokioIo::new(up));
+            if tokio::io::copy(&mut r, &mut w).await.is_ok() {
+                let _ = tokio::io::AsyncWriteExt::shutdown(&mut w).await;
+            }
+        }
+    });
+    let mut resp = Response::new(empty());
+    *resp.status_mut() = StatusCode::SWITCHING_PROTOCOLS;
+    let h = resp.headers_mut();
+    h.insert("upgrade", hyper::header::HeaderValue::from_static("echo"));
+    h.insert(
+        "connection",
+        hyper::header::HeaderValue::from_static("upgrade"),
+    );
+    resp
+}
+
 async fn serve_one<I>(io: I, name: &'static str)
 where
     I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
@@ -178,7 +215,7 @@ where
 }
 
 /// Listens on 127.0.0.1:0 and hands each connection to `serve` in its own task, counting them.
-async fn backend<F, Fut>(serve: F) -> Backend
+pub async fn backend<F, Fut>(serve: F) -> Backend
 where
     F: Fn(TcpStream) -> Fut + Send + 'static,
     Fut: std::future::Future<Output = ()> + Send + 'static,
@@ -234,7 +271,8 @@ pub async fn ws_echo_backend() -> SocketAddr {
     tokio::spawn(async move {
         while let Ok((tcp, _)) = listener.accept().await {
             tokio::spawn(async move {
-                let Ok(mut ws) = tokio_tungstenite::accept_async(tcp).await else {
+                let accept = tokio_tungstenite::accept_async(tcp);
+                let Ok(Ok(mut ws)) = tokio::time::timeout(crate::TIMEOUT, accept).await else {
                     return;
                 };
                 while let Some(Ok(msg)) = ws.next().await {
@@ -253,7 +291,8 @@ pub async fn client_on<I>(io: I) -> SendRequest<TestBody>
 where
     I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
-    let (sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(io))
+    let handshake = hyper::client::conn::http1::handshake(TokioIo::new(io));
+    let (sender, conn) = within("http handshake", handshake)
         .await
         .expect("http handshake");
     tokio::spawn(async move {

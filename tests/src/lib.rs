@@ -7,6 +7,7 @@ pub mod backends;
 pub mod http;
 pub mod procs;
 pub mod raw;
+pub mod rawhttp;
 pub mod relay;
 
 use std::future::Future;

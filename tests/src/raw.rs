@@ -1,11 +1,12 @@
-//! A hand-driven protocol peer: an authenticated client that sends whatever bytes a test wants,
-//! for checking how the server treats malformed or hostile input.
+//! Hand-driven protocol peers: an authenticated client that sends whatever bytes a test wants,
+//! for checking how the server treats malformed or hostile input, and a server that answers a
+//! real frpc as an older version would.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
 
 use bytes::BytesMut;
-use frp_proto::{encode_control, CloseCode, ControlMsg, Hello, PROTOCOL_MINOR};
+use frp_proto::{encode_control, CloseCode, ControlCodec, ControlMsg, Hello, PROTOCOL_MINOR};
 use quinn::crypto::rustls::QuicClientConfig;
 use quinn::{Connection, ConnectionError, Endpoint, RecvStream, SendStream};
 
@@ -76,3 +77,51 @@ pub fn empty_hello() -> ControlMsg {
         proxies: Vec::new(),
     })
 }
+
+/// A hand-driven server: a QUIC endpoint with the deployment's server certificate that speaks
+/// whatever a test wants (an older protocol minor, say) to a real frpc.
+#[derive(Debug)]
+pub struct RawServer {
+    /// The endpoint; clients connect to its address.
+    pub endpoint: Endpoint,
+}
+
+impl RawServer {
+    /// Binds 127.0.0.1:0 presenting the server certificate of `pki`.
+    pub fn bind(pki: &crate::Pki) -> Self {
+        let crypto = quinn::crypto::rustls::QuicServerConfig::try_from(pki.server_tls())
+            .expect("quic server tls");
+        let config = quinn::ServerConfig::with_crypto(Arc::new(crypto));
+        let endpoint =
+            Endpoint::server(config, (crate::LOCALHOST, 0).into()).expect("server endpoint");
+        Self { endpoint }
+    }
+
+    /// The address clients connect to.
+    pub fn addr(&self) -> SocketAddr {
+        self.endpoint.local_addr().expect("addr")
+    }
+
+    /// Accepts one client and its control stream; returns the connection, the stream's halves
+    /// and the first message the client sent.
+    pub async fn accept(&self) -> (Connection, SendStream, ControlReader, ControlMsg) {
+        let incoming = within("client connects", self.endpoint.accept())
+            .await
+            .expect("endpoint open");
+        let conn = within("handshake", incoming.accept().expect("accept"))
+            .await
+            .expect("handshake");
+        let (send, recv) = within("control stream", conn.accept_bi())
+            .await
+            .expect("control stream");
+        let mut reader = tokio_util::codec::FramedRead::new(recv, ControlCodec::new());
+        let first = within("first message", futures_util::StreamExt::next(&mut reader))
+            .await
+            .expect("a message")
+            .expect("decodes");
+        (conn, send, reader, first)
+    }
+}
+
+/// The read half of a control stream, framed.
+pub type ControlReader = tokio_util::codec::FramedRead<RecvStream, ControlCodec>;

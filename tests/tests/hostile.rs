@@ -271,24 +271,27 @@ async fn one_busy_proxy_cannot_take_every_stream_of_its_client() {
     server.stop().await.expect("stop");
 }
 
-#[tokio::test]
-async fn bad_vhost_registrations_are_refused_one_by_one() {
-    use frp_proto::{HeaderPair, VhostSpec};
-    init_logs();
-    let pki = Pki::new();
-    let server = TestServer::start(frp_tests::vhost_settings(&pki, &["*.example.com"]));
-    let raw = RawClient::connect(pki.client_tls("mallory"), server.addr).await;
-    let (mut send, recv) = raw.control().await;
-    let spec = |name: &str, kind, vhost| ProxySpec {
+fn vhost_spec(name: &str, kind: ProxyKind, vhost: frp_proto::VhostSpec) -> ProxySpec {
+    ProxySpec {
         name: ProxyName::new(name).expect("name"),
         kind,
         remote_port: 0,
         vhost,
-    };
-    let domains = |d: &[&str]| VhostSpec {
+    }
+}
+
+fn domains(d: &[&str]) -> frp_proto::VhostSpec {
+    frp_proto::VhostSpec {
         custom_domains: d.iter().map(|s| s.to_string()).collect(),
-        ..VhostSpec::default()
-    };
+        ..Default::default()
+    }
+}
+
+/// Vhost registrations frpc would never send, each with (part of) the reason frps gives; the
+/// last one is fine.
+fn hostile_vhost_specs() -> Vec<(ProxySpec, &'static str)> {
+    use frp_proto::{HeaderPair, VhostSpec};
+    let spec = vhost_spec;
     let smuggle = VhostSpec {
         response_headers: vec![HeaderPair {
             name: "transfer-encoding".into(),
@@ -301,13 +304,46 @@ async fn bad_vhost_registrations_are_refused_one_by_one() {
         http_password: frp_proto::Secret::new("p"),
         ..domains(&["b.example.com"])
     };
-    let proxies = vec![
-        spec("bad-name", ProxyKind::Http, domains(&["Not A Domain"])),
-        spec("no-name", ProxyKind::Http, domains(&[])),
-        spec("smuggle", ProxyKind::Http, smuggle),
-        spec("https-auth", ProxyKind::Https, https_with_auth),
-        spec("ok", ProxyKind::Http, domains(&["ok.example.com"])),
-    ];
+    let dotted = VhostSpec {
+        locations: vec!["/public/../admin".into()],
+        ..domains(&["c.example.com"])
+    };
+    vec![
+        (
+            spec("bad-name", ProxyKind::Http, domains(&["Not A Domain"])),
+            "\"Not A Domain\"",
+        ),
+        (
+            spec("no-name", ProxyKind::Http, domains(&[])),
+            "needs customDomains or subdomain",
+        ),
+        (
+            spec("smuggle", ProxyKind::Http, smuggle),
+            "cannot be set: frps manages it",
+        ),
+        (
+            spec("https-auth", ProxyKind::Https, https_with_auth),
+            "takes only customDomains",
+        ),
+        (
+            spec("dotted", ProxyKind::Http, dotted),
+            "not in canonical form",
+        ),
+        (
+            spec("ok", ProxyKind::Http, domains(&["ok.example.com"])),
+            "",
+        ),
+    ]
+}
+
+#[tokio::test]
+async fn bad_vhost_registrations_are_refused_one_by_one() {
+    init_logs();
+    let pki = Pki::new();
+    let server = TestServer::start(frp_tests::vhost_settings(&pki, &["*.example.com"]));
+    let raw = RawClient::connect(pki.client_tls("mallory"), server.addr).await;
+    let (mut send, recv) = raw.control().await;
+    let (proxies, reasons): (Vec<ProxySpec>, Vec<&str>) = hostile_vhost_specs().into_iter().unzip();
     let hello = ControlMsg::Hello(Hello {
         minor: PROTOCOL_MINOR,
         agent: "mallory".into(),
@@ -318,11 +354,15 @@ async fn bad_vhost_registrations_are_refused_one_by_one() {
     let Some(Ok(ControlMsg::Welcome(w))) = within("welcome", reader.next()).await else {
         panic!("expected a welcome");
     };
-    let refused: Vec<bool> = w
-        .results
-        .iter()
-        .map(|r| matches!(r.outcome, ProxyOutcome::Refused { .. }))
-        .collect();
-    assert_eq!(refused, [true, true, true, true, false], "{:?}", w.results);
+    assert_eq!(w.results.len(), reasons.len());
+    for (r, want) in w.results.iter().zip(reasons) {
+        match (&r.outcome, want) {
+            (ProxyOutcome::Bound { .. }, "") => {}
+            (ProxyOutcome::Refused { reason }, want) if !want.is_empty() => {
+                assert!(reason.contains(want), "{}: {reason}", r.name);
+            }
+            (outcome, _) => panic!("{}: unexpected {outcome:?}", r.name),
+        }
+    }
     server.stop().await.expect("stop");
 }

@@ -13,6 +13,18 @@ use frp_tests::{http_proxy, init_logs, vhost_settings, Pki, TestClient, TestServ
 
 const ALLOW: &[&str] = &["*.example.com"];
 
+/// Settings where alice and bob share a.example.com: the operator names it in both their
+/// allowDomains (bob may also use the rest of example.com).
+fn sharing_a(pki: &Pki) -> frps::ServerSettings {
+    let mut settings = vhost_settings(pki, ALLOW);
+    for (id, own) in [("alice", "a.example.com"), ("bob", "*.example.com")] {
+        let list = [own.to_string(), "a.example.com".to_string()];
+        let set = frps::domains::DomainSet::parse(&list).expect("allowDomains");
+        settings.domains.per_client.insert(id.into(), set);
+    }
+    settings
+}
+
 #[tokio::test]
 async fn hosts_and_locations_reach_their_backends_across_clients() {
     init_logs();
@@ -22,7 +34,7 @@ async fn hosts_and_locations_reach_their_backends_across_clients() {
         http_backend("b").await,
         http_backend("api").await,
     );
-    let server = TestServer::start(vhost_settings(&pki, ALLOW));
+    let server = TestServer::start(sharing_a(&pki));
     let none = VhostSpec::default;
     let web_a = vec![http_proxy("app1", a.addr, &["a.example.com"], none())];
     let mut alice = TestClient::connect(&pki, "alice", server.addr, web_a);
@@ -167,6 +179,9 @@ async fn header_rewrites_and_forwarded_headers_reach_the_service() {
         GOOD,
         ("x-forwarded-for", "203.0.113.9"),
         ("x-from", "client"),
+        ("forwarded", "for=6.6.6.6;proto=https"),
+        ("x-forwarded-port", "443"),
+        ("x-forwarded-prefix", "/admin"),
     ];
     let r = get(http, HOST, "/p?q=1", &sent).await;
     assert_eq!(r.status, 200, "{}", r.body);
@@ -178,6 +193,10 @@ async fn header_rewrites_and_forwarded_headers_reach_the_service() {
     assert_eq!(r.field("header:x-forwarded-proto"), Some("http"));
     assert_eq!(r.field("header:x-forwarded-host"), Some(HOST));
     assert_eq!(r.field("header:x-real-ip"), Some("127.0.0.1"));
+    for forged in ["forwarded", "x-forwarded-port", "x-forwarded-prefix"] {
+        let field = format!("header:{forged}");
+        assert_eq!(r.field(&field), None, "{forged} is not passed on");
+    }
     assert_eq!(r.header("x-frame-options"), Some("DENY"));
     assert_eq!(r.header("x-backend"), Some("app"));
     c.stop().await.expect("stop");
@@ -185,7 +204,7 @@ async fn header_rewrites_and_forwarded_headers_reach_the_service() {
 }
 
 #[tokio::test]
-async fn cors_preflights_are_answered_at_frps_and_responses_get_allow_headers() {
+async fn cors_preflights_are_answered_at_frps() {
     let pki = Pki::new();
     let app = http_backend("app").await;
     let (server, c, http) = with_policy(&pki, &app).await;
@@ -211,30 +230,48 @@ async fn cors_preflights_are_answered_at_frps_and_responses_get_allow_headers() 
     let r = send(&mut conn, request("OPTIONS", HOST, "/items", &evil)).await;
     assert_eq!(r.status, 403, "{}", r.body);
     assert_eq!(app.accepted(), 0, "preflights never reached the service");
-    let r = get(
-        http,
-        HOST,
-        "/",
-        &[GOOD, ("origin", "https://ui.example.com")],
-    )
-    .await;
+    c.stop().await.expect("stop");
+    server.stop().await.expect("stop");
+}
+
+#[tokio::test]
+async fn cors_responses_get_allow_headers_only_for_allowed_origins() {
+    let pki = Pki::new();
+    let app = http_backend("app").await;
+    let (server, c, http) = with_policy(&pki, &app).await;
+    let from = |origin| [GOOD, ("origin", origin)];
+    let r = get(http, HOST, "/", &from("https://ui.example.com")).await;
     assert_eq!(r.status, 200);
     let origin = r.header("access-control-allow-origin");
     assert_eq!(origin, Some("https://ui.example.com"));
-    let r = get(
-        http,
-        HOST,
-        "/",
-        &[GOOD, ("origin", "https://evil.example.net")],
-    )
-    .await;
+    assert_eq!(r.header("vary"), Some("Origin"));
+    let r = get(http, HOST, "/", &from("https://evil.example.net")).await;
     assert_eq!(
         r.status, 200,
         "cors is not access control: the request is served"
     );
     assert_eq!(r.header("access-control-allow-origin"), None);
+    assert_eq!(
+        r.header("vary"),
+        Some("Origin"),
+        "the answer depends on Origin"
+    );
     c.stop().await.expect("stop");
     server.stop().await.expect("stop");
+}
+
+/// A proxy for secure.example.com that sends plain-HTTP visitors to https.
+fn redirecting(app: &Backend) -> Vec<frpc::LocalProxy> {
+    let spec = VhostSpec {
+        redirect_https: true,
+        ..VhostSpec::default()
+    };
+    vec![http_proxy(
+        "secure",
+        app.addr,
+        &["secure.example.com"],
+        spec,
+    )]
 }
 
 #[tokio::test]
@@ -243,16 +280,7 @@ async fn redirect_https_answers_308() {
     let pki = Pki::new();
     let app = http_backend("app").await;
     let server = TestServer::start(vhost_settings(&pki, ALLOW));
-    let spec = VhostSpec {
-        redirect_https: true,
-        ..VhostSpec::default()
-    };
-    let proxies = vec![http_proxy(
-        "secure",
-        app.addr,
-        &["secure.example.com"],
-        spec,
-    )];
+    let proxies = redirecting(&app);
     let mut c = TestClient::connect(&pki, "node1", server.addr, proxies);
     let r = get(
         c.bound("secure").await,
@@ -267,6 +295,25 @@ async fn redirect_https_answers_308() {
         Some("https://secure.example.com/a/b?c=d")
     );
     assert_eq!(app.accepted(), 0);
+    c.stop().await.expect("stop");
+    server.stop().await.expect("stop");
+}
+
+#[tokio::test]
+async fn redirect_https_needs_the_servers_https_port() {
+    init_logs();
+    let pki = Pki::new();
+    let app = http_backend("app").await;
+    let mut settings = vhost_settings(&pki, ALLOW);
+    settings.vhost.https_port = None;
+    let server = TestServer::start(settings);
+    let proxies = redirecting(&app);
+    let mut c = TestClient::connect(&pki, "node1", server.addr, proxies);
+    let why = c.refused("secure").await;
+    assert!(
+        why.contains("redirectHTTPS needs the server to serve vhostHTTPSPort"),
+        "{why}"
+    );
     c.stop().await.expect("stop");
     server.stop().await.expect("stop");
 }

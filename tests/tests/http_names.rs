@@ -1,9 +1,12 @@
 //! Who may serve which name on the vhost ports: refusals that say who asked for what, names
-//! released when their client leaves, and a newer session of the same client taking over.
+//! released when their client leaves, a newer session of the same client taking over, and a
+//! name owned by one client across http and https (its paths, its TLS, its wildcard's reach).
 
 use frp_proto::VhostSpec;
+use std::net::SocketAddr;
+
 use frp_tests::http::{get, http_backend, Backend};
-use frp_tests::{http_proxy, init_logs, vhost_settings, Pki, TestClient, TestServer};
+use frp_tests::{http_proxy, https_proxy, init_logs, vhost_settings, Pki, TestClient, TestServer};
 
 const ALLOW: &[&str] = &["*.example.com"];
 
@@ -14,8 +17,6 @@ async fn refused_domains_say_why_and_other_proxies_work() {
     let app = http_backend("app").await;
     let mut settings = vhost_settings(&pki, &["*.example.com", "*.example.net"]);
     settings.vhost.subdomain_host = frps::domains::DomainPattern::parse("example.org").ok();
-    let narrow = frps::domains::DomainSet::parse(&["*.carol.example.com".into()]).expect("set");
-    settings.domains.per_client.insert("carol".into(), narrow);
     let server = TestServer::start(settings);
     let none = VhostSpec::default;
     let alice_proxies = vec![http_proxy("web", app.addr, &["shop.example.com"], none())];
@@ -52,17 +53,38 @@ async fn refused_domains_say_why_and_other_proxies_work() {
         Some("app"),
         "the holder keeps serving"
     );
+    for c in [alice, bob] {
+        c.stop().await.expect("stop");
+    }
+    server.stop().await.expect("stop");
+}
 
-    let carol_proxies = vec![http_proxy("c", app.addr, &["x.example.com"], none())];
-    let mut carol = TestClient::connect(&pki, "carol", server.addr, carol_proxies);
+#[tokio::test]
+async fn a_clients_own_allow_domains_narrow_the_global_list() {
+    init_logs();
+    let pki = Pki::new();
+    let app = http_backend("app").await;
+    let mut settings = vhost_settings(&pki, ALLOW);
+    let narrow = frps::domains::DomainSet::parse(&["*.carol.example.com".into()]).expect("set");
+    settings.domains.per_client.insert("carol".into(), narrow);
+    let server = TestServer::start(settings);
+    let proxies = vec![
+        http_proxy("c", app.addr, &["x.example.com"], VhostSpec::default()),
+        http_proxy(
+            "own",
+            app.addr,
+            &["x.carol.example.com"],
+            VhostSpec::default(),
+        ),
+    ];
+    let mut carol = TestClient::connect(&pki, "carol", server.addr, proxies);
     let narrowed = carol.refused("c").await;
     assert!(
         narrowed.contains("allowDomains of client 'carol'"),
         "{narrowed}"
     );
-    for c in [alice, bob, carol] {
-        c.stop().await.expect("stop");
-    }
+    carol.bound("own").await;
+    carol.stop().await.expect("stop");
     server.stop().await.expect("stop");
 }
 
@@ -135,5 +157,179 @@ async fn a_newer_session_of_the_same_client_takes_over_its_names() {
     );
     stale.stop().await.expect("stop");
     fresh.stop().await.expect("stop");
+    server.stop().await.expect("stop");
+}
+
+/// Server settings with frps terminating TLS for `names` with a certificate from `pki`'s CA.
+fn terminating(pki: &Pki, names: &[&str]) -> frps::ServerSettings {
+    let mut settings = vhost_settings(pki, ALLOW);
+    let owned: Vec<String> = names.iter().map(|n| n.to_string()).collect();
+    let cert = pki.ca.issue_server(&owned).expect("cert");
+    let tls =
+        frp_certs::public_server_tls_config(vec![cert.cert_der()], cert.key_der()).expect("tls");
+    let patterns = frps::domains::DomainSet::parse(&owned).expect("names");
+    settings
+        .vhost
+        .certificates
+        .add(patterns.patterns(), std::sync::Arc::new(tls));
+    settings
+}
+
+#[tokio::test]
+async fn an_exact_terminated_name_beats_another_clients_wildcard_passthrough() {
+    use frp_tests::http::{client_on, request, send, tls_connect, tls_service};
+    init_logs();
+    let pki = Pki::new();
+    let app = http_backend("app").await;
+    let server = TestServer::start(terminating(&pki, &["app.example.com", "bare.example.com"]));
+    let web = vec![http_proxy(
+        "app",
+        app.addr,
+        &["app.example.com"],
+        VhostSpec::default(),
+    )];
+    let mut node1 = TestClient::connect(&pki, "node1", server.addr, web);
+    node1.bound("app").await;
+    let services = Pki::new();
+    let wild = tls_service(&services.ca, "other.example.com").await;
+    let mut ci = TestClient::connect(
+        &pki,
+        "ci",
+        server.addr,
+        vec![https_proxy("wild", wild.addr, &["*.example.com"])],
+    );
+    ci.bound("wild").await;
+    let https = server.https.expect("https port");
+    let tls = tls_connect(https, "app.example.com", vec![pki.ca.cert_der()])
+        .await
+        .expect("frps terminates app.example.com with its certificate");
+    let mut conn = client_on(tls).await;
+    let r = send(&mut conn, request("GET", "app.example.com", "/", &[])).await;
+    assert_eq!(r.field("backend"), Some("app"));
+    let other = tls_connect(https, "other.example.com", vec![services.ca.cert_der()]).await;
+    assert!(other.is_ok(), "the rest of the wildcard passes through");
+    assert_eq!(wild.accepted(), 1);
+    // A name frps has a certificate for is terminated even with no http proxy (404).
+    let bare = tls_connect(https, "bare.example.com", vec![pki.ca.cert_der()])
+        .await
+        .expect("frps terminates bare.example.com with its certificate");
+    let r = send(
+        &mut client_on(bare).await,
+        request("GET", "bare.example.com", "/", &[]),
+    )
+    .await;
+    assert_eq!(r.status, 404);
+    assert_eq!(wild.accepted(), 1, "nothing more reached the wildcard");
+    drop((other, conn));
+    node1.stop().await.expect("stop");
+    ci.stop().await.expect("stop");
+    server.stop().await.expect("stop");
+}
+
+/// A server, and node1 serving app.example.com from `app` over http; the vhost address.
+async fn node1_serves_app(pki: &Pki, app: &Backend) -> (TestServer, TestClient, SocketAddr) {
+    init_logs();
+    let server = TestServer::start(vhost_settings(pki, ALLOW));
+    let web = vec![http_proxy(
+        "app",
+        app.addr,
+        &["app.example.com"],
+        VhostSpec::default(),
+    )];
+    let mut node1 = TestClient::connect(pki, "node1", server.addr, web);
+    let http = node1.bound("app").await;
+    (server, node1, http)
+}
+
+#[tokio::test]
+async fn a_name_is_served_as_http_or_https_by_one_client() {
+    let pki = Pki::new();
+    let app = http_backend("app").await;
+    let (server, node1, _) = node1_serves_app(&pki, &app).await;
+    let ci_proxies = vec![
+        https_proxy("tls", app.addr, &["app.example.com"]),
+        https_proxy("kube", app.addr, &["kube.example.com"]),
+    ];
+    let mut ci = TestClient::connect(&pki, "ci", server.addr, ci_proxies);
+    let tls = ci.refused("tls").await;
+    let want = "client 'ci' asked for https app.example.com, which another client serves as http";
+    assert!(tls.contains(want), "{tls}");
+    ci.bound("kube").await;
+    let late = vec![http_proxy(
+        "kube",
+        app.addr,
+        &["kube.example.com"],
+        VhostSpec::default(),
+    )];
+    let mut dave = TestClient::connect(&pki, "dave", server.addr, late);
+    let kube = dave.refused("kube").await;
+    assert!(kube.contains("serves as https"), "{kube}");
+    for c in [node1, ci, dave] {
+        c.stop().await.expect("stop");
+    }
+    server.stop().await.expect("stop");
+}
+
+#[tokio::test]
+async fn another_client_cannot_take_a_path_under_a_held_name() {
+    let pki = Pki::new();
+    let app = http_backend("app").await;
+    let (server, node1, http) = node1_serves_app(&pki, &app).await;
+    let acme = VhostSpec {
+        locations: vec!["/.well-known/acme-challenge".into()],
+        ..VhostSpec::default()
+    };
+    let ci_proxies = vec![http_proxy("acme", app.addr, &["app.example.com"], acme)];
+    let mut ci = TestClient::connect(&pki, "ci", server.addr, ci_proxies);
+    let acme = ci.refused("acme").await;
+    assert!(
+        acme.contains("another client holds app.example.com"),
+        "{acme}"
+    );
+    let r = get(
+        http,
+        "app.example.com",
+        "/.well-known/acme-challenge/t",
+        &[],
+    )
+    .await;
+    assert_eq!(r.field("backend"), Some("app"), "node1's own site answers");
+    node1.stop().await.expect("stop");
+    ci.stop().await.expect("stop");
+    server.stop().await.expect("stop");
+}
+
+#[tokio::test]
+async fn a_wildcard_of_another_client_never_answers_for_a_held_name() {
+    init_logs();
+    let pki = Pki::new();
+    let app = http_backend("app").await;
+    let server = TestServer::start(vhost_settings(&pki, ALLOW));
+    let mut ci = TestClient::connect(
+        &pki,
+        "ci",
+        server.addr,
+        vec![https_proxy("kube", app.addr, &["kube.example.com"])],
+    );
+    ci.bound("kube").await;
+    let wild = vec![http_proxy(
+        "wild",
+        app.addr,
+        &["*.example.com"],
+        VhostSpec::default(),
+    )];
+    let mut node1 = TestClient::connect(&pki, "node1", server.addr, wild);
+    let http = node1.bound("wild").await;
+    assert_eq!(get(http, "www.example.com", "/", &[]).await.status, 200);
+    let r = get(
+        http,
+        "kube.example.com",
+        "/.well-known/acme-challenge/t",
+        &[],
+    )
+    .await;
+    assert_eq!(r.status, 404, "kube.example.com is ci's: {}", r.body);
+    node1.stop().await.expect("stop");
+    ci.stop().await.expect("stop");
     server.stop().await.expect("stop");
 }

@@ -34,7 +34,7 @@ async fn closed_after(addr: std::net::SocketAddr, bytes: &[u8]) -> bool {
     let mut tcp = within("connect", TcpStream::connect(addr))
         .await
         .expect("connect");
-    tcp.write_all(bytes).await.expect("write");
+    within("write", tcp.write_all(bytes)).await.expect("write");
     let mut buf = [0u8; 64];
     matches!(within("close", tcp.read(&mut buf)).await, Ok(0) | Err(_))
 }
@@ -117,9 +117,9 @@ async fn tls_is_terminated_at_frps_for_an_http_proxy_with_a_certificate() {
         (e.scheme, e.path.as_str(), e.status),
         ("https", "/hello", 200)
     );
-    // Same connection, a host frps has no route for: 404 over the terminated TLS.
+    // Same connection, another host: the TLS was for web.example.com only.
     let r = send(&mut conn, request("GET", "other.example.com", "/", &[])).await;
-    assert_eq!(r.status, 404);
+    assert_eq!(r.status, 421, "{}", r.body);
     c.stop().await.expect("stop");
     server.stop().await.expect("stop");
 }
@@ -140,12 +140,14 @@ async fn unroutable_tls_connections_are_closed_and_never_hold_the_accept_loop() 
     let https = c.bound("k1").await;
 
     // A silent connection and a half-sent hello stay open meanwhile: they must not block others.
-    let silent = TcpStream::connect(https).await.expect("connect");
-    let mut partial = TcpStream::connect(https).await.expect("connect");
-    partial
-        .write_all(&[0x16, 0x03, 0x01, 0x02, 0x00, 0x01])
+    let silent = within("connect", TcpStream::connect(https))
         .await
-        .expect("write");
+        .expect("connect");
+    let mut partial = within("connect", TcpStream::connect(https))
+        .await
+        .expect("connect");
+    let half_hello = partial.write_all(&[0x16, 0x03, 0x01, 0x02, 0x00, 0x01]);
+    within("write", half_hello).await.expect("write");
 
     assert!(
         closed_after(https, b"GET / HTTP/1.1\r\nHost: k1.example.com\r\n\r\n").await,

@@ -1,5 +1,7 @@
 //! The access log: one line per HTTP request, written when its response body has been sent
-//! (or abandoned), so the byte count and duration are the real ones.
+//! (or abandoned), so the byte count and duration are the real ones; for an upgraded
+//! connection when it closes; `499` for a visitor that hung up before its answer; and one
+//! line (method and path `-`) for a request hyper refused itself (`400`, `431`, `408`).
 //!
 //! Each line goes to `tracing` (target `frps::access`, level info) and to a broadcast channel
 //! that tests and the admin API can subscribe to.
@@ -64,7 +66,8 @@ impl AccessLog {
         self.tx.subscribe()
     }
 
-    fn write(&self, e: AccessEntry) {
+    /// Writes one entry.
+    pub(crate) fn write(&self, e: AccessEntry) {
         info!(
             target: "frps::access",
             client = %e.client, scheme = e.scheme, host = %e.host, method = %e.method,
@@ -94,6 +97,76 @@ impl LoggedBody {
             entry: Some(entry),
             started,
             log,
+        }
+    }
+}
+
+impl LoggedBody {
+    /// Wraps `inner` without an entry (its line is written elsewhere, as for an upgrade).
+    pub fn unlogged(inner: RespBody, log: AccessLog) -> Self {
+        Self {
+            inner,
+            entry: None,
+            started: Instant::now(),
+            log,
+        }
+    }
+}
+
+/// An entry written with status `499` (nginx's "client closed request") unless it is taken
+/// first: dropped with it, the handler's future was dropped, so the visitor hung up before
+/// its answer.
+#[derive(Debug)]
+pub struct Pending {
+    entry: Option<AccessEntry>,
+    started: Instant,
+    log: AccessLog,
+}
+
+impl Pending {
+    /// Holds `entry` for a request that arrived at `started`.
+    pub fn new(entry: AccessEntry, started: Instant, log: AccessLog) -> Self {
+        Self {
+            entry: Some(entry),
+            started,
+            log,
+        }
+    }
+
+    /// The entry, to fill in.
+    pub fn entry(&mut self) -> &mut AccessEntry {
+        self.entry.get_or_insert_with(AccessEntry::placeholder)
+    }
+
+    /// The entry, no longer written on drop.
+    pub fn take(mut self) -> AccessEntry {
+        self.entry.take().unwrap_or_else(AccessEntry::placeholder)
+    }
+}
+
+impl Drop for Pending {
+    fn drop(&mut self) {
+        if let Some(mut e) = self.entry.take() {
+            e.status = 499;
+            e.duration = self.started.elapsed();
+            self.log.write(e);
+        }
+    }
+}
+
+impl AccessEntry {
+    /// An entry of dashes, for a connection-level answer with no request to name.
+    pub fn placeholder() -> Self {
+        Self {
+            client: std::net::SocketAddr::from(([0, 0, 0, 0], 0)),
+            scheme: "http",
+            host: "-".into(),
+            method: "-".into(),
+            path: "-".into(),
+            status: 0,
+            bytes: 0,
+            duration: Duration::ZERO,
+            proxy: "-".into(),
         }
     }
 }
@@ -164,5 +237,20 @@ mod tests {
         let got = rx.recv().await.unwrap();
         assert_eq!((got.status, got.bytes, got.proxy.as_str()), (200, 5, "web"));
         assert!(rx.try_recv().is_err(), "exactly one entry");
+    }
+
+    #[tokio::test]
+    async fn a_pending_entry_is_a_499_unless_taken() {
+        let log = AccessLog::default();
+        let mut rx = log.subscribe();
+        drop(Pending::new(
+            AccessEntry::placeholder(),
+            Instant::now(),
+            log.clone(),
+        ));
+        assert_eq!(rx.recv().await.unwrap().status, 499);
+        let taken = Pending::new(AccessEntry::placeholder(), Instant::now(), log).take();
+        assert_eq!(taken.status, 0);
+        assert!(rx.try_recv().is_err(), "a taken entry is not written");
     }
 }

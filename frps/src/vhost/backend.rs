@@ -2,45 +2,56 @@
 //! the owning client's connection, kept in a small pool so keep-alive requests reuse streams.
 //!
 //! Each connection is a data stream like a tcp proxy's (data header, then raw bytes that frpc
-//! splices to the local service), with a hyper client connection running over it. A
-//! connection goes back to the pool once its previous response has been read to the end;
-//! one whose request was not sent (it closed meanwhile) is retried once on a fresh stream.
-//! Idle connections older than [`IDLE_TIMEOUT`] or closed by the service are dropped whenever
-//! the pool is used; all of them close when the proxy goes away (its session ends).
+//! splices to the local service), with a hyper client connection running over it. The stream
+//! holds the proxy's connection permit for as long as it lives, upgraded (WebSocket) tunnels
+//! included, so they count against `maxConnectionsPerProxy`.
+//!
+//! A connection goes back to the pool once its previous response has been read to the end,
+//! for [`IDLE_TIMEOUT`] or less if the service's `Keep-Alive: timeout=N` says so, and a
+//! timer drops it from the pool then. A request on a pooled connection that the service
+//! closed meanwhile is retried once on a fresh stream: always when it was not sent, and when
+//! it was sent but no response came if it is idempotent with an empty body (a GET), as HTTP
+//! clients do. All pooled connections close when the proxy goes away (its session ends).
 
 use std::io;
 use std::net::SocketAddr;
-use std::pin::Pin;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, Weak};
-use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
 use bytes::BytesMut;
-use frp_proto::{encode_data_header, DataHeader, ProxyId, ProxyName, StreamCode};
+use frp_proto::{encode_data_header, DataHeader, ProxyId, ProxyName};
 use hyper::body::Incoming;
 use hyper::client::conn::http1::{self, SendRequest};
-use hyper::{Request, Response};
+use hyper::{HeaderMap, Method, Request, Response};
 use hyper_util::rt::TokioIo;
-use quinn::{RecvStream, SendStream, VarInt};
-use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::sync::Semaphore;
+use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::debug;
 
+use super::body::RequestBody;
 use super::policy::HttpPolicy;
+pub use super::quic_io::QuicIo;
 use crate::gauges::ServerGauges;
 
 /// Idle connections kept per proxy.
 const MAX_IDLE: usize = 32;
-/// How long an idle connection is kept.
-const IDLE_TIMEOUT: Duration = Duration::from_secs(60);
+/// How long an idle connection is kept: a little less than the 5 s idle timeout of common
+/// servers (Node.js, Apache), so a pooled connection is rarely closed under a request.
+pub const IDLE_TIMEOUT: Duration = Duration::from_secs(4);
+/// Largest buffer hyper keeps for one backend connection, and largest response head.
+const MAX_BUF: usize = 64 * 1024;
 
 /// Why a request could not be answered by the backend.
 #[derive(Debug, thiserror::Error)]
 pub enum BackendError {
-    /// No stream could be opened in the client's connection.
+    /// The client's connection had no stream to give in time (its stream credit is used up).
+    #[error("no stream to the client in time")]
+    OpenTimeout,
+    /// No stream could be opened: the client's connection is gone.
     #[error("no stream to the client: {0}")]
-    Open(String),
+    Gone(String),
     /// Too many connections to this proxy are open.
     #[error("too many open connections to this proxy")]
     Busy,
@@ -49,66 +60,12 @@ pub enum BackendError {
     Http(#[from] hyper::Error),
 }
 
-/// A quinn bidirectional stream as one tokio IO. Dropped before a clean shutdown (an error,
-/// an abandoned exchange), it resets the stream, so a truncated request never looks complete.
+/// A pooled connection: ready for a request until `until`.
 #[derive(Debug)]
-pub struct QuicIo {
-    send: SendStream,
-    recv: RecvStream,
-    finished: bool,
-}
-
-impl QuicIo {
-    /// Joins the two halves of a stream.
-    pub fn new(send: SendStream, recv: RecvStream) -> Self {
-        Self {
-            send,
-            recv,
-            finished: false,
-        }
-    }
-}
-
-impl Drop for QuicIo {
-    fn drop(&mut self) {
-        if !self.finished {
-            let code = VarInt::from_u32(StreamCode::VisitorReset.code());
-            let _ = self.send.reset(code);
-            let _ = self.recv.stop(code);
-        }
-    }
-}
-
-impl AsyncRead for QuicIo {
-    fn poll_read(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &mut ReadBuf<'_>,
-    ) -> Poll<io::Result<()>> {
-        AsyncRead::poll_read(Pin::new(&mut self.recv), cx, buf)
-    }
-}
-
-impl AsyncWrite for QuicIo {
-    fn poll_write(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &[u8],
-    ) -> Poll<io::Result<usize>> {
-        AsyncWrite::poll_write(Pin::new(&mut self.send), cx, buf)
-    }
-
-    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        AsyncWrite::poll_flush(Pin::new(&mut self.send), cx)
-    }
-
-    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        let r = AsyncWrite::poll_shutdown(Pin::new(&mut self.send), cx);
-        if matches!(r, Poll::Ready(Ok(()))) {
-            self.finished = true;
-        }
-        r
-    }
+struct Idle {
+    id: u64,
+    sender: SendRequest<RequestBody>,
+    until: Instant,
 }
 
 /// One registered http proxy: where its requests go and the policy they pass first.
@@ -121,12 +78,15 @@ pub struct HttpBackend {
     /// The proxy's request policy.
     pub policy: HttpPolicy,
     conn: quinn::Connection,
-    idle: Mutex<Vec<(SendRequest<Incoming>, Instant)>>,
+    idle: Mutex<Vec<Idle>>,
+    next_idle: AtomicU64,
     /// Backend connections open at once; full means 503.
     active: Arc<Semaphore>,
     tracker: TaskTracker,
     open_timeout: Duration,
     gauges: ServerGauges,
+    /// Cancelled when the proxy goes away: the pool's timers stop.
+    gone: CancellationToken,
 }
 
 /// What a backend needs from its session.
@@ -144,6 +104,80 @@ pub struct BackendParts {
     pub gauges: ServerGauges,
 }
 
+/// What is needed to send a bodiless request again.
+struct Resend {
+    method: Method,
+    uri: hyper::Uri,
+    version: hyper::Version,
+    headers: HeaderMap,
+}
+
+impl Resend {
+    /// Kept for idempotent requests with an empty body (RFC 9110 9.2.2 lets them be retried).
+    fn of(req: &Request<RequestBody>) -> Option<Self> {
+        let idempotent = matches!(
+            *req.method(),
+            Method::GET
+                | Method::HEAD
+                | Method::OPTIONS
+                | Method::TRACE
+                | Method::PUT
+                | Method::DELETE
+        );
+        (idempotent && req.body().is_empty()).then(|| Self {
+            method: req.method().clone(),
+            uri: req.uri().clone(),
+            version: req.version(),
+            headers: req.headers().clone(),
+        })
+    }
+
+    fn request(self) -> Request<RequestBody> {
+        let mut req = Request::new(RequestBody::empty());
+        *req.method_mut() = self.method;
+        *req.uri_mut() = self.uri;
+        *req.version_mut() = self.version;
+        *req.headers_mut() = self.headers;
+        req
+    }
+}
+
+/// Whether a request sent on a pooled connection failed because the service had closed it
+/// (no response at all), so an idempotent request may go again.
+fn closed_under_us(e: &hyper::Error) -> bool {
+    e.is_incomplete_message()
+        || e.is_canceled()
+        || e.is_closed()
+        || std::error::Error::source(e).is_some_and(|s| s.is::<io::Error>())
+}
+
+/// How long the service keeps an idle connection, from `Keep-Alive: timeout=N` (less a
+/// second), capped at [`IDLE_TIMEOUT`]; zero when it will not keep it.
+fn keep_for(headers: &HeaderMap) -> Duration {
+    let timeout = headers
+        .get_all("keep-alive")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .find_map(|p| {
+            p.trim()
+                .strip_prefix("timeout=")?
+                .trim()
+                .parse::<u64>()
+                .ok()
+        });
+    match timeout {
+        Some(secs) => IDLE_TIMEOUT.min(Duration::from_secs(secs.saturating_sub(1))),
+        None => IDLE_TIMEOUT,
+    }
+}
+
+impl Drop for HttpBackend {
+    fn drop(&mut self) {
+        self.gone.cancel();
+    }
+}
+
 impl HttpBackend {
     /// A backend with an empty pool.
     pub fn new(name: ProxyName, id: ProxyId, policy: HttpPolicy, parts: BackendParts) -> Self {
@@ -153,10 +187,12 @@ impl HttpBackend {
             policy,
             conn: parts.conn,
             idle: Mutex::new(Vec::new()),
+            next_idle: AtomicU64::new(0),
             active: Arc::new(Semaphore::new(parts.max_connections)),
             tracker: parts.tracker,
             open_timeout: parts.open_timeout,
             gauges: parts.gauges,
+            gone: CancellationToken::new(),
         }
     }
 
@@ -166,91 +202,155 @@ impl HttpBackend {
     /// [`BackendError`] when no connection could be had or the exchange failed.
     pub async fn send(
         self: &Arc<Self>,
-        req: Request<Incoming>,
+        req: Request<RequestBody>,
         visitor: SocketAddr,
     ) -> Result<Response<Incoming>, BackendError> {
         let req = match self.take_idle() {
-            Some(mut sender) => match sender.try_send_request(req).await {
-                Ok(resp) => {
-                    self.recycle(sender);
-                    return Ok(resp);
-                }
-                Err(mut e) => match e.take_message() {
-                    // Not sent: the pooled connection had closed. One fresh try.
-                    Some(req) => req,
-                    None => return Err(e.into_error().into()),
-                },
+            Some(sender) => match self.send_pooled(sender, req).await? {
+                Ok(resp) => return Ok(resp),
+                Err(again) => again,
             },
             None => req,
         };
         let mut sender = self.connect(visitor).await?;
         let resp = sender.send_request(req).await?;
-        self.recycle(sender);
+        self.recycle(sender, &resp);
         Ok(resp)
     }
 
-    fn idle(&self) -> std::sync::MutexGuard<'_, Vec<(SendRequest<Incoming>, Instant)>> {
+    /// Sends on a pooled connection; `Ok(Err(req))` is the request to send again on a fresh
+    /// one, because the pooled connection had closed.
+    async fn send_pooled(
+        self: &Arc<Self>,
+        mut sender: SendRequest<RequestBody>,
+        req: Request<RequestBody>,
+    ) -> Result<Result<Response<Incoming>, Request<RequestBody>>, BackendError> {
+        let resend = Resend::of(&req);
+        match sender.try_send_request(req).await {
+            Ok(resp) => {
+                self.recycle(sender, &resp);
+                Ok(Ok(resp))
+            }
+            Err(mut e) => match (e.take_message(), resend) {
+                (Some(req), _) => Ok(Err(req)),
+                (None, Some(resend)) if closed_under_us(e.error()) => {
+                    debug!(proxy = %self.name, error = %e.error(), "pooled connection closed under a request; retrying it");
+                    Ok(Err(resend.request()))
+                }
+                (None, _) => Err(e.into_error().into()),
+            },
+        }
+    }
+
+    fn idle(&self) -> std::sync::MutexGuard<'_, Vec<Idle>> {
         self.idle.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    fn take_idle(&self) -> Option<SendRequest<Incoming>> {
+    fn take_idle(&self) -> Option<SendRequest<RequestBody>> {
         let mut idle = self.idle();
-        idle.retain(|(s, since)| !s.is_closed() && since.elapsed() < IDLE_TIMEOUT);
-        idle.pop().map(|(s, _)| s)
+        let now = Instant::now();
+        idle.retain(|i| !i.sender.is_closed() && i.until > now);
+        idle.pop().map(|i| i.sender)
     }
 
-    /// Puts `sender` back in the pool once its connection is ready for another request.
-    fn recycle(self: &Arc<Self>, mut sender: SendRequest<Incoming>) {
+    /// Puts `sender` back in the pool once its connection is ready for another request, and
+    /// takes it out again when its idle time is over.
+    fn recycle(self: &Arc<Self>, mut sender: SendRequest<RequestBody>, resp: &Response<Incoming>) {
+        let keep = keep_for(resp.headers());
+        if keep.is_zero() {
+            return;
+        }
         let pool: Weak<Self> = Arc::downgrade(self);
+        let gone = self.gone.clone();
+        let id = self.next_idle.fetch_add(1, Ordering::Relaxed);
         self.tracker.spawn(async move {
             // Ready once the response was read to its end; an error if the connection closed
             // or was upgraded.
             if sender.ready().await.is_err() {
                 return;
             }
+            let until = Instant::now() + keep;
+            match pool.upgrade() {
+                Some(pool) => pool.put_idle(Idle { id, sender, until }),
+                None => return,
+            }
+            tokio::select! {
+                () = tokio::time::sleep(keep) => {}
+                () = gone.cancelled() => return,
+            }
             if let Some(pool) = pool.upgrade() {
-                let mut idle = pool.idle();
-                idle.retain(|(s, since)| !s.is_closed() && since.elapsed() < IDLE_TIMEOUT);
-                if idle.len() < MAX_IDLE {
-                    idle.push((sender, Instant::now()));
-                }
+                pool.idle().retain(|i| i.id != id);
             }
         });
     }
 
+    fn put_idle(&self, entry: Idle) {
+        let mut idle = self.idle();
+        let now = Instant::now();
+        idle.retain(|i| !i.sender.is_closed() && i.until > now);
+        if idle.len() < MAX_IDLE {
+            idle.push(entry);
+        }
+    }
+
     /// Opens a stream to the local service and starts an HTTP/1.1 connection on it.
-    async fn connect(&self, visitor: SocketAddr) -> Result<SendRequest<Incoming>, BackendError> {
+    async fn connect(&self, visitor: SocketAddr) -> Result<SendRequest<RequestBody>, BackendError> {
         let permit = Arc::clone(&self.active)
             .try_acquire_owned()
             .map_err(|_| BackendError::Busy)?;
         let opened = tokio::time::timeout(self.open_timeout, self.conn.open_bi()).await;
         let (mut send, recv) = match opened {
             Ok(Ok(s)) => s,
-            Ok(Err(e)) => return Err(BackendError::Open(e.to_string())),
-            Err(_) => return Err(BackendError::Open("timed out".into())),
+            Ok(Err(e)) => return Err(BackendError::Gone(e.to_string())),
+            Err(_) => return Err(BackendError::OpenTimeout),
         };
         let mut head = BytesMut::new();
-        encode_data_header(
-            &DataHeader {
-                proxy: self.id,
-                visitor,
-            },
-            &mut head,
-        );
-        let io = {
-            send.write_all(&head)
-                .await
-                .map_err(|e| BackendError::Open(e.to_string()))?;
-            QuicIo::new(send, recv)
+        let header = DataHeader {
+            proxy: self.id,
+            visitor,
         };
-        let (sender, conn) = http1::Builder::new().handshake(TokioIo::new(io)).await?;
-        let (name, stream) = (self.name.clone(), self.gauges.streams.enter());
+        encode_data_header(&header, &mut head);
+        send.write_all(&head)
+            .await
+            .map_err(|e| BackendError::Gone(e.to_string()))?;
+        let io = QuicIo::new(send, recv).holding(permit, self.gauges.streams.enter());
+        let (sender, conn) = http1::Builder::new()
+            .max_buf_size(MAX_BUF)
+            .max_header_size(MAX_BUF)
+            .handshake(TokioIo::new(io))
+            .await?;
+        let name = self.name.clone();
         self.tracker.spawn(async move {
-            let _held = (permit, stream);
             if let Err(e) = conn.with_upgrades().await {
                 debug!(proxy = %name, error = %e, "backend connection ended with an error");
             }
         });
         Ok(sender)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keep_alive_timeouts_shorten_the_idle_time() {
+        let mut h = HeaderMap::new();
+        assert_eq!(keep_for(&h), IDLE_TIMEOUT);
+        h.insert(
+            "keep-alive",
+            hyper::header::HeaderValue::from_static("timeout=2, max=100"),
+        );
+        assert_eq!(keep_for(&h), Duration::from_secs(1));
+        h.insert(
+            "keep-alive",
+            hyper::header::HeaderValue::from_static("timeout=1"),
+        );
+        assert!(keep_for(&h).is_zero());
+        h.insert(
+            "keep-alive",
+            hyper::header::HeaderValue::from_static("timeout=75"),
+        );
+        assert_eq!(keep_for(&h), IDLE_TIMEOUT);
     }
 }

@@ -1,6 +1,8 @@
 //! CORS decisions: preflights are answered at frps, other requests get the allow headers on
 //! their response. CORS is a browser's rule, not access control, so a request from an origin
-//! that is not allowed is still forwarded, only without the allow headers.
+//! that is not allowed is still forwarded, only without allow headers: frps removes any the
+//! service set itself, so the proxy's policy is the one browsers see. Unless every origin is
+//! allowed, responses say `Vary: Origin`, so caches keep answers for different origins apart.
 
 use frp_proto::CorsSpec;
 use hyper::header::{self, HeaderMap, HeaderName, HeaderValue};
@@ -113,14 +115,26 @@ impl Cors {
         Preflight::Allowed(out)
     }
 
-    /// Adds the allow headers to the response of an actual request from `origin`.
+    /// Sets the allow headers on the response of an actual request from `origin`, or
+    /// removes the service's own when the origin is not allowed.
     pub fn apply(&self, origin: Option<&HeaderValue>, resp: &mut HeaderMap) {
-        let Some(origin) = origin.and_then(|o| o.to_str().ok()) else {
-            return;
-        };
-        if self.origin_allowed(origin) {
-            resp.extend(self.allow_origin(origin));
+        // `*` is the same answer for every origin; a named origin is not.
+        let same_for_all = self.any_origin && !self.credentials;
+        if !same_for_all {
             resp.append(header::VARY, HeaderValue::from_static("Origin"));
+        }
+        match origin.and_then(|o| o.to_str().ok()) {
+            Some(origin) if self.origin_allowed(origin) => resp.extend(self.allow_origin(origin)),
+            _ => {
+                let theirs: Vec<HeaderName> = resp
+                    .keys()
+                    .filter(|k| k.as_str().starts_with("access-control-"))
+                    .cloned()
+                    .collect();
+                for name in theirs {
+                    resp.remove(name);
+                }
+            }
         }
     }
 
@@ -215,18 +229,31 @@ mod tests {
             &mut resp,
         );
         assert_eq!(resp[header::ACCESS_CONTROL_ALLOW_ORIGIN], "*");
-        let named = cors(&["https://ui.example.com"], &[], &[], false);
-        let mut resp = HeaderMap::new();
-        named.apply(
-            Some(&HeaderValue::from_static("https://evil.example")),
-            &mut resp,
+        assert!(
+            !resp.contains_key(header::VARY),
+            "the answer is the same for every origin"
         );
-        assert!(resp.is_empty());
-        named.apply(None, &mut resp);
-        assert!(resp.is_empty());
+        let named = cors(&["https://ui.example.com"], &[], &[], false);
+        let theirs = || {
+            let mut h = HeaderMap::new();
+            insert(&mut h, header::ACCESS_CONTROL_ALLOW_ORIGIN, "*");
+            insert(&mut h, header::ACCESS_CONTROL_EXPOSE_HEADERS, "x-secret");
+            h
+        };
+        for origin in [Some(HeaderValue::from_static("https://evil.example")), None] {
+            let mut resp = theirs();
+            named.apply(origin.as_ref(), &mut resp);
+            assert_eq!(resp.len(), 1, "only Vary is left: {resp:?}");
+            assert_eq!(resp[header::VARY], "Origin");
+        }
+        let mut resp = theirs();
         named.apply(
             Some(&HeaderValue::from_static("https://UI.example.com")),
             &mut resp,
+        );
+        assert_eq!(
+            resp[header::ACCESS_CONTROL_ALLOW_ORIGIN],
+            "https://UI.example.com"
         );
         assert_eq!(resp[header::VARY], "Origin");
     }

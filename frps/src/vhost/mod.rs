@@ -14,13 +14,19 @@
 mod access;
 mod auth;
 pub mod backend;
+mod body;
 mod cors;
+pub mod io;
 pub mod policy;
+mod quic_io;
 pub mod routes;
 mod service;
+mod target;
 pub mod tls;
+mod tunnel;
 
 use std::net::{IpAddr, SocketAddr};
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -31,22 +37,27 @@ use hyper::service::service_fn;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use tokio::sync::Semaphore;
 use tokio_util::task::TaskTracker;
 use tracing::{debug, info, warn};
 
 pub use access::{AccessEntry, AccessLog};
-pub use service::Frontend;
+pub use service::{Conn, Frontend};
 pub use tls::CertStore;
 
 use crate::domains::DomainPattern;
 use crate::proxy::{forward, OpenStream};
 use crate::server::Shared;
+use io::{Admission, ConnState, Slot, VisitorIo};
+use routes::TlsRoute;
 
-/// Connections open at once on each vhost port; more are reset.
-const MAX_CONNECTIONS: usize = 10_000;
 /// How long a client may take to send a request's head (and idle between requests).
 const HEADER_TIMEOUT: Duration = Duration::from_secs(30);
+/// Largest buffer hyper keeps for one visitor connection, and largest request head (larger
+/// ones get `431`).
+const MAX_BUF: usize = 64 * 1024;
+/// Most header lines in a request head.
+const MAX_HEADERS: usize = 64;
 
 /// The virtual-host part of the server settings.
 #[derive(Clone, Debug)]
@@ -55,12 +66,21 @@ pub struct VhostSettings {
     pub http_port: Option<u16>,
     /// `vhostHTTPSPort`, likewise for https proxies and TLS termination.
     pub https_port: Option<u16>,
-    /// `vhostHTTPTimeout`: how long a backend may take to send its response head.
+    /// `vhostHTTPTimeout`: how long a backend may take to send its response head once the
+    /// request has been sent.
     pub response_timeout: Duration,
     /// `subDomainHost`: a proxy's `subdomain` becomes `NAME.<this>`.
     pub subdomain_host: Option<DomainPattern>,
     /// Certificates for TLS termination, by name.
     pub certificates: CertStore,
+    /// `vhostMaxConnections`: connections open at once on the vhost ports; more are reset.
+    pub max_connections: usize,
+    /// `vhostMaxConnectionsPerIP`: of those, from one IPv4 address or IPv6 /64.
+    pub max_connections_per_ip: usize,
+    /// How long a request body may make no progress, and a write to a visitor stall (60 s).
+    pub body_idle_timeout: Duration,
+    /// How long an upgraded (WebSocket) connection may carry no bytes either way (1 hour).
+    pub upgrade_idle_timeout: Duration,
 }
 
 impl Default for VhostSettings {
@@ -71,6 +91,10 @@ impl Default for VhostSettings {
             response_timeout: Duration::from_secs(60),
             subdomain_host: None,
             certificates: CertStore::default(),
+            max_connections: 10_000,
+            max_connections_per_ip: 256,
+            body_idle_timeout: Duration::from_secs(60),
+            upgrade_idle_timeout: Duration::from_secs(3600),
         }
     }
 }
@@ -124,49 +148,60 @@ impl Listeners {
 
 /// Starts the accept loops on `tasks`; they end when the server shuts down.
 pub(crate) fn spawn(listeners: Listeners, shared: &Arc<Shared>, tasks: &TaskTracker) {
+    let s = &shared.settings.vhost;
+    let admission = Admission::new(s.max_connections, s.max_connections_per_ip);
     if let Some(l) = listeners.http {
         let front = frontend(shared, "http");
-        tasks.spawn(accept_loop(
-            l,
-            Arc::clone(shared),
-            move |tcp, peer, shared| {
-                let front = Arc::clone(&front);
-                async move { serve_http(TokioIo::new(tcp), peer, front, &shared).await }
-            },
-        ));
+        let serve = move |tcp, peer, slot, shared: Arc<Shared>| {
+            let front = Arc::clone(&front);
+            async move {
+                let io = VisitorIo::new(tcp, slot, shared.settings.vhost.body_idle_timeout);
+                let conn = Conn {
+                    peer,
+                    state: io.state(),
+                    sni: None,
+                };
+                serve_http(io, conn, front, &shared).await;
+            }
+        };
+        tasks.spawn(accept_loop(l, Arc::clone(shared), admission.clone(), serve));
     }
     if let Some(l) = listeners.https {
         let front = frontend(shared, "https");
-        tasks.spawn(accept_loop(
-            l,
-            Arc::clone(shared),
-            move |tcp, peer, shared| {
-                let front = Arc::clone(&front);
-                async move { serve_tls(tcp, peer, front, shared).await }
-            },
-        ));
+        let serve = move |tcp, peer, slot, shared| {
+            let front = Arc::clone(&front);
+            async move { serve_tls(tcp, peer, slot, front, shared).await }
+        };
+        tasks.spawn(accept_loop(l, Arc::clone(shared), admission, serve));
     }
 }
 
 fn frontend(shared: &Shared, scheme: &'static str) -> Arc<Frontend> {
+    let s = &shared.settings.vhost;
     Arc::new(Frontend {
         registry: shared.registry.clone(),
         scheme,
-        timeout: shared.settings.vhost.response_timeout,
+        timeout: s.response_timeout,
+        body_idle: s.body_idle_timeout,
+        upgrade_idle: s.upgrade_idle_timeout,
         access: shared.access.clone(),
         tracker: shared.streams.clone(),
     })
 }
 
-/// Accepts until shutdown; each connection is served by `serve` in its own tracked task.
-async fn accept_loop<F, Fut>(listener: TcpListener, shared: Arc<Shared>, serve: F)
-where
-    F: Fn(TcpStream, SocketAddr, Arc<Shared>) -> Fut,
+/// Accepts until shutdown; each admitted connection is served by `serve` in its own tracked
+/// task, and holds its [`Slot`] for as long as its socket lives.
+async fn accept_loop<F, Fut>(
+    listener: TcpListener,
+    shared: Arc<Shared>,
+    admission: Admission,
+    serve: F,
+) where
+    F: Fn(TcpStream, SocketAddr, Slot, Arc<Shared>) -> Fut,
     Fut: std::future::Future<Output = ()> + Send + 'static,
 {
     let addr = listener.local_addr().ok();
     info!(?addr, "vhost listener started");
-    let open = Arc::new(Semaphore::new(MAX_CONNECTIONS));
     loop {
         let accepted = tokio::select! {
             _ = shared.shutdown.cancelled() => break,
@@ -174,14 +209,18 @@ where
         };
         match accepted {
             Ok((tcp, peer)) => {
-                let Ok(permit) = Arc::clone(&open).try_acquire_owned() else {
-                    debug!(%peer, "too many vhost connections; resetting");
-                    frp_runtime::splice::reset_tcp(tcp);
-                    continue;
+                let slot = match admission.admit(peer.ip()) {
+                    Ok(slot) => slot,
+                    Err(limit) => {
+                        debug!(%peer, ?limit, "too many vhost connections; resetting");
+                        frp_runtime::splice::reset_tcp(tcp);
+                        continue;
+                    }
                 };
-                let _ = tcp.set_nodelay(true);
-                let fut = serve(tcp, peer, Arc::clone(&shared));
-                shared.streams.spawn(held(permit, fut));
+                io::tune(&tcp);
+                shared
+                    .streams
+                    .spawn(serve(tcp, peer, slot, Arc::clone(&shared)));
             }
             Err(e) => {
                 warn!(error = %e, "accepting vhost connection failed");
@@ -191,40 +230,69 @@ where
     }
 }
 
-async fn held(permit: OwnedSemaphorePermit, fut: impl std::future::Future<Output = ()>) {
-    let _permit = permit;
-    fut.await;
-}
-
 /// Serves HTTP/1.1 on one connection (plain, or TLS terminated) until it closes; on shutdown
 /// it finishes the request in flight and closes.
-async fn serve_http<I>(io: TokioIo<I>, peer: SocketAddr, front: Arc<Frontend>, shared: &Shared)
+async fn serve_http<I>(io: I, conn: Conn, front: Arc<Frontend>, shared: &Shared)
 where
     I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
-    let service = service_fn(move |req| service::handle(Arc::clone(&front), peer, req));
+    let conn = Arc::new(conn);
+    let for_service = Arc::clone(&conn);
+    let access = front.access.clone();
+    let scheme = front.scheme;
+    let service =
+        service_fn(move |req| service::handle(Arc::clone(&front), Arc::clone(&for_service), req));
     let mut builder = http1::Builder::new();
     builder
         .timer(TokioTimer::new())
-        .header_read_timeout(HEADER_TIMEOUT);
-    let conn = builder.serve_connection(io, service).with_upgrades();
-    tokio::pin!(conn);
+        .header_read_timeout(HEADER_TIMEOUT)
+        .max_buf_size(MAX_BUF)
+        .max_header_size(MAX_BUF)
+        .max_headers(MAX_HEADERS);
+    let served = builder
+        .serve_connection(TokioIo::new(io), service)
+        .with_upgrades();
+    tokio::pin!(served);
     let result = tokio::select! {
-        r = conn.as_mut() => r,
+        r = served.as_mut() => r,
         _ = shared.shutdown.cancelled() => {
-            conn.as_mut().graceful_shutdown();
-            conn.await
+            served.as_mut().graceful_shutdown();
+            served.await
         }
     };
     if let Err(e) = result {
-        debug!(%peer, error = %e, "http connection ended with an error");
+        debug!(peer = %conn.peer, error = %e, "http connection ended with an error");
+        log_refused(&e, &conn, scheme, &access);
     }
+}
+
+/// An access line for a request hyper answered (or dropped) itself: an unparsable head
+/// (`400`), one too large (`431`), or a head that did not arrive in time (`408`, logged only
+/// when it had started: a connection that sent nothing, or idled after its requests, is
+/// not a request).
+fn log_refused(e: &hyper::Error, conn: &Conn, scheme: &'static str, access: &AccessLog) {
+    let state: &ConnState = &conn.state;
+    let started =
+        state.bytes_in.load(Ordering::Relaxed) > 0 && state.requests.load(Ordering::Relaxed) == 0;
+    let status = match () {
+        () if e.is_parse_too_large() => 431,
+        () if e.is_parse() => 400,
+        () if e.is_timeout() && started => 408,
+        () => return,
+    };
+    access.write(AccessEntry {
+        client: conn.peer,
+        scheme,
+        status,
+        ..AccessEntry::placeholder()
+    });
 }
 
 /// Reads the ClientHello and passes the connection through, terminates it, or closes it.
 async fn serve_tls(
     mut tcp: TcpStream,
     peer: SocketAddr,
+    slot: Slot,
     front: Arc<Frontend>,
     shared: Arc<Shared>,
 ) {
@@ -236,14 +304,27 @@ async fn serve_tls(
     let Some(sni) = hello.sni else {
         return debug!(%peer, "client hello without a server name; closing");
     };
-    if let Some(target) = shared.registry.lookup_https(&sni) {
+    let certs = &shared.settings.vhost.certificates;
+    let certified = |key: &str| certs.serves(key, &sni);
+    if let TlsRoute::Passthrough(target) = shared.registry.lookup_tls(&sni, certified) {
+        let _slot = slot;
         return passthrough(tcp, peer, hello.bytes, &target, &shared).await;
     }
-    let Some(config) = shared.settings.vhost.certificates.find(&sni) else {
+    // Terminated: the http proxies holding the name serve it (404 when none does).
+    let Some(config) = certs.find(&sni) else {
         return debug!(%peer, %sni, "no https proxy or certificate for this name; closing");
     };
-    match tls::terminate(tcp, hello.bytes, config, peer).await {
-        Ok(stream) => serve_http(TokioIo::new(stream), peer, front, &shared).await,
+    let io = VisitorIo::new(tcp, slot, shared.settings.vhost.body_idle_timeout);
+    let state = io.state();
+    match tls::terminate(io, hello.bytes, config, peer).await {
+        Ok(stream) => {
+            let conn = Conn {
+                peer,
+                state,
+                sni: Some(sni),
+            };
+            serve_http(stream, conn, front, &shared).await;
+        }
         Err(e) => debug!(%peer, %sni, error = %e, "tls handshake failed"),
     }
 }

@@ -1,6 +1,7 @@
 //! What frps does to each request and response of an http proxy: the proxy's own policy
 //! (header rewrites, basic auth, CORS, redirect) and the proxy headers every request gets
-//! (`X-Forwarded-*`, `X-Real-IP`, hop-by-hop headers removed).
+//! (`X-Forwarded-*`, `X-Real-IP`, hop-by-hop headers removed, and the proxy headers frps does
+//! not set removed, so a visitor cannot forge them).
 
 use std::net::IpAddr;
 
@@ -20,6 +21,17 @@ const HOP_BY_HOP: [&str; 8] = [
     "te",
     "trailer",
     "transfer-encoding",
+];
+
+/// Proxy headers a visitor could forge to mislead the service, and frps does not set: removed
+/// from every request (frps sets `X-Forwarded-For`, `-Proto`, `-Host` and `X-Real-IP`).
+const FORGEABLE: [&str; 6] = [
+    "forwarded",
+    "x-forwarded-port",
+    "x-forwarded-prefix",
+    "x-forwarded-server",
+    "x-forwarded-scheme",
+    "x-forwarded-ssl",
 ];
 
 /// The policy of one http proxy, parsed from its registration.
@@ -77,15 +89,16 @@ impl HttpPolicy {
 
     /// Applies the rewrites to a request about to be forwarded.
     pub fn rewrite_request(&self, headers: &mut HeaderMap) {
+        // The visitor's credentials were for frps; the local service does not get them (but
+        // gets an Authorization the proxy sets in requestHeaders).
+        if self.auth.is_some() {
+            headers.remove(header::AUTHORIZATION);
+        }
         if let Some(host) = &self.host_rewrite {
             headers.insert(header::HOST, host.clone());
         }
         for (name, value) in &self.request_headers {
             headers.insert(name.clone(), value.clone());
-        }
-        // The credentials were for frps; the local service does not get them.
-        if self.auth.is_some() {
-            headers.remove(header::AUTHORIZATION);
         }
     }
 
@@ -133,8 +146,11 @@ pub fn strip_hop_by_hop(headers: &mut HeaderMap, keep_upgrade: bool) {
 }
 
 /// Sets `X-Forwarded-For` (appending the client to any list it sent), `X-Forwarded-Proto`,
-/// `X-Forwarded-Host` and `X-Real-IP`.
+/// `X-Forwarded-Host` and `X-Real-IP`, and removes the other proxy headers a visitor sent.
 pub fn set_forwarded(headers: &mut HeaderMap, client: IpAddr, proto: &str, host: &str) {
+    for name in FORGEABLE {
+        headers.remove(name);
+    }
     let xff = HeaderName::from_static("x-forwarded-for");
     let prior: Vec<&str> = headers
         .get_all(&xff)
@@ -172,7 +188,14 @@ mod tests {
 
     #[test]
     fn forwarded_headers_append_to_an_existing_chain() {
-        let mut h = map(&[("x-forwarded-for", "203.0.113.1"), ("x-real-ip", "6.6.6.6")]);
+        let mut h = map(&[
+            ("x-forwarded-for", "203.0.113.1"),
+            ("x-real-ip", "6.6.6.6"),
+            ("forwarded", "for=6.6.6.6;proto=https"),
+            ("x-forwarded-port", "443"),
+            ("x-forwarded-prefix", "/admin"),
+            ("x-forwarded-server", "evil"),
+        ]);
         set_forwarded(
             &mut h,
             "198.51.100.7".parse().unwrap(),
@@ -183,6 +206,7 @@ mod tests {
         assert_eq!(h["x-forwarded-proto"], "https");
         assert_eq!(h["x-forwarded-host"], "app.example.com");
         assert_eq!(h["x-real-ip"], "198.51.100.7");
+        assert_eq!(h.len(), 4, "forged proxy headers are gone: {h:?}");
         let mut fresh = HeaderMap::new();
         set_forwarded(&mut fresh, "::1".parse().unwrap(), "http", "a.io");
         assert_eq!(fresh["x-forwarded-for"], "::1");
@@ -236,6 +260,16 @@ mod tests {
         assert_eq!(req["host"], "backend.local");
         assert_eq!(req["x-from"], "frps");
         assert!(!req.contains_key("authorization"));
+        let own_auth = HttpPolicy {
+            request_headers: vec![(header::AUTHORIZATION, HeaderValue::from_static("Bearer t"))],
+            ..p.clone()
+        };
+        let mut req = map(&[("authorization", "Basic dTpw")]);
+        own_auth.rewrite_request(&mut req);
+        assert_eq!(
+            req["authorization"], "Bearer t",
+            "the proxy's own Authorization is kept"
+        );
         let mut resp = HeaderMap::new();
         p.rewrite_response(&mut resp);
         assert_eq!(resp["x-frame-options"], "DENY");

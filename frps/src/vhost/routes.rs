@@ -1,12 +1,26 @@
 //! The routing table of the virtual hosts: host -> (longest-prefix location -> http proxy) for
 //! `vhostHTTPPort`, and host -> https proxy for `vhostHTTPSPort`.
 //!
-//! Each entry remembers who holds it (identity and session). Another identity can never take
-//! an entry; a newer session of the same identity replaces an older one's; a session's entries
-//! go in one call when it ends. Claims for one proxy are all-or-nothing.
+//! Each entry remembers who holds it (identity and session). A newer session of the same
+//! identity replaces an older one's entries; a session's entries go in one call when it ends;
+//! claims for one proxy are all-or-nothing.
+//!
+//! A host key (an exact name or a `*.` wildcard, as claimed) belongs to the identities holding
+//! entries under it, across http and https:
+//! - another identity cannot claim an https entry where one holds http, nor the reverse;
+//! - locations of one host can belong to several identities only when each of them has the
+//!   host named exactly in its own `[[clients]] allowDomains` (the operator's opt-in); never
+//!   the same location twice.
+//!
+//! Lookups take the most specific key that has any entry, http or https, and serve the
+//! request only from the identities holding that key: a wildcard owned by someone else never
+//! answers for a name another identity holds (so it cannot, say, answer an ACME challenge for
+//! it), and on the TLS port an exact http name or certificate (terminated by frps) beats a
+//! wildcard passthrough.
 
 use std::collections::HashMap;
 
+use frp_proto::vhost::path::location_covers;
 use frp_proto::ProxyName;
 
 use crate::domains::{lookup_keys, DomainPattern};
@@ -45,14 +59,19 @@ impl<H, S> Default for RouteTable<H, S> {
     }
 }
 
-/// Whether `location` (a path prefix) covers `path`, on a segment boundary: `/api` covers
-/// `/api`, `/api/` and `/api/v1` but not `/apix`.
-pub fn location_matches(location: &str, path: &str) -> bool {
-    match path.strip_prefix(location) {
-        Some(rest) => location.ends_with('/') || rest.is_empty() || rest.starts_with('/'),
-        None => false,
-    }
+/// How a TLS connection for a name is to be served.
+#[derive(Debug, PartialEq, Eq)]
+pub enum TlsRoute<S> {
+    /// Passed through untouched to this https proxy.
+    Passthrough(S),
+    /// Terminated by frps (the most specific holder serves http), if it has a certificate.
+    Terminate,
+    /// No proxy holds the name.
+    Unknown,
 }
+
+/// Decides whether two identities may hold locations of one host.
+pub type Shares<'a> = &'a dyn Fn(&str, &DomainPattern) -> bool;
 
 /// Why a claim was refused: the entry is held by someone else.
 fn conflict(held: &Owner, new: &Owner, what: &str) -> Option<String> {
@@ -72,7 +91,8 @@ fn conflict(held: &Owner, new: &Owner, what: &str) -> Option<String> {
 }
 
 impl<H: Clone, S: Clone> RouteTable<H, S> {
-    /// Claims every `host` x `location` pair for `target`, or nothing.
+    /// Claims every `host` x `location` pair for `target`, or nothing. `locations` are
+    /// location keys; `shares` says whether an identity may share a host.
     ///
     /// # Errors
     /// Says who asked for what and that it is held, for the first pair held by another.
@@ -82,17 +102,10 @@ impl<H: Clone, S: Clone> RouteTable<H, S> {
         locations: &[String],
         owner: &Owner,
         target: &H,
+        shares: Shares<'_>,
     ) -> Result<(), (String, Owner)> {
         for host in hosts {
-            let Some(locs) = self.http.get(host.as_str()) else {
-                continue;
-            };
-            for (loc, entry) in locs.iter().filter(|(l, _)| locations.contains(l)) {
-                let what = format!("{host}{loc}");
-                if let Some(why) = conflict(&entry.owner, owner, &what) {
-                    return Err((why, entry.owner.clone()));
-                }
-            }
+            self.check_http(host, locations, owner, shares)?;
         }
         for host in hosts {
             let locs = self.http.entry(host.as_str().to_string()).or_default();
@@ -107,6 +120,42 @@ impl<H: Clone, S: Clone> RouteTable<H, S> {
             locs.sort_by_key(|(loc, _)| std::cmp::Reverse(loc.len()));
         }
         Ok(())
+    }
+
+    fn check_http(
+        &self,
+        host: &DomainPattern,
+        locations: &[String],
+        owner: &Owner,
+        shares: Shares<'_>,
+    ) -> Result<(), (String, Owner)> {
+        let who = &owner.identity;
+        if let Some(e) = self.https.get(host.as_str()) {
+            if e.owner.identity != *who {
+                let why = format!(
+                    "client '{who}' asked for http {host}, which another client serves as https"
+                );
+                return Err((why, e.owner.clone()));
+            }
+        }
+        let Some(locs) = self.http.get(host.as_str()) else {
+            return Ok(());
+        };
+        for (loc, entry) in locs.iter().filter(|(l, _)| locations.contains(l)) {
+            if let Some(why) = conflict(&entry.owner, owner, &format!("{host}{loc}")) {
+                return Err((why, entry.owner.clone()));
+            }
+        }
+        match entry_owner_other(locs, who) {
+            Some(other) if !(shares(who, host) && shares(&other.identity, host)) => {
+                let loc = locations.first().map_or("", String::as_str);
+                let why = format!(
+                    "client '{who}' asked for {host}{loc}; another client holds {host} (to share a host, name it in both clients' allowDomains)"
+                );
+                Err((why, other))
+            }
+            _ => Ok(()),
+        }
     }
 
     /// Claims every `host` for the https `target`, or nothing.
@@ -124,6 +173,14 @@ impl<H: Clone, S: Clone> RouteTable<H, S> {
                 if let Some(why) = conflict(&entry.owner, owner, host.as_str()) {
                     return Err((why, entry.owner.clone()));
                 }
+            }
+            let http = self.http.get(host.as_str());
+            if let Some(other) = http.and_then(|locs| entry_owner_other(locs, &owner.identity)) {
+                let why = format!(
+                    "client '{}' asked for https {host}, which another client serves as http",
+                    owner.identity
+                );
+                return Err((why, other));
             }
         }
         for host in hosts {
@@ -145,147 +202,61 @@ impl<H: Clone, S: Clone> RouteTable<H, S> {
         self.https.retain(|_, e| e.owner.session != session);
     }
 
-    /// The http target for a request to `host` (normalized) and `path`: the most specific host
-    /// entry that has a matching location, and in it the longest location.
-    pub fn lookup_http(&self, host: &str, path: &str) -> Option<(H, Owner)> {
-        lookup_keys(host).find_map(|key| {
-            let locs = self.http.get(&key)?;
-            let (_, e) = locs.iter().find(|(loc, _)| location_matches(loc, path))?;
-            Some((e.target.clone(), e.owner.clone()))
-        })
+    /// The identities holding entries under `key`, http or https.
+    fn holders(&self, key: &str) -> Vec<&str> {
+        let http = self.http.get(key).into_iter().flatten();
+        let mut ids: Vec<&str> = http.map(|(_, e)| e.owner.identity.as_str()).collect();
+        ids.extend(self.https.get(key).map(|e| e.owner.identity.as_str()));
+        ids
     }
 
-    /// The https target for an SNI `host` (normalized), most specific entry first.
-    pub fn lookup_https(&self, host: &str) -> Option<S> {
-        lookup_keys(host).find_map(|key| self.https.get(&key).map(|e| e.target.clone()))
+    /// The http target for a request to `host` (normalized) and `path` (in
+    /// [`match_form`](frp_proto::vhost::path::match_form)): the longest matching location
+    /// under the most specific key that has entries, or under a less specific one of the same
+    /// holders.
+    pub fn lookup_http(&self, host: &str, path: &str) -> Option<(H, Owner)> {
+        let mut holders: Option<Vec<&str>> = None;
+        for key in lookup_keys(host) {
+            if !self.http.contains_key(&key) && !self.https.contains_key(&key) {
+                continue;
+            }
+            let holders = holders.get_or_insert_with(|| self.holders(&key));
+            let Some(locs) = self.http.get(&key) else {
+                continue;
+            };
+            let found = locs.iter().find(|(loc, e)| {
+                holders.contains(&e.owner.identity.as_str()) && location_covers(loc, path)
+            });
+            if let Some((_, e)) = found {
+                return Some((e.target.clone(), e.owner.clone()));
+            }
+        }
+        None
     }
+
+    /// How to serve a TLS connection for the SNI `host` (normalized): by the most specific
+    /// key with an entry or a certificate (`certified(key)`: frps terminates TLS for `host`
+    /// with a certificate configured for exactly `key`); at one key an https proxy wins.
+    pub fn lookup_tls(&self, host: &str, certified: impl Fn(&str) -> bool) -> TlsRoute<S> {
+        for key in lookup_keys(host) {
+            if let Some(e) = self.https.get(&key) {
+                return TlsRoute::Passthrough(e.target.clone());
+            }
+            if self.http.contains_key(&key) || certified(&key) {
+                return TlsRoute::Terminate;
+            }
+        }
+        TlsRoute::Unknown
+    }
+}
+
+/// An owner of one of `locs` that is not `identity`.
+fn entry_owner_other<H>(locs: &[(String, Entry<H>)], identity: &str) -> Option<Owner> {
+    locs.iter()
+        .find(|(_, e)| e.owner.identity != identity)
+        .map(|(_, e)| e.owner.clone())
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used)]
-mod tests {
-    use super::*;
-
-    type Table = RouteTable<&'static str, &'static str>;
-
-    fn owner(identity: &str, session: u64, proxy: &str) -> Owner {
-        Owner {
-            identity: identity.into(),
-            session,
-            proxy: ProxyName::new(proxy).unwrap(),
-        }
-    }
-
-    fn hosts(names: &[&str]) -> Vec<DomainPattern> {
-        names
-            .iter()
-            .map(|n| DomainPattern::parse(n).unwrap())
-            .collect()
-    }
-
-    fn locs(l: &[&str]) -> Vec<String> {
-        l.iter().map(|s| s.to_string()).collect()
-    }
-
-    #[test]
-    fn locations_match_on_segment_boundaries() {
-        assert!(location_matches("/", "/anything"));
-        assert!(location_matches("/api", "/api"));
-        assert!(location_matches("/api", "/api/v1"));
-        assert!(!location_matches("/api", "/apix"));
-        assert!(location_matches("/api/", "/api/x"));
-        assert!(!location_matches("/api", "/"));
-    }
-
-    #[test]
-    fn longest_location_and_most_specific_host_win() {
-        let mut t = Table::default();
-        let (a, b) = (owner("alice", 1, "web"), owner("bob", 2, "api"));
-        t.claim_http(&hosts(&["app.example.com"]), &locs(&["/"]), &a, &"web")
-            .unwrap();
-        t.claim_http(&hosts(&["app.example.com"]), &locs(&["/api"]), &b, &"api")
-            .unwrap();
-        t.claim_http(&hosts(&["*.example.com"]), &locs(&["/"]), &a, &"wild")
-            .unwrap();
-        assert_eq!(t.lookup_http("app.example.com", "/api/x").unwrap().0, "api");
-        assert_eq!(t.lookup_http("app.example.com", "/apix").unwrap().0, "web");
-        assert_eq!(
-            t.lookup_http("other.example.com", "/api").unwrap().0,
-            "wild"
-        );
-        assert!(t.lookup_http("example.com", "/").is_none());
-        assert!(t.lookup_http("app.example.org", "/").is_none());
-    }
-
-    #[test]
-    fn a_host_falls_back_to_a_wildcard_when_no_location_matches() {
-        let mut t = Table::default();
-        let a = owner("alice", 1, "p");
-        t.claim_http(&hosts(&["app.example.com"]), &locs(&["/api"]), &a, &"api")
-            .unwrap();
-        t.claim_http(&hosts(&["*.example.com"]), &locs(&["/"]), &a, &"wild")
-            .unwrap();
-        assert_eq!(
-            t.lookup_http("app.example.com", "/other").unwrap().0,
-            "wild"
-        );
-    }
-
-    #[test]
-    fn claims_are_exclusive_and_all_or_nothing() {
-        let mut t = Table::default();
-        let (a, b) = (owner("alice", 1, "web"), owner("bob", 2, "web"));
-        t.claim_http(&hosts(&["a.example.com"]), &locs(&["/"]), &a, &"a")
-            .unwrap();
-        let (why, held) = t
-            .claim_http(
-                &hosts(&["b.example.com", "a.example.com"]),
-                &locs(&["/"]),
-                &b,
-                &"b",
-            )
-            .unwrap_err();
-        assert!(
-            why.contains("client 'bob' asked for a.example.com/"),
-            "{why}"
-        );
-        assert_eq!(held.identity, "alice");
-        assert!(
-            t.lookup_http("b.example.com", "/").is_none(),
-            "nothing was claimed"
-        );
-        let same = owner("alice", 1, "other");
-        let (why, _) = t
-            .claim_http(&hosts(&["a.example.com"]), &locs(&["/"]), &same, &"x")
-            .unwrap_err();
-        assert!(why.contains("proxy 'web' of this client"), "{why}");
-    }
-
-    #[test]
-    fn newer_session_replaces_and_release_frees() {
-        let mut t = Table::default();
-        let old = owner("alice", 1, "web");
-        let new = owner("alice", 5, "web");
-        t.claim_http(&hosts(&["a.example.com"]), &locs(&["/"]), &old, &"old")
-            .unwrap();
-        t.claim_https(&hosts(&["k.example.com"]), &old, &"k-old")
-            .unwrap();
-        t.claim_http(&hosts(&["a.example.com"]), &locs(&["/"]), &new, &"new")
-            .unwrap();
-        t.claim_https(&hosts(&["k.example.com"]), &new, &"k-new")
-            .unwrap();
-        t.release_session(1);
-        assert_eq!(t.lookup_http("a.example.com", "/").unwrap().0, "new");
-        assert_eq!(t.lookup_https("k.example.com").unwrap(), "k-new");
-        t.release_session(5);
-        assert!(t.lookup_http("a.example.com", "/").is_none());
-        assert!(t.lookup_https("k.example.com").is_none());
-        assert!(t.http.is_empty() && t.https.is_empty());
-        // An older session cannot take back what a newer one holds.
-        t.claim_https(&hosts(&["k.example.com"]), &new, &"k-new")
-            .unwrap();
-        assert!(t
-            .claim_https(&hosts(&["k.example.com"]), &old, &"k-old")
-            .is_err());
-    }
-}
+#[path = "routes_tests.rs"]
+mod tests;

@@ -1,8 +1,10 @@
-//! One HTTP request at frps: route it by `Host` and path, apply the proxy's policy, forward it
-//! to the backend and stream the answer back, with one access-log entry per request.
+//! One HTTP request at frps: read its target ([`Target`]), route it by host and path, apply
+//! the proxy's policy, forward it to the backend and stream the answer back, with one
+//! access-log entry per request.
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -10,18 +12,23 @@ use bytes::Bytes;
 use http_body_util::{BodyExt as _, Empty, Full};
 use hyper::body::Incoming;
 use hyper::header::{self, HeaderValue};
-use hyper::{Request, Response, StatusCode};
-use hyper_util::rt::TokioIo;
+use hyper::{Request, StatusCode};
 use tokio_util::task::TaskTracker;
 use tracing::debug;
 
-use super::access::{AccessEntry, AccessLog, LoggedBody, RespBody};
+use super::access::{AccessEntry, AccessLog, LoggedBody, Pending, RespBody};
 use super::auth::BasicAuth;
 use super::backend::{BackendError, HttpBackend};
+use super::body::{Progress, RequestBody, Stall};
 use super::cors::{is_preflight, Preflight};
+use super::io::ConnState;
 use super::policy::{is_upgrade, set_forwarded, strip_hop_by_hop, HttpPolicy};
-use crate::domains::normalize_host;
+use super::target::Target;
+use super::tunnel::{tunnel, TunnelLog, Upgrade};
 use crate::registry::Registry;
+
+/// A response frps answers itself.
+type Response = hyper::Response<RespBody>;
 
 /// What every request on one listener shares.
 #[derive(Debug)]
@@ -30,20 +37,36 @@ pub struct Frontend {
     pub registry: Registry,
     /// `http`, or `https` for connections whose TLS frps terminated.
     pub scheme: &'static str,
-    /// How long a backend may take to send its response head (`vhostHTTPTimeout`).
+    /// How long a backend may take to send its response head once the request is sent
+    /// (`vhostHTTPTimeout`).
     pub timeout: Duration,
+    /// How long a request body may make no progress.
+    pub body_idle: Duration,
+    /// How long an upgraded connection may carry no bytes.
+    pub upgrade_idle: Duration,
     /// The access log.
     pub access: AccessLog,
     /// Where upgraded tunnels are tracked.
     pub tracker: TaskTracker,
 }
 
+/// One visitor connection, as its requests see it.
+#[derive(Debug)]
+pub struct Conn {
+    /// The visitor's address.
+    pub peer: SocketAddr,
+    /// Shared with the connection's socket.
+    pub state: Arc<ConnState>,
+    /// The TLS name, when frps terminated TLS: requests must be for that host.
+    pub sni: Option<String>,
+}
+
 /// A short plain-text response.
-pub fn text(status: StatusCode, msg: &str) -> Response<RespBody> {
+pub fn text(status: StatusCode, msg: &str) -> Response {
     let body = Full::new(Bytes::from(format!("{msg}\n")))
         .map_err(|e| match e {})
         .boxed();
-    let mut resp = Response::new(body);
+    let mut resp = hyper::Response::new(body);
     *resp.status_mut() = status;
     let plain = HeaderValue::from_static("text/plain; charset=utf-8");
     resp.headers_mut().insert(header::CONTENT_TYPE, plain);
@@ -53,88 +76,128 @@ pub fn text(status: StatusCode, msg: &str) -> Response<RespBody> {
 /// Serves one request; never fails (every problem is an HTTP status).
 pub async fn handle(
     front: Arc<Frontend>,
-    client: SocketAddr,
+    conn: Arc<Conn>,
     req: Request<Incoming>,
-) -> Result<Response<LoggedBody>, Infallible> {
+) -> Result<hyper::Response<LoggedBody>, Infallible> {
     let started = Instant::now();
-    let host = request_host(&req);
-    let mut entry = AccessEntry {
-        client,
+    conn.state.requests.fetch_add(1, Ordering::Relaxed);
+    let entry = AccessEntry {
+        client: conn.peer,
         scheme: front.scheme,
-        host: host.clone().unwrap_or_else(|| "-".into()),
         method: req.method().to_string(),
         path: req.uri().path().to_string(),
-        status: 0,
-        bytes: 0,
-        duration: Duration::ZERO,
-        proxy: "-".into(),
+        ..AccessEntry::placeholder()
     };
-    let route = host
-        .as_deref()
-        .and_then(|h| front.registry.lookup_http(h, req.uri().path()));
-    let resp = match route {
-        None => text(
-            StatusCode::NOT_FOUND,
-            "404 not found: no site is served under this name",
-        ),
-        Some(backend) => {
-            entry.proxy = backend.name.to_string();
-            let host = host.unwrap_or_default();
-            serve(&front, &backend, client, &host, req).await
+    let mut pending = Pending::new(entry, started, front.access.clone());
+    let (resp, upgrade) = match Target::of(&req, conn.sni.as_deref()) {
+        Err(refused) => (text(refused.status, &refused.why), None),
+        Ok(target) => {
+            let e = pending.entry();
+            (e.host, e.path) = (target.host.clone(), target.path.clone());
+            route(&front, &conn, &target, req, &mut pending).await
         }
     };
+    let mut entry = pending.take();
     entry.status = resp.status().as_u16();
     let (parts, body) = resp.into_parts();
-    let body = LoggedBody::new(body, entry, started, front.access.clone());
-    Ok(Response::from_parts(parts, body))
+    let log = front.access.clone();
+    let body = match upgrade {
+        Some(up) => {
+            let state = Arc::clone(&conn.state);
+            let end = TunnelLog {
+                entry,
+                started,
+                log: log.clone(),
+                conn: state,
+            };
+            front.tracker.spawn(tunnel(up, front.upgrade_idle, end));
+            LoggedBody::unlogged(body, log)
+        }
+        None => LoggedBody::new(body, entry, started, log),
+    };
+    Ok(hyper::Response::from_parts(parts, body))
 }
 
-/// The host a request is for: its `Host` header (or the authority of an absolute URI).
-fn request_host<B>(req: &Request<B>) -> Option<String> {
-    let raw = req
-        .headers()
-        .get(header::HOST)
-        .and_then(|h| h.to_str().ok())
-        .or_else(|| req.uri().authority().map(|a| a.as_str()))?;
-    normalize_host(raw)
+/// The proxy for the target, then its policy and backend.
+async fn route(
+    front: &Frontend,
+    conn: &Conn,
+    target: &Target,
+    req: Request<Incoming>,
+    pending: &mut Pending,
+) -> (Response, Option<Upgrade>) {
+    let Some(backend) = front
+        .registry
+        .lookup_http(&target.host, &target.match_path())
+    else {
+        let why = "404 not found: no site is served under this name";
+        return (text(StatusCode::NOT_FOUND, why), None);
+    };
+    pending.entry().proxy = backend.name.to_string();
+    serve(front, &backend, conn, target, req).await
 }
 
-/// The proxy's policy, then the backend.
+/// The proxy's policy, then the backend; an upgrade when both sides switch protocols.
 async fn serve(
     front: &Frontend,
     backend: &Arc<HttpBackend>,
-    client: SocketAddr,
-    host: &str,
+    conn: &Conn,
+    target: &Target,
     mut req: Request<Incoming>,
-) -> Response<RespBody> {
-    if let Some(answer) = gate(front, &backend.policy, host, &req) {
-        return answer;
-    }
+) -> (Response, Option<Upgrade>) {
     let policy = &backend.policy;
+    if let Some(answer) = gate(front, policy, target, &req) {
+        return (answer, None);
+    }
     let origin = req.headers().get(header::ORIGIN).cloned();
     let upgrade = is_upgrade(req.headers());
-    prepare(&mut req, policy, client, front.scheme, host, upgrade);
-    let client_upgrade = upgrade.then(|| hyper::upgrade::on(&mut req));
-    let mut resp = match tokio::time::timeout(front.timeout, backend.send(req, client)).await {
-        Ok(Ok(resp)) => resp,
-        Ok(Err(e)) => return failed(backend, client, &e),
-        Err(_) => {
-            let msg = "504 gateway timeout: the service did not answer in time";
-            return text(StatusCode::GATEWAY_TIMEOUT, msg);
-        }
+    let on_client = upgrade.then(|| hyper::upgrade::on(&mut req));
+    let req = prepare(req, policy, conn.peer, front, target, upgrade);
+    let mut resp = match exchange(front, backend, conn, req).await {
+        Ok(resp) => resp,
+        Err(answer) => return (answer, None),
     };
     let switching = resp.status() == StatusCode::SWITCHING_PROTOCOLS;
-    if let (true, Some(on_client)) = (switching, client_upgrade) {
-        let on_backend = hyper::upgrade::on(&mut resp);
-        let proxy = backend.name.to_string();
-        front.tracker.spawn(tunnel(on_client, on_backend, proxy));
-    }
+    let up = match (switching, on_client) {
+        (true, Some(on_client)) => Some(Upgrade {
+            on_client,
+            on_backend: hyper::upgrade::on(&mut resp),
+        }),
+        (true, None) => {
+            let why = "502 bad gateway: the service switched protocols unasked";
+            return (text(StatusCode::BAD_GATEWAY, why), None);
+        }
+        (false, _) => None,
+    };
     strip_hop_by_hop(resp.headers_mut(), switching);
     policy.rewrite_response(resp.headers_mut());
     if let Some(cors) = &policy.cors {
         cors.apply(origin.as_ref(), resp.headers_mut());
     }
-    resp.map(|b| b.boxed())
+    (resp.map(|b| b.boxed()), up)
+}
+
+/// Sends the request and waits for the response head, within the clocks of [`Progress`].
+async fn exchange(
+    front: &Frontend,
+    backend: &Arc<HttpBackend>,
+    conn: &Conn,
+    req: Request<RequestBody>,
+) -> Result<hyper::Response<Incoming>, Response> {
+    let progress: Arc<Progress> = req.body().progress();
+    // When the deadline wins, the send is dropped on purpose: that abandons the exchange and
+    // hyper closes its backend connection (nothing is resumed later).
+    let sent = tokio::select! {
+        r = backend.send(req, conn.peer) => r,
+        stall = progress.deadline(front.timeout, front.body_idle) => {
+            debug!(proxy = %backend.name, client = %conn.peer, ?stall, "exchange given up");
+            return Err(stalled(stall));
+        }
+    };
+    sent.map_err(|e| match progress.visitor_idle() {
+        true => stalled(Stall::Visitor),
+        false => failed(backend, conn.peer, &e),
+    })
 }
 
 /// What frps answers itself, before anything reaches the client: the https redirect, a CORS
@@ -142,16 +205,17 @@ async fn serve(
 fn gate<B>(
     front: &Frontend,
     policy: &HttpPolicy,
-    host: &str,
+    target: &Target,
     req: &Request<B>,
-) -> Option<Response<RespBody>> {
+) -> Option<Response> {
     if policy.redirect_https && front.scheme == "http" {
-        return Some(redirect(host, req));
+        return Some(redirect(target));
     }
     if let (Some(cors), true) = (&policy.cors, is_preflight(req)) {
         return Some(match cors.preflight(req.headers()) {
             Preflight::Allowed(headers) => {
-                let mut resp = Response::new(Empty::new().map_err(|e| match e {}).boxed());
+                let body = Empty::new().map_err(|e| match e {}).boxed();
+                let mut resp = hyper::Response::new(body);
                 *resp.status_mut() = StatusCode::NO_CONTENT;
                 resp.headers_mut().extend(headers);
                 resp
@@ -169,80 +233,72 @@ fn gate<B>(
     Some(resp)
 }
 
-/// 503 when the proxy has too many connections open, 502 for every other backend failure.
-fn failed(backend: &HttpBackend, client: SocketAddr, e: &BackendError) -> Response<RespBody> {
-    if let BackendError::Busy = e {
-        return text(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "503 too many connections to this service",
-        );
+/// The answer for an exchange given up.
+fn stalled(stall: Stall) -> Response {
+    match stall {
+        Stall::Visitor => text(
+            StatusCode::REQUEST_TIMEOUT,
+            "408 request timeout: the request body stopped arriving",
+        ),
+        Stall::Backend => text(
+            StatusCode::GATEWAY_TIMEOUT,
+            "504 gateway timeout: the service stopped reading the request",
+        ),
+        Stall::NoResponse => text(
+            StatusCode::GATEWAY_TIMEOUT,
+            "504 gateway timeout: the service did not answer in time",
+        ),
     }
-    debug!(proxy = %backend.name, %client, error = %e, "backend failed");
-    text(
-        StatusCode::BAD_GATEWAY,
-        "502 bad gateway: the service is unreachable",
-    )
 }
 
-/// Turns a client request into the one the backend gets.
+/// 503 when the proxy has too many connections open or its client no free stream, 502 for
+/// every other backend failure.
+fn failed(backend: &HttpBackend, client: SocketAddr, e: &BackendError) -> Response {
+    debug!(proxy = %backend.name, %client, error = %e, "backend failed");
+    match e {
+        BackendError::Busy => text(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "503 too many connections to this service",
+        ),
+        BackendError::OpenTimeout => text(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "503 the service's client has no free stream",
+        ),
+        BackendError::Gone(_) | BackendError::Http(_) => text(
+            StatusCode::BAD_GATEWAY,
+            "502 bad gateway: the service is unreachable",
+        ),
+    }
+}
+
+/// Turns a visitor's request into the one the backend gets: the canonical origin-form
+/// target, `Host` from an absolute-form target, proxy headers, the proxy's rewrites.
 fn prepare(
-    req: &mut Request<Incoming>,
+    req: Request<Incoming>,
     policy: &HttpPolicy,
     client: SocketAddr,
-    scheme: &str,
-    host: &str,
+    front: &Frontend,
+    target: &Target,
     upgrade: bool,
-) {
-    // Origin form: the backend gets the path, the host travels in the Host header.
-    if let Some(pq) = req.uri().path_and_query().cloned() {
-        if req.uri().authority().is_some() {
-            if let Ok(uri) = hyper::Uri::builder().path_and_query(pq).build() {
-                *req.uri_mut() = uri;
-            }
-        }
-    }
-    let original_host = req.headers().get(header::HOST).cloned();
-    let headers = req.headers_mut();
+) -> Request<RequestBody> {
+    let (mut parts, body) = req.into_parts();
+    parts.uri = target.uri.clone();
+    let headers = &mut parts.headers;
     strip_hop_by_hop(headers, upgrade);
-    if let (false, Ok(h)) = (
-        headers.contains_key(header::HOST),
-        HeaderValue::from_str(host),
-    ) {
+    if let (true, Ok(h)) = (target.absolute, HeaderValue::from_str(&target.shown)) {
         headers.insert(header::HOST, h);
     }
-    let shown_host = original_host
-        .as_ref()
-        .and_then(|h| h.to_str().ok())
-        .unwrap_or(host)
-        .to_string();
-    set_forwarded(headers, client.ip(), scheme, &shown_host);
+    set_forwarded(headers, client.ip(), front.scheme, &target.shown);
     policy.rewrite_request(headers);
+    Request::from_parts(parts, RequestBody::new(body, front.body_idle))
 }
 
 /// 308 to the same URL over https.
-fn redirect<B>(host: &str, req: &Request<B>) -> Response<RespBody> {
-    let pq = req.uri().path_and_query().map_or("/", |p| p.as_str());
+fn redirect(target: &Target) -> Response {
     let mut resp = text(StatusCode::PERMANENT_REDIRECT, "308 use https");
-    if let Ok(location) = HeaderValue::from_str(&format!("https://{host}{pq}")) {
+    let location = format!("https://{}{}", target.host, target.uri);
+    if let Ok(location) = HeaderValue::from_str(&location) {
         resp.headers_mut().insert(header::LOCATION, location);
     }
     resp
-}
-
-/// Copies bytes both ways between an upgraded client connection and its backend, for as long
-/// as both ends keep them open.
-async fn tunnel(
-    on_client: hyper::upgrade::OnUpgrade,
-    on_backend: hyper::upgrade::OnUpgrade,
-    proxy: String,
-) {
-    let (client, backend) = match tokio::try_join!(on_client, on_backend) {
-        Ok(both) => both,
-        Err(e) => return debug!(%proxy, error = %e, "upgrade failed"),
-    };
-    let (mut client, mut backend) = (TokioIo::new(client), TokioIo::new(backend));
-    match tokio::io::copy_bidirectional(&mut client, &mut backend).await {
-        Ok((up, down)) => debug!(%proxy, up, down, "upgraded connection closed"),
-        Err(e) => debug!(%proxy, error = %e, "upgraded connection reset"),
-    }
 }

@@ -21,12 +21,13 @@ use tokio::io::{AsyncRead, AsyncReadExt as _, AsyncWrite, ReadBuf};
 use tokio::net::TcpStream;
 use tracing::debug;
 
-use crate::domains::{lookup_keys, normalize_host, DomainPattern};
+use crate::domains::{normalize_host, DomainPattern};
 
 /// How long a client may take to send its whole ClientHello.
 pub const HELLO_TIMEOUT: Duration = Duration::from_secs(10);
-/// Largest ClientHello read (post-quantum key shares make them a few KiB).
-const MAX_HELLO: usize = 64 * 1024;
+/// Largest ClientHello read: post-quantum key shares make them a few KiB, and 16 KiB is one
+/// whole TLS record.
+const MAX_HELLO: usize = 16 * 1024;
 
 /// Certificates frps terminates TLS with, chosen by SNI.
 #[derive(Clone, Debug, Default)]
@@ -47,16 +48,45 @@ impl CertStore {
         self.entries.is_empty()
     }
 
-    /// The TLS config for `host` (normalized): an exact name first, then the most specific
-    /// wildcard.
+    /// The TLS config for `host` (normalized): its exact name, else a wildcard for its
+    /// parent. As in certificates (RFC 6125), `*.example.com` covers `a.example.com` and not
+    /// `a.b.example.com`.
     pub fn find(&self, host: &str) -> Option<Arc<rustls::ServerConfig>> {
-        lookup_keys(host).find_map(|key| {
-            self.entries
-                .iter()
-                .find(|(p, _)| p.as_str() == key)
-                .map(|(_, c)| Arc::clone(c))
-        })
+        let parent = host.split_once('.').map(|(_, p)| format!("*.{p}"));
+        std::iter::once(host.to_string())
+            .chain(parent)
+            .find_map(|key| {
+                self.entries
+                    .iter()
+                    .find(|(p, _)| p.as_str() == key)
+                    .map(|(_, c)| Arc::clone(c))
+            })
     }
+
+    /// Whether a certificate is configured for exactly `name` (a name or wildcard).
+    pub fn has(&self, name: &DomainPattern) -> bool {
+        self.entries.iter().any(|(p, _)| p == name)
+    }
+
+    /// Whether `host` is terminated with a certificate configured for exactly `key` (the
+    /// name itself, or the wildcard of its parent).
+    pub fn serves(&self, key: &str, host: &str) -> bool {
+        let parent = host.split_once('.').map(|(_, p)| format!("*.{p}"));
+        let covers = key == host || parent.as_deref() == Some(key);
+        covers && self.entries.iter().any(|(p, _)| p.as_str() == key)
+    }
+}
+
+/// Whether a certificate whose DNS names are `sans` is valid for every name `pattern`
+/// matches, by TLS rules: a `*.` name covers exactly one label.
+pub fn cert_covers(sans: &[String], pattern: &DomainPattern) -> bool {
+    let p = pattern.as_str();
+    if pattern.is_wildcard() {
+        return sans.iter().any(|s| s == p);
+    }
+    let parent = p.split_once('.').map(|(_, parent)| parent);
+    sans.iter()
+        .any(|s| s == p || s.strip_prefix("*.").is_some_and(|w| Some(w) == parent))
 }
 
 /// What the first flight of a TLS connection said.
@@ -156,12 +186,12 @@ impl<T: AsyncWrite + Unpin> AsyncWrite for Prefixed<T> {
 ///
 /// # Errors
 /// When the handshake fails or takes longer than [`HELLO_TIMEOUT`].
-pub async fn terminate(
-    tcp: TcpStream,
+pub async fn terminate<T: AsyncRead + AsyncWrite + Unpin>(
+    tcp: T,
     hello: Bytes,
     config: Arc<rustls::ServerConfig>,
     visitor: SocketAddr,
-) -> io::Result<tokio_rustls::server::TlsStream<Prefixed<TcpStream>>> {
+) -> io::Result<tokio_rustls::server::TlsStream<Prefixed<T>>> {
     let accept = tokio_rustls::TlsAcceptor::from(config).accept(Prefixed::new(hello, tcp));
     match tokio::time::timeout(HELLO_TIMEOUT, accept).await {
         Ok(r) => r,
@@ -190,6 +220,15 @@ mod tests {
     }
 
     #[test]
+    fn certificates_cover_names_by_tls_rules() {
+        let sans = ["web.example.com".to_string(), "*.example.org".to_string()];
+        let covers = |p: &str| cert_covers(&sans, &DomainPattern::parse(p).unwrap());
+        assert!(covers("web.example.com") && covers("a.example.org") && covers("*.example.org"));
+        assert!(!covers("a.b.example.org"), "a wildcard covers one label");
+        assert!(!covers("*.example.com") && !covers("other.example.com"));
+    }
+
+    #[test]
     fn certificates_are_chosen_exact_first() {
         let provider = Arc::new(rustls::crypto::ring::default_provider());
         let config = || {
@@ -212,5 +251,12 @@ mod tests {
         assert!(Arc::ptr_eq(&store.find("app.example.com").unwrap(), &exact));
         assert!(Arc::ptr_eq(&store.find("x.example.com").unwrap(), &wild));
         assert!(store.find("example.com").is_none());
+        assert!(
+            store.find("a.b.example.com").is_none(),
+            "a wildcard certificate covers one label"
+        );
+        assert!(store.serves("app.example.com", "app.example.com"));
+        assert!(store.serves("*.example.com", "x.example.com"));
+        assert!(!store.serves("*.example.com", "a.b.example.com"));
     }
 }

@@ -1,13 +1,14 @@
-//! Golden bytes and limits of the http/https part of a proxy registration (minor 1).
+//! Golden bytes, forward compatibility and limits of the http/https part of a proxy
+//! registration (minor 1): the length-prefixed `VhostSpec` inside `AddProxies`.
 
 #![allow(clippy::unwrap_used)]
 
 use crate::tests::{cat, decode_one, encode, encode_refused, http_spec, https_spec, name, spec};
 use crate::*;
 
-#[test]
-fn golden_http_and_https_specs() {
-    let web = ProxySpec {
+/// An http proxy with auth, CORS and redirect.
+fn golden_web() -> ProxySpec {
+    ProxySpec {
         name: name("w"),
         kind: ProxyKind::Http,
         remote_port: 0,
@@ -24,8 +25,12 @@ fn golden_http_and_https_specs() {
             redirect_https: true,
             ..VhostSpec::default()
         },
-    };
-    let kube = ProxySpec {
+    }
+}
+
+/// An https proxy with a domain and a subdomain.
+fn golden_kube() -> ProxySpec {
+    ProxySpec {
         name: name("k"),
         kind: ProxyKind::Https,
         remote_port: 0,
@@ -34,17 +39,19 @@ fn golden_http_and_https_specs() {
             subdomain: "api".into(),
             ..VhostSpec::default()
         },
-    };
-    let msg = ControlMsg::Hello(Hello {
-        minor: 1,
-        agent: "a".into(),
-        proxies: vec![web, kube],
+    }
+}
+
+#[test]
+fn golden_http_and_https_specs() {
+    let msg = ControlMsg::AddProxies(AddProxies {
+        proxies: vec![golden_web(), golden_kube()],
     });
     let golden = cat(&[
-        &[0, 0, 0, 0x5a, 1],    // length 90, tag Hello
-        &[0, 1, 0, 1, b'a'],    // minor 1, agent "a"
+        &[0, 0, 0, 0x59, 4],    // length 89, tag AddProxies
         &[0, 2],                // two proxies
         &[0, 1, b'w', 2, 0, 0], // "w", kind http, remote port 0
+        &[0, 0x2b],             // vhost spec: 43 bytes
         &[0, 1, 0, 4],
         b"a.io",                   // one custom domain
         &[0, 0, 0, 0, 0, 0],       // no subdomain, no locations, no host rewrite
@@ -55,6 +62,7 @@ fn golden_http_and_https_specs() {
         &[0, 0, 0, 0, 60],         // no credentials, max age 60
         &[1],                      // redirect to https
         &[0, 1, b'k', 3, 0, 0],    // "k", kind https
+        &[0, 0x1b],                // vhost spec: 27 bytes
         &[0, 1, 0, 4],
         b"k.io",
         &[0, 3],
@@ -66,8 +74,49 @@ fn golden_http_and_https_specs() {
     assert_eq!(decode_one(&golden).unwrap(), Some(msg));
 }
 
+/// An AddProxies frame of one https proxy named "k" whose vhost spec is `spec` behind the
+/// length `len`.
+fn add_https(len: u16, spec: &[u8]) -> Vec<u8> {
+    let body = cat(&[&[4, 0, 1, 0, 1, b'k', 3, 0, 0], &len.to_be_bytes(), spec]);
+    let frame_len = u32::try_from(body.len()).unwrap();
+    cat(&[&frame_len.to_be_bytes(), &body])
+}
+
 #[test]
-fn vhost_fields_are_bounded_and_checked() {
+fn fields_a_later_minor_appends_are_skipped() {
+    let known = cat(&[&[0, 1, 0, 4], b"k.io", &[0; 16]]);
+    let newer = cat(&[&known, b"future fields"]);
+    let Some(ControlMsg::AddProxies(m)) = decode_one(&add_https(37, &newer)).unwrap() else {
+        panic!("expected add-proxies");
+    };
+    assert_eq!(m.proxies[0].vhost.custom_domains, ["k.io"]);
+    assert!(matches!(
+        decode_one(&add_https(40, &newer)),
+        Err(CodecError::Truncated { what: "vhost spec" })
+    ));
+    assert!(matches!(
+        decode_one(&add_https(10, &known)),
+        Err(CodecError::Truncated { .. } | CodecError::TrailingBytes { .. })
+    ));
+}
+
+#[test]
+fn golden_add_results() {
+    let msg = ControlMsg::AddResults(AddResults {
+        results: vec![ProxyResult {
+            name: name("w"),
+            outcome: ProxyOutcome::Refused {
+                reason: "no".into(),
+            },
+        }],
+    });
+    let golden = cat(&[&[0, 0, 0, 11, 5, 0, 1, 0, 1, b'w', 1, 0, 2], b"no"]);
+    assert_eq!(&encode(&msg)[..], &golden[..]);
+    assert_eq!(decode_one(&golden).unwrap(), Some(msg));
+}
+
+#[test]
+fn vhost_fields_are_bounded() {
     let mut web = http_spec("web");
     web.vhost.custom_domains = vec!["a.io".into(); vhost::MAX_VHOST_ITEMS + 1];
     let hello = |proxies| {
@@ -101,6 +150,17 @@ fn vhost_fields_are_bounded_and_checked() {
         encode_refused(&hello(vec![tcp])),
         CodecError::InvalidValue { .. }
     ));
+}
+
+#[test]
+fn vhost_flags_are_checked_on_decode() {
+    let hello = |proxies| {
+        ControlMsg::Hello(Hello {
+            minor: 1,
+            agent: String::new(),
+            proxies,
+        })
+    };
     // A redirect flag of 2 and a cors flag of 2 are refused on decode.
     let mut bytes = encode(&hello(vec![https_spec("k")])).to_vec();
     let last = bytes.len() - 1;

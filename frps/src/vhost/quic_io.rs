@@ -1,0 +1,82 @@
+//! A server-opened QUIC stream as the IO of a backend HTTP connection.
+
+use std::io;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+
+use frp_proto::StreamCode;
+use frp_runtime::gauge::GaugeGuard;
+use quinn::{RecvStream, SendStream, VarInt};
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::sync::OwnedSemaphorePermit;
+
+/// A quinn bidirectional stream as one tokio IO. Dropped before a clean shutdown (an error,
+/// an abandoned exchange), it resets the stream, so a truncated request never looks complete.
+#[derive(Debug)]
+pub struct QuicIo {
+    send: SendStream,
+    recv: RecvStream,
+    finished: bool,
+    /// The proxy's connection permit and the stream gauge, released with the stream.
+    _held: Option<(OwnedSemaphorePermit, GaugeGuard)>,
+}
+
+impl QuicIo {
+    /// Joins the two halves of a stream.
+    pub fn new(send: SendStream, recv: RecvStream) -> Self {
+        Self {
+            send,
+            recv,
+            finished: false,
+            _held: None,
+        }
+    }
+
+    /// Holds `permit` and `gauge` until the stream is dropped.
+    pub(crate) fn holding(mut self, permit: OwnedSemaphorePermit, gauge: GaugeGuard) -> Self {
+        self._held = Some((permit, gauge));
+        self
+    }
+}
+
+impl Drop for QuicIo {
+    fn drop(&mut self) {
+        if !self.finished {
+            let code = VarInt::from_u32(StreamCode::VisitorReset.code());
+            let _ = self.send.reset(code);
+            let _ = self.recv.stop(code);
+        }
+    }
+}
+
+impl AsyncRead for QuicIo {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        AsyncRead::poll_read(Pin::new(&mut self.recv), cx, buf)
+    }
+}
+
+impl AsyncWrite for QuicIo {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        AsyncWrite::poll_write(Pin::new(&mut self.send), cx, buf)
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        AsyncWrite::poll_flush(Pin::new(&mut self.send), cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        let r = AsyncWrite::poll_shutdown(Pin::new(&mut self.send), cx);
+        if matches!(r, Poll::Ready(Ok(()))) {
+            self.finished = true;
+        }
+        r
+    }
+}
