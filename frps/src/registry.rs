@@ -13,7 +13,7 @@ use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
 use crate::domains::DomainPattern;
-use crate::vhost::backend::HttpBackend;
+use crate::vhost::backend::{HttpBackend, Routed};
 use crate::vhost::routes::{Owner, RouteTable, Shares, TlsRoute};
 use crate::vhost::TlsTarget;
 
@@ -252,9 +252,28 @@ impl Registry {
         self.lock().routes.claim_https(hosts, owner, target)
     }
 
-    /// The http proxy serving `host` (normalized) and `path` (in match form).
-    pub(crate) fn lookup_http(&self, host: &str, path: &str) -> Option<Arc<HttpBackend>> {
-        self.lock().routes.lookup_http(host, path).map(|(t, _)| t)
+    /// The http proxy serving `host` (normalized) and `path` (in match form), and the
+    /// other proxies the `guard_forms` of the path reach when case is ignored: their
+    /// passwords are checked too, so no spelling is less protected than the location a
+    /// case-folding service would serve it from.
+    pub(crate) fn lookup_http(
+        &self,
+        host: &str,
+        path: &str,
+        guard_forms: &[String],
+    ) -> Option<Routed> {
+        let g = self.lock();
+        let (backend, _) = g.routes.lookup_http(host, path)?;
+        let mut guards: Vec<Arc<HttpBackend>> = Vec::new();
+        for form in guard_forms {
+            if let Some((other, _)) = g.routes.lookup_http_ci(host, form) {
+                let seen = |b: &Arc<HttpBackend>| Arc::ptr_eq(b, &other);
+                if !seen(&backend) && !guards.iter().any(seen) {
+                    guards.push(other);
+                }
+            }
+        }
+        Some(Routed { backend, guards })
     }
 
     /// How to serve a TLS connection for the SNI `host` (normalized); `certified(key)` says

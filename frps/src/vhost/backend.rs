@@ -89,6 +89,16 @@ pub struct HttpBackend {
     gone: CancellationToken,
 }
 
+/// Where an http request goes, and the proxies whose policy it must also pass.
+#[derive(Debug)]
+pub struct Routed {
+    /// The proxy the request is forwarded to.
+    pub backend: Arc<HttpBackend>,
+    /// Other proxies a case-folding service could serve the path from (see
+    /// [`guard_forms`](frp_proto::vhost::path::guard_forms)).
+    pub guards: Vec<Arc<HttpBackend>>,
+}
+
 /// What a backend needs from its session.
 #[derive(Debug)]
 pub struct BackendParts {

@@ -49,6 +49,8 @@ pub struct HttpPolicy {
     pub cors: Option<Cors>,
     /// Redirect plain-HTTP requests to `https://`.
     pub redirect_https: bool,
+    /// Accept paths holding `%2F` (forwarded still encoded).
+    pub allow_encoded_slashes: bool,
 }
 
 impl HttpPolicy {
@@ -84,14 +86,16 @@ impl HttpPolicy {
             auth,
             cors: spec.cors.as_ref().map(Cors::new),
             redirect_https: spec.redirect_https,
+            allow_encoded_slashes: spec.allow_encoded_slashes,
         })
     }
 
-    /// Applies the rewrites to a request about to be forwarded.
-    pub fn rewrite_request(&self, headers: &mut HeaderMap) {
+    /// Applies the rewrites to a request about to be forwarded; `authenticated` when frps
+    /// checked its credentials (this proxy's or a stricter location's).
+    pub fn rewrite_request(&self, headers: &mut HeaderMap, authenticated: bool) {
         // The visitor's credentials were for frps; the local service does not get them (but
         // gets an Authorization the proxy sets in requestHeaders).
-        if self.auth.is_some() {
+        if authenticated {
             headers.remove(header::AUTHORIZATION);
         }
         if let Some(host) = &self.host_rewrite {
@@ -256,7 +260,7 @@ mod tests {
             ("authorization", "Basic dTpw"),
             ("x-from", "client"),
         ]);
-        p.rewrite_request(&mut req);
+        p.rewrite_request(&mut req, true);
         assert_eq!(req["host"], "backend.local");
         assert_eq!(req["x-from"], "frps");
         assert!(!req.contains_key("authorization"));
@@ -265,7 +269,7 @@ mod tests {
             ..p.clone()
         };
         let mut req = map(&[("authorization", "Basic dTpw")]);
-        own_auth.rewrite_request(&mut req);
+        own_auth.rewrite_request(&mut req, true);
         assert_eq!(
             req["authorization"], "Bearer t",
             "the proxy's own Authorization is kept"

@@ -20,7 +20,7 @@
 
 use std::collections::HashMap;
 
-use frp_proto::vhost::path::location_covers;
+use frp_proto::vhost::path::{location_covers, location_covers_ci};
 use frp_proto::ProxyName;
 
 use crate::domains::{lookup_keys, DomainPattern};
@@ -215,6 +215,17 @@ impl<H: Clone, S: Clone> RouteTable<H, S> {
     /// under the most specific key that has entries, or under a less specific one of the same
     /// holders.
     pub fn lookup_http(&self, host: &str, path: &str) -> Option<(H, Owner)> {
+        self.lookup_by(host, |loc| location_covers(loc, path))
+    }
+
+    /// The http target a service that ignores ASCII case would be asked for: as
+    /// [`RouteTable::lookup_http`], with locations compared to `form` (one of the
+    /// [`guard_forms`](frp_proto::vhost::path::guard_forms)) ignoring case.
+    pub fn lookup_http_ci(&self, host: &str, form: &str) -> Option<(H, Owner)> {
+        self.lookup_by(host, |loc| location_covers_ci(loc, form))
+    }
+
+    fn lookup_by(&self, host: &str, covers: impl Fn(&str) -> bool) -> Option<(H, Owner)> {
         let mut holders: Option<Vec<&str>> = None;
         for key in lookup_keys(host) {
             if !self.http.contains_key(&key) && !self.https.contains_key(&key) {
@@ -224,9 +235,9 @@ impl<H: Clone, S: Clone> RouteTable<H, S> {
             let Some(locs) = self.http.get(&key) else {
                 continue;
             };
-            let found = locs.iter().find(|(loc, e)| {
-                holders.contains(&e.owner.identity.as_str()) && location_covers(loc, path)
-            });
+            let found = locs
+                .iter()
+                .find(|(loc, e)| holders.contains(&e.owner.identity.as_str()) && covers(loc));
             if let Some((_, e)) = found {
                 return Some((e.target.clone(), e.owner.clone()));
             }
