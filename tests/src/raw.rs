@@ -6,7 +6,9 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use bytes::BytesMut;
-use frp_proto::{encode_control, CloseCode, ControlCodec, ControlMsg, Hello, PROTOCOL_MINOR};
+use frp_proto::{
+    encode_control, CloseCode, ControlCodec, ControlMsg, Hello, ProxySpec, Welcome, PROTOCOL_MINOR,
+};
 use quinn::crypto::rustls::QuicClientConfig;
 use quinn::{Connection, ConnectionError, Endpoint, RecvStream, SendStream};
 
@@ -41,6 +43,22 @@ impl RawClient {
         within("open control stream", self.conn.open_bi())
             .await
             .expect("open_bi")
+    }
+
+    /// Opens the control stream, sends a `Hello` with `proxies` and reads the `Welcome`.
+    pub async fn welcomed(&self, proxies: Vec<ProxySpec>) -> (SendStream, ControlReader, Welcome) {
+        let (mut send, recv) = self.control().await;
+        let hello = ControlMsg::Hello(Hello {
+            minor: PROTOCOL_MINOR,
+            agent: "raw-test".into(),
+            proxies,
+        });
+        send.write_all(&encoded(&hello)).await.expect("hello");
+        let mut reader = tokio_util::codec::FramedRead::new(recv, ControlCodec::new());
+        match next_msg(&mut reader).await {
+            ControlMsg::Welcome(w) => (send, reader, w),
+            other => panic!("expected a welcome, got {other:?}"),
+        }
     }
 
     /// Waits for the server to close the connection; returns its application close code.
@@ -121,6 +139,14 @@ impl RawServer {
             .expect("decodes");
         (conn, send, reader, first)
     }
+}
+
+/// The next control message from the server.
+pub async fn next_msg(reader: &mut ControlReader) -> ControlMsg {
+    within("control message", futures_util::StreamExt::next(reader))
+        .await
+        .expect("a message")
+        .expect("decodes")
 }
 
 /// The read half of a control stream, framed.

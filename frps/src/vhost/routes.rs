@@ -193,13 +193,14 @@ impl<H: Clone, S: Clone> RouteTable<H, S> {
         Ok(())
     }
 
-    /// Drops every entry held by `session`.
-    pub fn release_session(&mut self, session: u64) {
+    /// Drops every entry `identity` holds from sessions up to `session`.
+    pub fn release_identity_up_to(&mut self, identity: &str, session: u64) {
+        let gone = |o: &Owner| o.identity == identity && o.session <= session;
         self.http.retain(|_, locs| {
-            locs.retain(|(_, e)| e.owner.session != session);
+            locs.retain(|(_, e)| !gone(&e.owner));
             !locs.is_empty()
         });
-        self.https.retain(|_, e| e.owner.session != session);
+        self.https.retain(|_, e| !gone(&e.owner));
     }
 
     /// The identities holding entries under `key`, http or https.
