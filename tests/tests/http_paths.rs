@@ -141,6 +141,10 @@ async fn the_host_is_one_header_or_the_absolute_targets_authority() {
         Some("/abs"),
         "the service gets origin form"
     );
+    let hop = format!("GET / HTTP/1.1\r\nHost: {HOST}\r\nConnection: host, x-forwarded-for, close\r\n\r\n");
+    let r = exchange(http, &hop).await;
+    assert_eq!(r.field("header:host"), Some(HOST), "Connection cannot remove Host");
+    assert!(r.field("header:x-forwarded-for").is_some(), "nor what frps sets");
     let r = exchange(http, &get_request("Site.Example.COM.:80", "/")).await;
     assert_eq!(r.status, 200, "case, port and a trailing dot do not matter");
     c.stop().await.expect("stop");
