@@ -79,7 +79,9 @@ fn clocks(file: &ServerFile, s: &mut VhostSettings) -> Result<(), String> {
             *into = Duration::from_secs(t);
             Ok(())
         }
-        Some(t) => Err(format!("`{key} = {t}`: must be between 1 and {max} seconds")),
+        Some(t) => Err(format!(
+            "`{key} = {t}`: must be between 1 and {max} seconds"
+        )),
     };
     let (response, body, upgrade) = (
         file.vhost_http_timeout,
@@ -87,8 +89,18 @@ fn clocks(file: &ServerFile, s: &mut VhostSettings) -> Result<(), String> {
         file.vhost_upgrade_idle_timeout,
     );
     secs("vhostHTTPTimeout", response, 3600, &mut s.response_timeout)?;
-    secs("vhostBodyIdleTimeout", body, 86_400, &mut s.body_idle_timeout)?;
-    secs("vhostUpgradeIdleTimeout", upgrade, 604_800, &mut s.upgrade_idle_timeout)
+    secs(
+        "vhostBodyIdleTimeout",
+        body,
+        86_400,
+        &mut s.body_idle_timeout,
+    )?;
+    secs(
+        "vhostUpgradeIdleTimeout",
+        upgrade,
+        604_800,
+        &mut s.upgrade_idle_timeout,
+    )
 }
 
 /// `vhostMaxConnections` and `vhostMaxConnectionsPerIP`.
@@ -234,7 +246,10 @@ mod tests {
             "vhostUpgradeIdleTimeout = 604801",
         ] {
             let e = settings(bad).unwrap_err();
-            assert!(e.contains(bad) && e.contains("must be between 1 and"), "{e}");
+            assert!(
+                e.contains(bad) && e.contains("must be between 1 and"),
+                "{e}"
+            );
         }
     }
 

@@ -192,12 +192,19 @@ fn vhost_flags_are_checked_on_decode() {
 #[test]
 fn every_field_names_the_minor_a_server_needs() {
     let web = golden_web().vhost;
-    assert_eq!(web.first_key_newer_than(1), None, "minor 1 knows every field");
+    assert_eq!(
+        web.first_key_newer_than(1),
+        None,
+        "minor 1 knows every field"
+    );
     assert_eq!(web.first_key_newer_than(0), Some(("customDomains", 1)));
     let only = VhostSpec {
         allow_encoded_slashes: true,
         ..VhostSpec::default()
     };
-    assert_eq!(only.first_key_newer_than(0), Some(("allowEncodedSlashes", 1)));
+    assert_eq!(
+        only.first_key_newer_than(0),
+        Some(("allowEncodedSlashes", 1))
+    );
     assert_eq!(VhostSpec::default().first_key_newer_than(0), None);
 }

@@ -203,7 +203,8 @@ pub fn match_form(canonical: &str) -> Result<String, PathError> {
             kept.push(piece);
         }
     }
-    let trailing = canonical.len() > 1 && (canonical.ends_with('/') || canonical.ends_with(ENCODED_SLASH));
+    let trailing =
+        canonical.len() > 1 && (canonical.ends_with('/') || canonical.ends_with(ENCODED_SLASH));
     kept.retain(|s| !s.is_empty());
     Ok(joined(&kept, trailing))
 }

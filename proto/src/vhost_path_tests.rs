@@ -90,18 +90,27 @@ fn an_escaped_percent_before_anything_else_is_kept() {
 #[test]
 fn encoded_slashes_can_be_kept_and_match_as_slashes() {
     let kept = canonical_keeping_slashes("/api/v4/projects/group%2fname").unwrap();
-    assert_eq!(kept, "/api/v4/projects/group%2Fname", "forwarded still encoded");
+    assert_eq!(
+        kept, "/api/v4/projects/group%2Fname",
+        "forwarded still encoded"
+    );
     assert_eq!(match_form(&kept).unwrap(), "/api/v4/projects/group/name");
     let vhost = canonical_keeping_slashes("/api/queues/%2F/q").unwrap();
-    assert_eq!(match_form(&vhost).unwrap(), "/api/queues/q", "'//' is merged");
+    assert_eq!(
+        match_form(&vhost).unwrap(),
+        "/api/queues/q",
+        "'//' is merged"
+    );
     assert_eq!(canonical("/a%2Fb"), Err(PathError::EncodedSeparator));
-    for raw in ["/public/..%2Fadmin", "/a%2F.%2Fb", "/a%2F..", "/a%2Fb;x", "/x;%2Fadmin"] {
+    for raw in [
+        "/public/..%2Fadmin",
+        "/a%2F.%2Fb",
+        "/a%2F..",
+        "/a%2Fb;x",
+        "/x;%2Fadmin",
+    ] {
         let c = canonical_keeping_slashes(raw).unwrap();
-        assert_eq!(
-            match_form(&c),
-            Err(PathError::EncodedSlashSegment),
-            "{raw}"
-        );
+        assert_eq!(match_form(&c), Err(PathError::EncodedSlashSegment), "{raw}");
     }
     assert_eq!(
         canonical_keeping_slashes("/a%5Cb"),

@@ -60,14 +60,19 @@ async fn add_proxies_shares_the_hellos_names_and_budget() {
     let hello = vec![spec("ssh", ProxyKind::Tcp), spec("db", ProxyKind::Tcp)];
     let (mut send, mut reader, w) = raw.welcomed(hello).await;
     assert_eq!(w.results.len(), 2);
-    send.write_all(&add(&["ssh", "web", "api"])).await.expect("add");
+    send.write_all(&add(&["ssh", "web", "api"]))
+        .await
+        .expect("add");
     let got = reasons(next_msg(&mut reader).await);
     let dup = got[0].as_deref().unwrap_or_default();
     assert!(dup.contains("'ssh' appears twice"), "{dup}");
     assert_eq!(got[1], None, "the third proxy fits the budget");
     let over = got[2].as_deref().unwrap_or_default();
     assert!(over.contains("at most 3 proxies"), "{over}");
-    assert!(raw.conn.close_reason().is_none(), "refusals, not a violation");
+    assert!(
+        raw.conn.close_reason().is_none(),
+        "refusals, not a violation"
+    );
     server.stop().await.expect("stop");
 }
 
@@ -93,7 +98,10 @@ async fn add_proxies_first_or_after_going_away_is_a_protocol_violation() {
     let first = RawClient::connect(pki.client_tls("mallory"), server.addr).await;
     let (mut send, _recv) = first.control().await;
     send.write_all(&add(&["web"])).await.expect("add first");
-    assert_eq!(first.closed_with().await, Some(CloseCode::ProtocolViolation));
+    assert_eq!(
+        first.closed_with().await,
+        Some(CloseCode::ProtocolViolation)
+    );
 
     let late = RawClient::connect(pki.client_tls("mallory"), server.addr).await;
     let (mut send, _reader, _) = late.welcomed(Vec::new()).await;

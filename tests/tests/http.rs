@@ -154,7 +154,11 @@ async fn basic_auth_is_checked_at_frps() {
         let challenge = r.header("www-authenticate").unwrap_or("");
         assert!(challenge.starts_with("Basic realm="), "{challenge}");
     }
-    assert_eq!(app.served(), 0, "refused requests never reached the service");
+    assert_eq!(
+        app.served(),
+        0,
+        "refused requests never reached the service"
+    );
     let r = get(http, HOST, "/", &[GOOD]).await;
     assert_eq!(r.status, 200, "{}", r.body);
     assert_eq!(

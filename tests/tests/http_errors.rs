@@ -42,23 +42,29 @@ async fn on_a_closed_connection(
     headers: &[(&str, &str)],
 ) -> u16 {
     let before = closed.load(Ordering::SeqCst);
-    within(&format!("a {method} on a closed pooled connection"), async {
-        loop {
-            let mut req = hyper::Request::builder().method(method).uri("/").header("host", HOST);
-            for (k, v) in headers {
-                req = req.header(*k, *v);
+    within(
+        &format!("a {method} on a closed pooled connection"),
+        async {
+            loop {
+                let mut req = hyper::Request::builder()
+                    .method(method)
+                    .uri("/")
+                    .header("host", HOST);
+                for (k, v) in headers {
+                    req = req.header(*k, *v);
+                }
+                let body = match method {
+                    "POST" => full("data"),
+                    _ => frp_tests::http::empty(),
+                };
+                let r = send(&mut client(http).await, req.body(body).expect("request")).await;
+                if closed.load(Ordering::SeqCst) > before {
+                    return r.status.as_u16();
+                }
+                assert_eq!(r.status, 200, "on a fresh connection: {}", r.body);
             }
-            let body = match method {
-                "POST" => full("data"),
-                _ => frp_tests::http::empty(),
-            };
-            let r = send(&mut client(http).await, req.body(body).expect("request")).await;
-            if closed.load(Ordering::SeqCst) > before {
-                return r.status.as_u16();
-            }
-            assert_eq!(r.status, 200, "on a fresh connection: {}", r.body);
-        }
-    })
+        },
+    )
     .await
 }
 
@@ -69,7 +75,10 @@ async fn a_get_on_a_connection_the_service_closed_is_retried_and_a_post_is_not()
     // One connection per proxy: the retry must wait for the closed one's permit, not 503.
     let (server, c, http) = publish_limited(&pki, &app, 1).await;
     assert_eq!(on_a_closed_connection(http, &closed, "GET", &[]).await, 200);
-    assert_eq!(on_a_closed_connection(http, &closed, "POST", &[]).await, 502);
+    assert_eq!(
+        on_a_closed_connection(http, &closed, "POST", &[]).await,
+        502
+    );
     let delete = on_a_closed_connection(http, &closed, "DELETE", &[]).await;
     assert_eq!(delete, 502, "a DELETE is not sent twice");
     let keyed = [("idempotency-key", "k1")];

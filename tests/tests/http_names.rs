@@ -366,7 +366,12 @@ async fn a_name_stays_reserved_for_its_client_while_a_newer_session_registers() 
     let fresh = RawClient::connect(pki.client_tls_with(&cert), server.addr).await;
     let (mut send, mut reader, _) = fresh.welcomed(Vec::new()).await;
     stale.wait_for("old session closed", |s| !s.connected).await;
-    let thief = vec![http_proxy("web", app.addr, &["web.example.com"], VhostSpec::default())];
+    let thief = vec![http_proxy(
+        "web",
+        app.addr,
+        &["web.example.com"],
+        VhostSpec::default(),
+    )];
     let mut ci = TestClient::connect(&pki, "ci", server.addr, thief);
     let why = ci.refused("web").await;
     assert!(why.contains("which another client holds"), "{why}");
@@ -377,9 +382,17 @@ async fn a_name_stays_reserved_for_its_client_while_a_newer_session_registers() 
     let ControlMsg::AddResults(r) = next_msg(&mut reader).await else {
         panic!("expected add-results");
     };
-    assert!(matches!(r.results[0].outcome, ProxyOutcome::Bound { .. }), "{r:?}");
+    assert!(
+        matches!(r.results[0].outcome, ProxyOutcome::Bound { .. }),
+        "{r:?}"
+    );
     // What the newer session did not claim again is free once it answered.
-    let late = vec![http_proxy("old", app.addr, &["old.example.com"], VhostSpec::default())];
+    let late = vec![http_proxy(
+        "old",
+        app.addr,
+        &["old.example.com"],
+        VhostSpec::default(),
+    )];
     let mut dave = TestClient::connect(&pki, "dave", server.addr, late);
     dave.bound("old").await;
     for c in [stale, ci, dave] {

@@ -74,7 +74,11 @@ async fn other_spellings_of_a_protected_path_are_still_protected() {
         None,
         "the credentials checked stay at frps"
     );
-    assert_eq!(app.served(), 2, "only /public and the authorized request got through");
+    assert_eq!(
+        app.served(),
+        2,
+        "only /public and the authorized request got through"
+    );
     c.stop().await.expect("stop");
     server.stop().await.expect("stop");
 }
@@ -141,10 +145,19 @@ async fn the_host_is_one_header_or_the_absolute_targets_authority() {
         Some("/abs"),
         "the service gets origin form"
     );
-    let hop = format!("GET / HTTP/1.1\r\nHost: {HOST}\r\nConnection: host, x-forwarded-for, close\r\n\r\n");
+    let hop = format!(
+        "GET / HTTP/1.1\r\nHost: {HOST}\r\nConnection: host, x-forwarded-for, close\r\n\r\n"
+    );
     let r = exchange(http, &hop).await;
-    assert_eq!(r.field("header:host"), Some(HOST), "Connection cannot remove Host");
-    assert!(r.field("header:x-forwarded-for").is_some(), "nor what frps sets");
+    assert_eq!(
+        r.field("header:host"),
+        Some(HOST),
+        "Connection cannot remove Host"
+    );
+    assert!(
+        r.field("header:x-forwarded-for").is_some(),
+        "nor what frps sets"
+    );
     let r = exchange(http, &get_request("Site.Example.COM.:80", "/")).await;
     assert_eq!(r.status, 200, "case, port and a trailing dot do not matter");
     c.stop().await.expect("stop");
@@ -264,7 +277,11 @@ async fn encoded_slashes_pass_only_where_the_proxy_allows_them() {
         assert_eq!(r.status, 400, "{path}: a dot segment once decoded");
     }
     let r = exchange(http, &get_request(git, "/%2Fadmin/")).await;
-    assert_ne!(r.status, 200, "read as /admin, which has no opt-in: {}", r.body);
+    assert_ne!(
+        r.status, 200,
+        "read as /admin, which has no opt-in: {}",
+        r.body
+    );
     let r = exchange(http, &get_request(HOST, "/a%2Fb")).await;
     assert_eq!(r.status, 400, "no opt-in: {}", r.body);
     assert_eq!(app.served(), 2);

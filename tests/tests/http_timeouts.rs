@@ -139,7 +139,11 @@ async fn a_response_silent_longer_than_the_body_idle_time_survives() {
     assert_eq!(resp.status(), 200);
     let mut body = resp.into_body();
     let first = within("first event", body.frame()).await;
-    let first = first.expect("a frame").expect("data").into_data().expect("data");
+    let first = first
+        .expect("a frame")
+        .expect("data")
+        .into_data()
+        .expect("data");
     assert_eq!(&first[..], b"data: 1\n\n");
     // Silent for several body idle times (and vhostHTTPTimeout): a stream, not a stall.
     tokio::time::sleep(TICK * 4).await;

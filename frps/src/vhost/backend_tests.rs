@@ -6,7 +6,10 @@ use super::*;
 async fn a_retry_waits_for_the_permit_of_the_connection_that_closed() {
     let active = Arc::new(Semaphore::new(1));
     let held = acquire(&active, None).await.ok();
-    assert!(matches!(acquire(&active, None).await, Err(BackendError::Busy)));
+    assert!(matches!(
+        acquire(&active, None).await,
+        Err(BackendError::Busy)
+    ));
     // The closed connection's task drops its permit a moment after the error is seen.
     let release = tokio::spawn(async move {
         tokio::task::yield_now().await;

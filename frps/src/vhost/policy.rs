@@ -230,8 +230,16 @@ mod tests {
         set_forwarded(&mut fresh, "::1".parse().unwrap(), "http", "a.io");
         assert_eq!(fresh["x-forwarded-for"], "::1");
         let mut mapped = HeaderMap::new();
-        set_forwarded(&mut mapped, "::ffff:192.0.2.7".parse().unwrap(), "http", "a.io");
-        assert_eq!(mapped["x-forwarded-for"], "192.0.2.7", "dual-stack listeners");
+        set_forwarded(
+            &mut mapped,
+            "::ffff:192.0.2.7".parse().unwrap(),
+            "http",
+            "a.io",
+        );
+        assert_eq!(
+            mapped["x-forwarded-for"], "192.0.2.7",
+            "dual-stack listeners"
+        );
         assert_eq!(mapped["x-real-ip"], "192.0.2.7");
     }
 
@@ -264,7 +272,10 @@ mod tests {
         ]);
         strip_hop_by_hop(&mut managed, false);
         assert_eq!(managed.len(), 3, "{managed:?}");
-        assert_eq!(managed["host"], "app.example.com", "Connection cannot drop Host");
+        assert_eq!(
+            managed["host"], "app.example.com",
+            "Connection cannot drop Host"
+        );
         assert!(!managed.contains_key("x-hop"));
     }
 

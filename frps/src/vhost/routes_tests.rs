@@ -219,7 +219,10 @@ fn newer_session_replaces_and_release_frees() {
         TlsRoute::Passthrough("k-new")
     );
     t.release_identity_up_to("bob", 5);
-    assert!(t.lookup_http("a.example.com", "/").is_some(), "only alice's go");
+    assert!(
+        t.lookup_http("a.example.com", "/").is_some(),
+        "only alice's go"
+    );
     t.release_identity_up_to("alice", 5);
     assert!(t.lookup_http("a.example.com", "/").is_none());
     assert_eq!(t.lookup_tls("k.example.com", none), TlsRoute::Unknown);
@@ -239,7 +242,13 @@ fn a_case_folding_lookup_finds_the_location_a_service_would_serve() {
     http(&mut t, "a.example.com", &["/"], &o, "open");
     http(&mut t, "a.example.com", &["/admin"], &o, "admin");
     assert_eq!(t.lookup_http("a.example.com", "/ADMIN").unwrap().0, "open");
-    assert_eq!(t.lookup_http_ci("a.example.com", "/admin").unwrap().0, "admin");
-    assert_eq!(t.lookup_http_ci("a.example.com", "/adminx").unwrap().0, "open");
+    assert_eq!(
+        t.lookup_http_ci("a.example.com", "/admin").unwrap().0,
+        "admin"
+    );
+    assert_eq!(
+        t.lookup_http_ci("a.example.com", "/adminx").unwrap().0,
+        "open"
+    );
     assert!(t.lookup_http_ci("b.example.com", "/admin").is_none());
 }

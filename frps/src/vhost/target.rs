@@ -144,7 +144,10 @@ mod tests {
         );
         assert!(t.absolute, "the authority wins over Host");
         let t = Target::of(&req("/g%2fn/x", &["a.example.com"]), None).unwrap();
-        assert_eq!((t.path.as_str(), t.match_path.as_str()), ("/g%2Fn/x", "/g/n/x"));
+        assert_eq!(
+            (t.path.as_str(), t.match_path.as_str()),
+            ("/g%2Fn/x", "/g/n/x")
+        );
         assert!(t.encoded_slash, "routing decides whether it may pass");
     }
 
