@@ -12,19 +12,23 @@ const HOST: &str = "site.example.com";
 /// `admin:s3cret`.
 const GOOD: &str = "Basic YWRtaW46czNjcmV0";
 
-/// One local service published twice by one client: `/` open, `/admin` behind basic auth.
-async fn site(pki: &Pki, app: &Backend) -> (TestServer, TestClient, SocketAddr) {
-    init_logs();
-    let server = TestServer::start(vhost_settings(pki, &["*.example.com"]));
-    let admin = VhostSpec {
+/// `/admin` behind basic auth (`admin:s3cret`).
+fn admin() -> VhostSpec {
+    VhostSpec {
         locations: vec!["/admin".into()],
         http_user: "admin".into(),
         http_password: Secret::new("s3cret"),
         ..VhostSpec::default()
-    };
+    }
+}
+
+/// One local service published twice by one client: `/` open, `/admin` behind basic auth.
+async fn site(pki: &Pki, app: &Backend) -> (TestServer, TestClient, SocketAddr) {
+    init_logs();
+    let server = TestServer::start(vhost_settings(pki, &["*.example.com"]));
     let proxies = vec![
         http_proxy("site", app.addr, &[HOST], VhostSpec::default()),
-        http_proxy("admin", app.addr, &[HOST], admin),
+        http_proxy("admin", app.addr, &[HOST], admin()),
     ];
     let mut c = TestClient::connect(pki, "node1", server.addr, proxies);
     let http = c.bound("site").await;
@@ -247,15 +251,9 @@ async fn encoded_slashes_pass_only_where_the_proxy_allows_them() {
         allow_encoded_slashes: true,
         ..VhostSpec::default()
     };
-    let admin = VhostSpec {
-        locations: vec!["/admin".into()],
-        http_user: "admin".into(),
-        http_password: Secret::new("s3cret"),
-        ..VhostSpec::default()
-    };
     let proxies = vec![
         http_proxy("gitlab", app.addr, &["git.example.com"], gitlab),
-        http_proxy("admin", app.addr, &["git.example.com"], admin),
+        http_proxy("admin", app.addr, &["git.example.com"], admin()),
         http_proxy("plain", app.addr, &[HOST], VhostSpec::default()),
     ];
     let mut c = TestClient::connect(&pki, "node1", server.addr, proxies);
