@@ -7,7 +7,8 @@ use std::sync::Arc;
 
 use bytes::BytesMut;
 use frp_proto::{
-    encode_control, CloseCode, ControlCodec, ControlMsg, Hello, ProxySpec, Welcome, PROTOCOL_MINOR,
+    encode_control, CloseCode, ControlCodec, ControlMsg, Hello, ProxyKind, ProxySpec, VhostSpec,
+    Welcome, PROTOCOL_MINOR,
 };
 use quinn::crypto::rustls::QuicClientConfig;
 use quinn::{Connection, ConnectionError, Endpoint, RecvStream, SendStream};
@@ -94,6 +95,24 @@ pub fn empty_hello() -> ControlMsg {
         agent: "raw-test".into(),
         proxies: Vec::new(),
     })
+}
+
+/// A registration as a hand-driven client sends it: tcp with no vhost part, or http/https
+/// for `NAME.example.com`.
+pub fn spec(name: &str, kind: ProxyKind) -> ProxySpec {
+    let vhost = match kind {
+        ProxyKind::Tcp => VhostSpec::default(),
+        _ => VhostSpec {
+            custom_domains: vec![format!("{name}.example.com")],
+            ..VhostSpec::default()
+        },
+    };
+    ProxySpec {
+        name: frp_proto::ProxyName::new(name).expect("name"),
+        kind,
+        remote_port: 0,
+        vhost,
+    }
 }
 
 /// A hand-driven server: a QUIC endpoint with the deployment's server certificate that speaks

@@ -2,28 +2,9 @@
 //! the client's `GoingAway`, and bounded with the `Hello` by `maxPortsPerClient` and by the
 //! names already asked for.
 
-use frp_proto::{
-    AddProxies, CloseCode, ControlMsg, GoingAway, ProxyKind, ProxyName, ProxyOutcome, ProxySpec,
-    VhostSpec,
-};
-use frp_tests::raw::{encoded, next_msg, RawClient};
+use frp_proto::{AddProxies, CloseCode, ControlMsg, GoingAway, ProxyKind, ProxyOutcome};
+use frp_tests::raw::{encoded, next_msg, spec, RawClient};
 use frp_tests::{init_logs, vhost_settings, Pki, TestServer};
-
-fn spec(name: &str, kind: ProxyKind) -> ProxySpec {
-    let vhost = match kind {
-        ProxyKind::Tcp => VhostSpec::default(),
-        _ => VhostSpec {
-            custom_domains: vec![format!("{name}.example.com")],
-            ..VhostSpec::default()
-        },
-    };
-    ProxySpec {
-        name: ProxyName::new(name).expect("name"),
-        kind,
-        remote_port: 0,
-        vhost,
-    }
-}
 
 fn add(names: &[&str]) -> Vec<u8> {
     let proxies = names.iter().map(|n| spec(n, ProxyKind::Http)).collect();

@@ -334,22 +334,10 @@ async fn a_wildcard_of_another_client_never_answers_for_a_held_name() {
     server.stop().await.expect("stop");
 }
 
-fn raw_http_spec(name: &str, domain: &str) -> frp_proto::ProxySpec {
-    frp_proto::ProxySpec {
-        name: frp_proto::ProxyName::new(name).expect("name"),
-        kind: frp_proto::ProxyKind::Http,
-        remote_port: 0,
-        vhost: VhostSpec {
-            custom_domains: vec![domain.into()],
-            ..VhostSpec::default()
-        },
-    }
-}
-
 #[tokio::test]
 async fn a_name_stays_reserved_for_its_client_while_a_newer_session_registers() {
-    use frp_proto::{AddProxies, ControlMsg, ProxyOutcome};
-    use frp_tests::raw::{encoded, next_msg, RawClient};
+    use frp_proto::{AddProxies, ControlMsg, ProxyKind, ProxyOutcome};
+    use frp_tests::raw::{encoded, next_msg, spec, RawClient};
     init_logs();
     let pki = Pki::new();
     let app = http_backend("app").await;
@@ -376,7 +364,7 @@ async fn a_name_stays_reserved_for_its_client_while_a_newer_session_registers() 
     let why = ci.refused("web").await;
     assert!(why.contains("which another client holds"), "{why}");
     let add = ControlMsg::AddProxies(AddProxies {
-        proxies: vec![raw_http_spec("web", "web.example.com")],
+        proxies: vec![spec("web", ProxyKind::Http)],
     });
     send.write_all(&encoded(&add)).await.expect("add-proxies");
     let ControlMsg::AddResults(r) = next_msg(&mut reader).await else {
