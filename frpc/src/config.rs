@@ -90,6 +90,9 @@ pub struct ProxyEntry {
     /// Redirect plain-HTTP requests to `https://` (http only).
     #[serde(rename = "redirectHTTPS")]
     pub redirect_https: Option<bool>,
+    /// http: whether paths may hold `%2F` (forwarded still encoded), for services such as
+    /// GitLab and RabbitMQ that tell it from `/`.
+    pub allow_encoded_slashes: Option<bool>,
 }
 
 /// frp keys that frpc refuses by name, with what to use instead.

@@ -62,6 +62,7 @@ impl ProxyEntry {
             ("httpPassword", self.http_password.is_some()),
             ("cors", self.cors.is_some()),
             ("redirectHTTPS", self.redirect_https.is_some()),
+            ("allowEncodedSlashes", self.allow_encoded_slashes.is_some()),
         ];
         set.iter().filter(|(_, on)| *on).map(|(k, _)| *k).collect()
     }
@@ -145,6 +146,7 @@ fn build(keys: &ProxyEntry) -> VhostSpec {
             max_age: c.max_age.unwrap_or(0),
         }),
         redirect_https: keys.redirect_https.unwrap_or(false),
+        allow_encoded_slashes: keys.allow_encoded_slashes.unwrap_or(false),
     }
 }
 
@@ -192,6 +194,7 @@ mod tests {
             httpUser = "admin"
             httpPassword = "hunter2"
             redirectHTTPS = true
+            allowEncodedSlashes = true
             cors = { allowOrigins = ["https://ui.example.com"], maxAge = 60 }"#,
         );
         let s = vhost_spec("proxies[0]", ProxyKind::Http, &k).unwrap();
@@ -199,6 +202,7 @@ mod tests {
         assert_eq!(s.request_headers[0].name, "x-from");
         assert_eq!(s.http_password.expose(), "hunter2");
         assert_eq!(s.cors.unwrap().max_age, 60);
+        assert!(s.allow_encoded_slashes);
         assert!(!format!("{k:?}").contains("hunter2"));
     }
 

@@ -6,8 +6,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use frp_proto::{
-    AddProxies, CloseCode, ControlCodec, ControlMsg, GoingAway, Hello, ProxyOutcome, ProxyResult,
-    ProxySpec, StreamCode, PROTOCOL_MINOR,
+    AddProxies, CloseCode, ControlCodec, ControlMsg, GoingAway, Hello, ProxyName, ProxyOutcome,
+    ProxyResult, ProxySpec, StreamCode, PROTOCOL_MINOR,
 };
 use futures_util::{SinkExt as _, StreamExt as _};
 use quinn::{Connection, RecvStream, SendStream, VarInt};
@@ -121,29 +121,56 @@ async fn handshake(
         other => return Err(unexpected(conn, "welcome", &other)),
     };
     let mut results = welcome.results;
+    let (vhost, refused) = sendable(vhost, welcome.minor);
+    results.extend(refused);
     if vhost.is_empty() {
         return Ok((reader, writer, results));
     }
-    if welcome.minor == 0 {
-        let reason = format!(
-            "server protocol minor {} does not support http/https proxies",
-            welcome.minor
-        );
-        results.extend(vhost.into_iter().map(|p| refused(p, &reason)));
-        return Ok((reader, writer, results));
-    }
+    let names: Vec<ProxyName> = vhost.iter().map(|p| p.name.clone()).collect();
     let add = AddProxies { proxies: vhost };
     send_msg(conn, &mut writer, add.into(), "add-proxies").await?;
     match reply(conn, &mut reader, wait, "add-results").await? {
         ControlMsg::AddResults(r) => results.extend(r.results),
+        // The server stopped reading when it began to shut down: it answers no more.
+        ControlMsg::GoingAway(g) => {
+            info!(reason = %g.reason, "server is going away before registering the http/https proxies");
+            let reason = format!("the server is going away: {}", g.reason);
+            results.extend(names.into_iter().map(|name| refused_name(name, &reason)));
+        }
         other => return Err(unexpected(conn, "add-results", &other)),
     }
     Ok((reader, writer, results))
 }
 
+/// The http/https proxies a server of protocol `minor` can be sent, and refusals for the
+/// others: all of them before minor 1, and any that sets a field the server's minor does not
+/// know (it would skip the field and enforce less than the config says).
+fn sendable(vhost: Vec<ProxySpec>, minor: u16) -> (Vec<ProxySpec>, Vec<ProxyResult>) {
+    let mut refusals = Vec::new();
+    let mut kept = Vec::new();
+    for p in vhost {
+        let reason = match (minor, p.vhost.first_key_newer_than(minor)) {
+            (0, _) => format!("server protocol minor {minor} does not support http/https proxies"),
+            (_, Some((key, since))) => format!(
+                "{key} needs server protocol minor {since}; the server speaks minor {minor}"
+            ),
+            (_, None) => {
+                kept.push(p);
+                continue;
+            }
+        };
+        refusals.push(refused(p, &reason));
+    }
+    (kept, refusals)
+}
+
 fn refused(p: ProxySpec, reason: &str) -> ProxyResult {
+    refused_name(p.name, reason)
+}
+
+fn refused_name(name: ProxyName, reason: &str) -> ProxyResult {
     ProxyResult {
-        name: p.name,
+        name,
         outcome: ProxyOutcome::Refused {
             reason: reason.to_string(),
         },
@@ -286,4 +313,41 @@ async fn drain(client: &Client, conn: &Connection, writer: &mut Writer, streams:
     conn.close(VarInt::from_u32(code.code()), b"client shutting down");
     // Let the splices see the close and reset their sockets before the caller moves on.
     let _ = tokio::time::timeout(NOTICE_WAIT, streams.wait()).await;
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+    use frp_proto::{ProxyKind, VhostSpec};
+
+    fn web(name: &str) -> ProxySpec {
+        ProxySpec {
+            name: ProxyName::new(name).unwrap(),
+            kind: ProxyKind::Http,
+            remote_port: 0,
+            vhost: VhostSpec {
+                custom_domains: vec!["a.example.com".into()],
+                allow_encoded_slashes: true,
+                ..VhostSpec::default()
+            },
+        }
+    }
+
+    #[test]
+    fn proxies_go_only_to_a_server_that_knows_their_fields() {
+        let (kept, refused) = sendable(vec![web("a"), web("b")], 0);
+        assert!(kept.is_empty());
+        let reasons: Vec<String> = refused
+            .iter()
+            .map(|r| match &r.outcome {
+                ProxyOutcome::Refused { reason } => reason.clone(),
+                other => panic!("{other:?}"),
+            })
+            .collect();
+        let want = "server protocol minor 0 does not support http/https proxies";
+        assert_eq!(reasons, [want, want]);
+        let (kept, refused) = sendable(vec![web("a")], PROTOCOL_MINOR);
+        assert_eq!((kept.len(), refused.len()), (1, 0));
+    }
 }

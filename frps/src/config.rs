@@ -58,6 +58,10 @@ pub struct ServerFile {
     /// Seconds a backend may take to send its response head (default 60).
     #[serde(rename = "vhostHTTPTimeout")]
     pub vhost_http_timeout: Option<u64>,
+    /// Seconds a request body may send nothing, and a visitor read nothing (default 60).
+    pub vhost_body_idle_timeout: Option<u64>,
+    /// Seconds an upgraded (WebSocket) connection may carry nothing either way (default 3600).
+    pub vhost_upgrade_idle_timeout: Option<u64>,
     /// Connections open at once on the vhost ports (default 10000).
     #[serde(rename = "vhostMaxConnections")]
     pub vhost_max_connections: Option<usize>,

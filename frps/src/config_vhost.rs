@@ -1,5 +1,6 @@
 //! The virtual-host keys of `frps.toml`: `vhostHTTPPort`, `vhostHTTPSPort`,
-//! `vhostHTTPTimeout`, `vhostMaxConnections`, `vhostMaxConnectionsPerIP`, `subDomainHost`,
+//! `vhostHTTPTimeout`, `vhostBodyIdleTimeout`, `vhostUpgradeIdleTimeout`,
+//! `vhostMaxConnections`, `vhostMaxConnectionsPerIP`, `subDomainHost`,
 //! `allowDomains` (global and per client) and the certificates for TLS termination,
 //! `[[vhostHTTPS.certificates]]` (each must cover its `domains`; a name has one certificate).
 
@@ -48,15 +49,7 @@ pub fn vhost_settings(path: &Path, file: &ServerFile) -> Result<VhostSettings, S
         https_port: port(file.vhost_https_port),
         ..VhostSettings::default()
     };
-    match file.vhost_http_timeout {
-        None => {}
-        Some(t) if (1..=3600).contains(&t) => s.response_timeout = Duration::from_secs(t),
-        Some(t) => {
-            return Err(format!(
-                "`vhostHTTPTimeout = {t}`: must be between 1 and 3600 seconds"
-            ))
-        }
-    }
+    clocks(file, &mut s)?;
     connection_limits(file, &mut s)?;
     if let Some(host) = &file.sub_domain_host {
         let p = DomainPattern::parse(host).map_err(|e| format!("subDomainHost: {e}"))?;
@@ -76,6 +69,38 @@ pub fn vhost_settings(path: &Path, file: &ServerFile) -> Result<VhostSettings, S
         return Err("[[vhostHTTPS.certificates]] needs vhostHTTPSPort".into());
     }
     Ok(s)
+}
+
+/// `vhostHTTPTimeout`, `vhostBodyIdleTimeout` and `vhostUpgradeIdleTimeout`, in seconds.
+fn clocks(file: &ServerFile, s: &mut VhostSettings) -> Result<(), String> {
+    let secs = |key: &str, v: Option<u64>, max: u64, into: &mut Duration| match v {
+        None => Ok(()),
+        Some(t) if (1..=max).contains(&t) => {
+            *into = Duration::from_secs(t);
+            Ok(())
+        }
+        Some(t) => Err(format!(
+            "`{key} = {t}`: must be between 1 and {max} seconds"
+        )),
+    };
+    let (response, body, upgrade) = (
+        file.vhost_http_timeout,
+        file.vhost_body_idle_timeout,
+        file.vhost_upgrade_idle_timeout,
+    );
+    secs("vhostHTTPTimeout", response, 3600, &mut s.response_timeout)?;
+    secs(
+        "vhostBodyIdleTimeout",
+        body,
+        86_400,
+        &mut s.body_idle_timeout,
+    )?;
+    secs(
+        "vhostUpgradeIdleTimeout",
+        upgrade,
+        604_800,
+        &mut s.upgrade_idle_timeout,
+    )
 }
 
 /// `vhostMaxConnections` and `vhostMaxConnectionsPerIP`.
@@ -205,6 +230,27 @@ mod tests {
         assert!(e.contains("without '*.'"), "{e}");
         let e = settings("subDomainHost = \"bad name\"").unwrap_err();
         assert!(e.starts_with("subDomainHost"), "{e}");
+    }
+
+    #[test]
+    fn idle_clocks_are_configurable_and_bounded() {
+        let s = settings("vhostBodyIdleTimeout = 600\nvhostUpgradeIdleTimeout = 86400").unwrap();
+        assert_eq!(s.body_idle_timeout, Duration::from_secs(600));
+        assert_eq!(s.upgrade_idle_timeout, Duration::from_secs(86_400));
+        let d = settings("").unwrap();
+        assert_eq!(d.body_idle_timeout, Duration::from_secs(60));
+        assert_eq!(d.upgrade_idle_timeout, Duration::from_secs(3600));
+        for bad in [
+            "vhostBodyIdleTimeout = 0",
+            "vhostBodyIdleTimeout = 86401",
+            "vhostUpgradeIdleTimeout = 604801",
+        ] {
+            let e = settings(bad).unwrap_err();
+            assert!(
+                e.contains(bad) && e.contains("must be between 1 and"),
+                "{e}"
+            );
+        }
     }
 
     /// A certificate for `names` written to `dir` as web.crt / web.key, and a config path.

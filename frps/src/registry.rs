@@ -13,7 +13,7 @@ use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
 use crate::domains::DomainPattern;
-use crate::vhost::backend::HttpBackend;
+use crate::vhost::backend::{HttpBackend, Routed};
 use crate::vhost::routes::{Owner, RouteTable, Shares, TlsRoute};
 use crate::vhost::TlsTarget;
 
@@ -54,6 +54,8 @@ struct SessionEntry {
     /// The client's certificate, to recheck against a reloaded revocation list.
     cert: CertificateDer<'static>,
     finished: CancellationToken,
+    /// Whether the routes older sessions of this identity left were released.
+    predecessors_released: bool,
 }
 
 #[derive(Debug, Default)]
@@ -111,6 +113,7 @@ impl Registry {
             conn: conn.clone(),
             cert,
             finished,
+            predecessors_released: false,
         };
         let old = g.sessions.insert(identity.to_string(), entry);
         g.status.clients.insert(
@@ -252,9 +255,28 @@ impl Registry {
         self.lock().routes.claim_https(hosts, owner, target)
     }
 
-    /// The http proxy serving `host` (normalized) and `path` (in match form).
-    pub(crate) fn lookup_http(&self, host: &str, path: &str) -> Option<Arc<HttpBackend>> {
-        self.lock().routes.lookup_http(host, path).map(|(t, _)| t)
+    /// The http proxy serving `host` (normalized) and `path` (in match form), and the
+    /// other proxies the `guard_forms` of the path reach when case is ignored: their
+    /// passwords are checked too, so no spelling is less protected than the location a
+    /// case-folding service would serve it from.
+    pub(crate) fn lookup_http(
+        &self,
+        host: &str,
+        path: &str,
+        guard_forms: &[String],
+    ) -> Option<Routed> {
+        let g = self.lock();
+        let (backend, _) = g.routes.lookup_http(host, path)?;
+        let mut guards: Vec<Arc<HttpBackend>> = Vec::new();
+        for form in guard_forms {
+            if let Some((other, _)) = g.routes.lookup_http_ci(host, form) {
+                let seen = |b: &Arc<HttpBackend>| Arc::ptr_eq(b, &other);
+                if !seen(&backend) && !guards.iter().any(seen) {
+                    guards.push(other);
+                }
+            }
+        }
+        Some(Routed { backend, guards })
     }
 
     /// How to serve a TLS connection for the SNI `host` (normalized); `certified(key)` says
@@ -269,10 +291,17 @@ impl Registry {
 
     /// Releases a session's ports and routes, and drops its proxies from the status (its
     /// listeners were closed early). The one place a session gives back what it held.
+    ///
+    /// A session replaced by a newer one of the same identity keeps its routes, for that
+    /// identity only, until the newer one has claimed its own
+    /// ([`Registry::release_predecessors`]): no other client can take a name in between.
     pub fn proxies_withdrawn(&self, identity: &str, session: u64) {
         let mut g = self.lock();
         g.ports.retain(|_, (_, s)| *s != session);
-        g.routes.release_session(session);
+        let successor = g.sessions.get(identity).filter(|e| e.id > session);
+        if successor.is_none_or(|e| e.predecessors_released) {
+            g.routes.release_identity_up_to(identity, session);
+        }
         if let Some(c) = g
             .status
             .clients
@@ -282,6 +311,17 @@ impl Registry {
             c.proxies.clear();
         }
         self.publish(&g);
+    }
+
+    /// Releases the routes older sessions of `identity` left reserved for `session`, once it
+    /// has claimed its own (or its grace ran out); nothing if a newer session replaced it.
+    pub fn release_predecessors(&self, identity: &str, session: u64) {
+        let mut g = self.lock();
+        let Some(entry) = g.sessions.get_mut(identity).filter(|e| e.id == session) else {
+            return;
+        };
+        entry.predecessors_released = true;
+        g.routes.release_identity_up_to(identity, session - 1);
     }
 
     fn publish(&self, g: &Inner) {

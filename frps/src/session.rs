@@ -145,9 +145,13 @@ impl Session {
     /// Reads control messages until the connection ends or the server shuts down.
     async fn control_loop(&mut self, reader: &mut Reader, writer: &mut Writer) -> String {
         let shutdown = self.shared.shutdown.clone();
-        let mut going_away = false;
+        let mut state = Control::default();
         // quinn has no event for a client's address changing (migration): look now and then.
         let mut path_check = tokio::time::interval(PATH_CHECK);
+        // What a replaced session of this client held stays reserved for it until its
+        // AddProxies is answered, or for as long as a Hello may take.
+        let reserved = tokio::time::sleep(self.shared.settings.hello_timeout);
+        tokio::pin!(reserved);
         loop {
             tokio::select! {
                 e = self.conn.closed() => return e.to_string(),
@@ -155,35 +159,74 @@ impl Session {
                     let remote = self.conn.remote_address();
                     self.shared.registry.client_moved(&self.identity, self.id, remote);
                 }
-                _ = shutdown.cancelled(), if !going_away => {
-                    going_away = true;
+                () = &mut reserved, if !state.released => self.release_predecessors(&mut state),
+                _ = shutdown.cancelled(), if !state.shutting_down => {
+                    state.shutting_down = true;
                     // Listeners first: no new public connection may start from here on.
                     self.withdraw().await;
                     let notice = ControlMsg::GoingAway(GoingAway { reason: "server shutting down".into() });
                     let _ = tokio::time::timeout(NOTICE_WAIT, writer.send(notice)).await;
                 }
-                msg = reader.next(), if !going_away => match msg {
-                    Some(Ok(ControlMsg::GoingAway(g))) => {
-                        info!(client = %self.identity, reason = %g.reason, "client going away");
-                        going_away = true;
-                        self.withdraw().await;
-                    }
-                    Some(Ok(ControlMsg::AddProxies(add))) => {
-                        let results = self.publish_all(&add.proxies).await;
-                        let answer = ControlMsg::AddResults(AddResults { results });
-                        if let Err(e) = writer.send(answer).await {
-                            return format!("sending add-results: {e}");
+                msg = reader.next(), if state.reading() => match msg {
+                    Some(Ok(msg)) => {
+                        if let Err(reason) = self.on_message(msg, writer, &mut state).await {
+                            return reason;
                         }
                     }
-                    Some(Ok(other)) => {
-                        let reason = format!("unexpected {} on the control stream", other.kind_str());
-                        return self.violate(reason);
-                    }
+                    // The client said it was leaving: its stream may end with the connection.
+                    Some(Err(_)) | None if state.client_left => state.stream_ended = true,
                     Some(Err(e)) => return self.violate(format!("bad control frame: {e}")),
                     None => return self.violate("control stream closed".into()),
                 },
             }
         }
+    }
+
+    /// Handles one message after the `Welcome`: a `GoingAway`, or the one `AddProxies`.
+    ///
+    /// # Errors
+    /// Why the session ends: a protocol violation, or the answer could not be sent.
+    async fn on_message(
+        &mut self,
+        msg: ControlMsg,
+        writer: &mut Writer,
+        state: &mut Control,
+    ) -> Result<(), String> {
+        match msg {
+            ControlMsg::GoingAway(g) if !state.client_left => {
+                info!(client = %self.identity, reason = %g.reason, "client going away");
+                state.client_left = true;
+                self.withdraw().await;
+            }
+            ControlMsg::AddProxies(add) if !(state.added || state.client_left) => {
+                state.added = true;
+                let results = self.publish_all(&add.proxies).await;
+                self.release_predecessors(state);
+                let answer = ControlMsg::AddResults(AddResults { results });
+                if let Err(e) = writer.send(answer).await {
+                    return Err(format!("sending add-results: {e}"));
+                }
+            }
+            ControlMsg::AddProxies(_) if state.client_left => {
+                return Err(self.violate("add-proxies after going-away".into()));
+            }
+            ControlMsg::AddProxies(_) => {
+                return Err(self.violate("a second add-proxies: a session sends one".into()));
+            }
+            other => {
+                let reason = format!("unexpected {} on the control stream", other.kind_str());
+                return Err(self.violate(reason));
+            }
+        }
+        Ok(())
+    }
+
+    /// Releases what older sessions of this client left reserved for this one.
+    fn release_predecessors(&self, state: &mut Control) {
+        state.released = true;
+        self.shared
+            .registry
+            .release_predecessors(&self.identity, self.id);
     }
 
     fn violate(&self, reason: String) -> String {
@@ -304,6 +347,27 @@ impl Session {
             registry.unclaim_port(port, self.id);
             format!("cannot bind {addr}: {e}")
         })
+    }
+}
+
+/// Where a session's control stream is, after the `Welcome`.
+#[derive(Debug, Default)]
+struct Control {
+    /// The server is shutting down: it sent `GoingAway` and reads no more.
+    shutting_down: bool,
+    /// The client sent `GoingAway`.
+    client_left: bool,
+    /// The client's stream ended after its `GoingAway`.
+    stream_ended: bool,
+    /// The client sent its one `AddProxies`.
+    added: bool,
+    /// What older sessions of this client left reserved was released.
+    released: bool,
+}
+
+impl Control {
+    fn reading(&self) -> bool {
+        !(self.shutting_down || self.stream_ended)
     }
 }
 

@@ -10,6 +10,14 @@
 //! versions fail the handshake. The minor version ([`PROTOCOL_MINOR`]) travels in [`Hello`] and
 //! [`Welcome`]; minor additions must stay backwards compatible.
 //!
+//! A field that a server must understand to enforce what the client asked for (every field
+//! of a [`VhostSpec`] today) is gated by the minor that introduced it: a client sends a proxy
+//! that sets such a field only to a server whose `Welcome` minor knows it, and otherwise
+//! refuses that proxy itself, naming the key ([`VhostSpec::first_key_newer_than`]). A
+//! decoder skips unknown trailing bytes of a `VhostSpec` only so that a newer peer can send
+//! fields at their defaults, or hints that change nothing the server enforces; skipping is
+//! never how a security setting is meant to degrade.
+//!
 //! # Streams
 //!
 //! - **Control stream**: the first bidirectional stream, opened by the client. The client sends
@@ -52,7 +60,8 @@
 //!   server picks), then for http and https only a `VhostSpec` (since minor 1): `u16 len` and
 //!   that many bytes, of which a decoder reads the fields it knows and skips the rest, so later
 //!   minors can append fields (the layout is in `wire_vhost.rs`: domains, subdomain, locations,
-//!   header rewrites, basic-auth user and password, CORS, redirect). Its lists hold at most
+//!   header rewrites, basic-auth user and password, CORS, redirect, encoded slashes). Its
+//!   lists hold at most
 //!   [`vhost::MAX_VHOST_ITEMS`] entries.
 //! - `ProxyResult`: `name`, then `u8 outcome`: 0 = bound (`u32 proxy id`, `addr`),
 //!   1 = refused (`text reason`).

@@ -60,10 +60,10 @@ fn arb_vhost() -> impl Strategy<Value = VhostSpec> {
     (
         (arb_texts(253), arb_text(15), arb_texts(256), arb_text(60)),
         (arb_headers(), arb_headers(), arb_text(16), arb_text(32)),
-        (arb_cors(), any::<bool>()),
+        (arb_cors(), any::<bool>(), any::<bool>()),
     )
         .prop_map(
-            |((d, s, l, h), (rq, rs, u, p), (cors, redirect))| VhostSpec {
+            |((d, s, l, h), (rq, rs, u, p), (cors, redirect, slashes))| VhostSpec {
                 custom_domains: d,
                 subdomain: s,
                 locations: l,
@@ -74,6 +74,7 @@ fn arb_vhost() -> impl Strategy<Value = VhostSpec> {
                 http_password: Secret::new(p),
                 cors,
                 redirect_https: redirect,
+                allow_encoded_slashes: slashes,
             },
         )
 }

@@ -52,6 +52,7 @@ pub(crate) fn http_spec(n: &str) -> ProxySpec {
                 max_age: 600,
             }),
             redirect_https: true,
+            allow_encoded_slashes: true,
         },
     }
 }

@@ -6,7 +6,7 @@
 use crate::tests::{cat, decode_one, encode, encode_refused, http_spec, https_spec, name, spec};
 use crate::*;
 
-/// An http proxy with auth, CORS and redirect.
+/// An http proxy with auth, CORS, redirect and encoded slashes.
 fn golden_web() -> ProxySpec {
     ProxySpec {
         name: name("w"),
@@ -23,6 +23,7 @@ fn golden_web() -> ProxySpec {
                 ..CorsSpec::default()
             }),
             redirect_https: true,
+            allow_encoded_slashes: true,
             ..VhostSpec::default()
         },
     }
@@ -48,10 +49,10 @@ fn golden_http_and_https_specs() {
         proxies: vec![golden_web(), golden_kube()],
     });
     let golden = cat(&[
-        &[0, 0, 0, 0x59, 4],    // length 89, tag AddProxies
+        &[0, 0, 0, 0x5b, 4],    // length 91, tag AddProxies
         &[0, 2],                // two proxies
         &[0, 1, b'w', 2, 0, 0], // "w", kind http, remote port 0
-        &[0, 0x2b],             // vhost spec: 43 bytes
+        &[0, 0x2c],             // vhost spec: 44 bytes
         &[0, 1, 0, 4],
         b"a.io",                   // one custom domain
         &[0, 0, 0, 0, 0, 0],       // no subdomain, no locations, no host rewrite
@@ -61,14 +62,15 @@ fn golden_http_and_https_specs() {
         &[0, 0, 0, 1, 0, 1, b'x'], // no methods, headers ["x"]
         &[0, 0, 0, 0, 60],         // no credentials, max age 60
         &[1],                      // redirect to https
+        &[1],                      // allow encoded slashes
         &[0, 1, b'k', 3, 0, 0],    // "k", kind https
-        &[0, 0x1b],                // vhost spec: 27 bytes
+        &[0, 0x1c],                // vhost spec: 28 bytes
         &[0, 1, 0, 4],
         b"k.io",
         &[0, 3],
         b"api",                                // subdomain
         &[0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0], // empty lists and texts
-        &[0, 0],                               // no cors, no redirect
+        &[0, 0, 0],                            // no cors, redirect, encoded slashes
     ]);
     assert_eq!(&encode(&msg)[..], &golden[..]);
     assert_eq!(decode_one(&golden).unwrap(), Some(msg));
@@ -84,14 +86,14 @@ fn add_https(len: u16, spec: &[u8]) -> Vec<u8> {
 
 #[test]
 fn fields_a_later_minor_appends_are_skipped() {
-    let known = cat(&[&[0, 1, 0, 4], b"k.io", &[0; 16]]);
+    let known = cat(&[&[0, 1, 0, 4], b"k.io", &[0; 17]]);
     let newer = cat(&[&known, b"future fields"]);
-    let Some(ControlMsg::AddProxies(m)) = decode_one(&add_https(37, &newer)).unwrap() else {
+    let Some(ControlMsg::AddProxies(m)) = decode_one(&add_https(38, &newer)).unwrap() else {
         panic!("expected add-proxies");
     };
     assert_eq!(m.proxies[0].vhost.custom_domains, ["k.io"]);
     assert!(matches!(
-        decode_one(&add_https(40, &newer)),
+        decode_one(&add_https(41, &newer)),
         Err(CodecError::Truncated { what: "vhost spec" })
     ));
     assert!(matches!(
@@ -161,20 +163,48 @@ fn vhost_flags_are_checked_on_decode() {
             proxies,
         })
     };
-    // A redirect flag of 2 and a cors flag of 2 are refused on decode.
+    // Flags of 2 (encoded slashes, redirect, cors) are refused on decode.
     let mut bytes = encode(&hello(vec![https_spec("k")])).to_vec();
     let last = bytes.len() - 1;
     bytes[last] = 2;
     assert!(matches!(
         decode_one(&bytes),
         Err(CodecError::InvalidValue {
-            what: "redirect https"
+            what: "allow encoded slashes"
         })
     ));
     bytes[last] = 0;
     bytes[last - 1] = 2;
     assert!(matches!(
         decode_one(&bytes),
+        Err(CodecError::InvalidValue {
+            what: "redirect https"
+        })
+    ));
+    bytes[last - 1] = 0;
+    bytes[last - 2] = 2;
+    assert!(matches!(
+        decode_one(&bytes),
         Err(CodecError::InvalidValue { what: "cors" })
     ));
+}
+
+#[test]
+fn every_field_names_the_minor_a_server_needs() {
+    let web = golden_web().vhost;
+    assert_eq!(
+        web.first_key_newer_than(1),
+        None,
+        "minor 1 knows every field"
+    );
+    assert_eq!(web.first_key_newer_than(0), Some(("customDomains", 1)));
+    let only = VhostSpec {
+        allow_encoded_slashes: true,
+        ..VhostSpec::default()
+    };
+    assert_eq!(
+        only.first_key_newer_than(0),
+        Some(("allowEncodedSlashes", 1))
+    );
+    assert_eq!(VhostSpec::default().first_key_newer_than(0), None);
 }

@@ -105,6 +105,8 @@ pub struct VhostSpec {
     pub cors: Option<CorsSpec>,
     /// Whether plain-HTTP requests are redirected to `https://` (308).
     pub redirect_https: bool,
+    /// Whether a path may hold `%2F`, forwarded still encoded (refused with `400` otherwise).
+    pub allow_encoded_slashes: bool,
 }
 
 impl VhostSpec {
@@ -117,7 +119,8 @@ impl VhostSpec {
             && self.http_user.is_empty()
             && self.http_password.is_empty()
             && self.cors.is_none()
-            && !self.redirect_https)
+            && !self.redirect_https
+            && !self.allow_encoded_slashes)
     }
 }
 

@@ -7,13 +7,21 @@
 //! ([`canonical`]), matches locations against it with path parameters removed
 //! ([`match_form`]), and forwards the canonical path. Forms that servers disagree on are
 //! refused rather than guessed ([`PathError`]): encoded `/` and `\`, a backslash, a NUL, a
-//! malformed escape, and `.`/`..` segments with parameters (`/..;/admin`, which Tomcat reads
-//! as `/../admin`).
+//! malformed escape, `.`/`..` segments with parameters (`/..;/admin`, which Tomcat reads
+//! as `/../admin`), an escaped `%` before a dot, slash, backslash, NUL or `%` (`%252e`, which
+//! a service that decodes twice reads as `.`), and the overlong UTF-8 leads `%C0`/`%C1`
+//! (`%C0%AE` is a `.` to a lax decoder).
 //!
 //! Canonical form, like nginx's: escapes of unreserved characters decoded (`%61` is `a`,
-//! `%2E` is `.`), other escapes kept with uppercase hex, empty segments collapsed (`//` is
+//! `%2E` is `.`), other escapes kept with uppercase hex, empty segments merged (`//` is
 //! `/`), dot segments removed as in RFC 3986 section 5.2.4 (never above the root), a trailing
-//! `/` kept.
+//! `/` kept. [`canonical_keeping_slashes`] also accepts `%2F` and keeps it encoded (for a
+//! proxy with `allowEncodedSlashes`); its match form reads each `%2F` as `/`.
+//!
+//! Routing is case-sensitive, but services on Windows, or that fold case, read `/ADMIN` or
+//! `/admin.` as `/admin`. [`guard_forms`] gives the spellings of a path such a service may
+//! serve, for frps to check that no location they reach (ignoring ASCII case) asks for a
+//! stricter policy than the one routed to.
 
 /// Why a path is refused (answered with `400`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
@@ -36,7 +44,21 @@ pub enum PathError {
     /// A `.` or `..` segment with parameters (`..;x`), read as `..` by some servers only.
     #[error("the path has a dot segment with parameters")]
     DotParams,
+    /// `%25` before `2e`, `2f`, `5c`, `00` or `25`: a dot, separator, NUL or escape to a
+    /// service that decodes twice.
+    #[error("the path has a double-encoded '.', '/', '\\', NUL or '%'")]
+    DoubleEncoded,
+    /// `%C0` or `%C1`, which start only overlong (invalid) UTF-8, such as `%C0%AE` for `.`.
+    #[error("the path has an overlong UTF-8 escape")]
+    Overlong,
+    /// An encoded `/` that makes a `.` or `..` segment (`/a/..%2Fadmin`), or that sits in
+    /// a segment with parameters.
+    #[error("the path has an encoded '/' next to a dot segment or a parameter")]
+    EncodedSlashSegment,
 }
+
+/// The encoded `/` as canonical paths keep it.
+const ENCODED_SLASH: &str = "%2F";
 
 fn unreserved(b: u8) -> bool {
     b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~')
@@ -48,7 +70,20 @@ fn hex(b: u8) -> Option<u8> {
         .and_then(|d| u8::try_from(d).ok())
 }
 
-/// Decodes the escapes of unreserved characters and uppercases the others.
+/// The byte two hex digits at the start of `bytes` encode.
+fn hex_pair(bytes: &[u8]) -> Option<u8> {
+    let hi = bytes.first().copied().and_then(hex)?;
+    let lo = bytes.get(1).copied().and_then(hex)?;
+    Some(hi << 4 | lo)
+}
+
+/// The byte the escape `%HH` at `i` of `bytes` encodes.
+fn escaped(bytes: &[u8], i: usize) -> Result<u8, PathError> {
+    hex_pair(bytes.get(i + 1..).unwrap_or_default()).ok_or(PathError::BadEscape)
+}
+
+/// Decodes the escapes of unreserved characters and uppercases the others; `%2F` is kept
+/// as it is (uppercase).
 fn decode_unreserved(raw: &str) -> Result<String, PathError> {
     let bytes = raw.as_bytes();
     let mut out = String::with_capacity(raw.len());
@@ -67,30 +102,50 @@ fn decode_unreserved(raw: &str) -> Result<String, PathError> {
             i += ch.len_utf8();
             continue;
         }
-        let (hi, lo) = match (
-            bytes.get(i + 1).copied().and_then(hex),
-            bytes.get(i + 2).copied().and_then(hex),
-        ) {
-            (Some(hi), Some(lo)) => (hi, lo),
-            _ => return Err(PathError::BadEscape),
-        };
-        let v = hi << 4 | lo;
-        match v {
+        match escaped(bytes, i)? {
             0 => return Err(PathError::Nul),
-            b'/' | b'\\' => return Err(PathError::EncodedSeparator),
+            b'\\' => return Err(PathError::EncodedSeparator),
+            0xC0 | 0xC1 => return Err(PathError::Overlong),
             v if unreserved(v) => out.push(char::from(v)),
             v => out.push_str(&format!("%{v:02X}")),
         }
         i += 3;
     }
+    if double_encoded(&out) {
+        return Err(PathError::DoubleEncoded);
+    }
     Ok(out)
+}
+
+/// Whether a decoded path has `%25` before what a second decoding makes a dot, separator,
+/// NUL or another escape (the hex digits may have been escapes themselves: `%25%32%65`).
+fn double_encoded(decoded: &str) -> bool {
+    decoded.match_indices("%25").any(|(i, _)| {
+        let next = decoded.get(i + 3..i + 5).unwrap_or_default();
+        ["2e", "2f", "5c", "00", "25"]
+            .iter()
+            .any(|d| next.eq_ignore_ascii_case(d))
+    })
 }
 
 /// The canonical form of a request path (without its query), or why it is refused.
 ///
 /// # Errors
-/// [`PathError`] for a path servers would read differently.
+/// [`PathError`] for a path servers would read differently, `%2F` included.
 pub fn canonical(raw: &str) -> Result<String, PathError> {
+    let path = canonical_keeping_slashes(raw)?;
+    match path.contains(ENCODED_SLASH) {
+        true => Err(PathError::EncodedSeparator),
+        false => Ok(path),
+    }
+}
+
+/// [`canonical`], except that `%2F` is accepted and kept encoded (for a proxy whose service
+/// tells an encoded slash from a separator, as GitLab and RabbitMQ do).
+///
+/// # Errors
+/// As [`canonical`], without the refusal of `%2F`.
+pub fn canonical_keeping_slashes(raw: &str) -> Result<String, PathError> {
     if !raw.starts_with('/') {
         return Err(PathError::NotAbsolute);
     }
@@ -111,28 +166,99 @@ pub fn canonical(raw: &str) -> Result<String, PathError> {
             s => out.push(s),
         }
     }
-    let mut path = format!("/{}", out.join("/"));
-    if trailing && !out.is_empty() {
-        path.push('/');
-    }
-    Ok(path)
+    Ok(joined(&out, trailing))
 }
 
-/// A canonical path as locations are matched against it: each segment's parameters
-/// (`;jsessionid=...`) removed, as Tomcat, Jetty and Spring do before they route.
-pub fn match_form(canonical: &str) -> String {
-    let segments: Vec<&str> = canonical
-        .split('/')
-        .skip(1)
-        .map(|s| s.split(';').next().unwrap_or_default())
-        .collect();
-    let trailing = canonical.len() > 1 && canonical.ends_with('/');
-    let kept: Vec<&str> = segments.into_iter().filter(|s| !s.is_empty()).collect();
-    let mut path = format!("/{}", kept.join("/"));
-    if trailing && !kept.is_empty() {
+/// `/` and `segments` joined by `/`, with a trailing `/` when asked for and not the root.
+fn joined(segments: &[&str], trailing: bool) -> String {
+    let mut path = format!("/{}", segments.join("/"));
+    if trailing && !segments.is_empty() {
         path.push('/');
     }
     path
+}
+
+/// A canonical path as locations are matched against it: each segment's parameters
+/// (`;jsessionid=...`) removed, as Tomcat, Jetty and Spring do before they route, and each
+/// `%2F` read as `/` (so `//` merges there too).
+///
+/// # Errors
+/// [`PathError::EncodedSlashSegment`] when an encoded `/` makes a `.` or `..` segment or
+/// shares a segment with parameters: read as `/`, the path would not be canonical.
+pub fn match_form(canonical: &str) -> Result<String, PathError> {
+    let mut kept: Vec<&str> = Vec::new();
+    for seg in canonical.split('/').skip(1) {
+        let bare = seg.split(';').next().unwrap_or_default();
+        if !seg.contains(ENCODED_SLASH) {
+            kept.push(bare);
+            continue;
+        }
+        if seg != bare {
+            return Err(PathError::EncodedSlashSegment);
+        }
+        for piece in seg.split(ENCODED_SLASH) {
+            if matches!(piece, "." | "..") {
+                return Err(PathError::EncodedSlashSegment);
+            }
+            kept.push(piece);
+        }
+    }
+    let trailing =
+        canonical.len() > 1 && (canonical.ends_with('/') || canonical.ends_with(ENCODED_SLASH));
+    kept.retain(|s| !s.is_empty());
+    Ok(joined(&kept, trailing))
+}
+
+/// The spellings of a match-form path that a service folding case, trimming trailing dots
+/// and spaces from segments (Windows), or decoding twice may serve, ASCII-lowercased: to be
+/// matched with [`location_covers_ci`]. The first is the path itself.
+pub fn guard_forms(match_path: &str) -> Vec<String> {
+    let mut forms = vec![match_path.to_ascii_lowercase()];
+    let loose = trimmed(&decoded_twice(match_path)).to_ascii_lowercase();
+    if loose != forms[0] {
+        forms.push(loose);
+    }
+    forms
+}
+
+/// `%25HH` read as the unreserved character `HH` encodes (what a second decoding makes of
+/// it); the dangerous ones were refused already.
+fn decoded_twice(path: &str) -> String {
+    let mut out = String::with_capacity(path.len());
+    let mut rest = path;
+    while let Some(i) = rest.find("%25") {
+        out.push_str(&rest[..i]);
+        let after = &rest[i + 3..];
+        match hex_pair(after.as_bytes()) {
+            Some(v) if unreserved(v) => {
+                out.push(char::from(v));
+                rest = &after[2..];
+            }
+            _ => {
+                out.push_str("%25");
+                rest = after;
+            }
+        }
+    }
+    out.push_str(rest);
+    out
+}
+
+/// Each segment without its trailing dots and spaces (`/admin.` and `/admin%20` are
+/// `/admin` on Windows).
+fn trimmed(path: &str) -> String {
+    let segments: Vec<&str> = path
+        .split('/')
+        .skip(1)
+        .map(|mut s| loop {
+            match s.strip_suffix('.').or_else(|| s.strip_suffix("%20")) {
+                Some(shorter) => s = shorter,
+                None => break s,
+            }
+        })
+        .filter(|s| !s.is_empty())
+        .collect();
+    joined(&segments, path.len() > 1 && path.ends_with('/'))
 }
 
 /// The routing key of a location: its canonical form without a trailing `/` (`/api/` and
@@ -161,85 +287,11 @@ pub fn location_covers(location: &str, path: &str) -> bool {
             .is_some_and(|rest| rest.is_empty() || rest.starts_with('/'))
 }
 
-#[cfg(test)]
-#[allow(clippy::unwrap_used)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn equivalent_spellings_become_one() {
-        for raw in [
-            "/admin/",
-            "/./admin/",
-            "//admin/",
-            "/%61dmin/",
-            "/%2e/admin/",
-            "/api/../admin/",
-            "/api/%2E%2E/admin/",
-            "/../admin/.",
-            "/admin//",
-        ] {
-            assert_eq!(canonical(raw).unwrap(), "/admin/", "{raw}");
-        }
-        assert_eq!(canonical("/").unwrap(), "/");
-        assert_eq!(canonical("/a/b/..").unwrap(), "/a/");
-        assert_eq!(canonical("/..").unwrap(), "/");
-        assert_eq!(
-            canonical("/a%3f%7e").unwrap(),
-            "/a%3F~",
-            "other escapes are kept, in uppercase"
-        );
-        assert_eq!(
-            canonical("/a;b=1/c").unwrap(),
-            "/a;b=1/c",
-            "parameters are forwarded"
-        );
-        assert_eq!(canonical("/caf\u{e9}").unwrap(), "/caf\u{e9}");
-    }
-
-    #[test]
-    fn ambiguous_forms_are_refused() {
-        let cases = [
-            ("*", PathError::NotAbsolute),
-            ("/a%2fb", PathError::EncodedSeparator),
-            ("/a%5Cb", PathError::EncodedSeparator),
-            ("/a\\b", PathError::Backslash),
-            ("/a%00", PathError::Nul),
-            ("/a%zz", PathError::BadEscape),
-            ("/a%4", PathError::BadEscape),
-            ("/public/..;/admin", PathError::DotParams),
-            ("/.;x/admin", PathError::DotParams),
-        ];
-        for (raw, want) in cases {
-            assert_eq!(canonical(raw), Err(want), "{raw}");
-        }
-    }
-
-    #[test]
-    fn matching_ignores_parameters() {
-        assert_eq!(match_form("/admin;x"), "/admin");
-        assert_eq!(match_form("/api;v=1/admin/"), "/api/admin/");
-        assert_eq!(match_form("/;x"), "/");
-        assert!(location_covers(
-            "/admin",
-            &match_form("/admin;jsessionid=1")
-        ));
-        assert!(location_covers("/api", "/api"));
-        assert!(location_covers("/api", "/api/"));
-        assert!(location_covers("/api", "/api/v1"));
-        assert!(!location_covers("/api", "/apix"));
-        assert!(!location_covers("/api", "/"));
-        assert!(location_covers("/", "/anything"));
-    }
-
-    #[test]
-    fn locations_have_one_key() {
-        assert_eq!(location_key("/api/").unwrap(), "/api");
-        assert_eq!(location_key("/api").unwrap(), "/api");
-        assert_eq!(location_key("/").unwrap(), "/");
-        assert_eq!(location_key("//").unwrap(), "/");
-        assert_eq!(location_key("/%61pi").unwrap(), "/api");
-        assert!(location_key("/a;b").unwrap_err().contains("';'"));
-        assert!(location_key("/a%2fb").unwrap_err().contains("encoded"));
-    }
+/// [`location_covers`] ignoring ASCII case; `form` is one of the [`guard_forms`] (lowercase).
+pub fn location_covers_ci(location: &str, form: &str) -> bool {
+    location_covers(&location.to_ascii_lowercase(), form)
 }
+
+#[cfg(test)]
+#[path = "vhost_path_tests.rs"]
+mod tests;

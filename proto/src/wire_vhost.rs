@@ -7,7 +7,20 @@
 //! `text hostHeaderRewrite`, `list<header> requestHeaders`, `list<header> responseHeaders`,
 //! `text httpUser`, `text httpPassword`, `u8 cors` (0 = none, 1 = `list<text> origins`,
 //! `list<text> methods`, `list<text> headers`, `u8 credentials`, `u32 maxAge`),
-//! `u8 redirectHTTPS`; a header is `text name`, `text value`; booleans are 0 or 1.
+//! `u8 redirectHTTPS`, `u8 allowEncodedSlashes`; a header is `text name`, `text value`;
+//! booleans are 0 or 1.
+//!
+//! # Adding fields
+//!
+//! Every field changes what the server enforces, so a server must understand each field a
+//! client sets. A field added later is appended, and gated by the minor version that
+//! introduced it ([`VhostSpec::first_key_newer_than`]): frpc refuses, locally and by key, a
+//! proxy that sets a field the server's `Welcome` minor does not know, instead of letting an
+//! older server skip it (which would fail open: a password or a refusal silently dropped).
+//! Skipping unknown trailing bytes is only for forward compatibility: fields a newer peer
+//! sends at their defaults, or hints that change nothing a server enforces. A decoder reads
+//! the fields of its own minor; fields of later minors, when added, must decode as their
+//! default when absent (an older client does not send them). Every field below is minor 1.
 
 use bytes::{Buf, BufMut};
 
@@ -47,6 +60,36 @@ pub(crate) fn put_vhost<B: BufMut>(buf: &mut B, spec: &VhostSpec) -> Result<(), 
     buf.put_u16(len);
     buf.put_slice(&body);
     Ok(())
+}
+
+/// The frpc keys of the fields a [`VhostSpec`] sets, each with the protocol minor that
+/// introduced it and whether this spec sets it (differs from the default).
+fn keys(spec: &VhostSpec) -> [(&'static str, u16, bool); 11] {
+    [
+        ("customDomains", 1, !spec.custom_domains.is_empty()),
+        ("subdomain", 1, !spec.subdomain.is_empty()),
+        ("locations", 1, !spec.locations.is_empty()),
+        ("hostHeaderRewrite", 1, !spec.host_header_rewrite.is_empty()),
+        ("requestHeaders", 1, !spec.request_headers.is_empty()),
+        ("responseHeaders", 1, !spec.response_headers.is_empty()),
+        ("httpUser", 1, !spec.http_user.is_empty()),
+        ("httpPassword", 1, !spec.http_password.is_empty()),
+        ("cors", 1, spec.cors.is_some()),
+        ("redirectHTTPS", 1, spec.redirect_https),
+        ("allowEncodedSlashes", 1, spec.allow_encoded_slashes),
+    ]
+}
+
+impl VhostSpec {
+    /// The first key this spec sets that a server speaking protocol minor `minor` does not
+    /// know, with the minor it needs: frpc must not send such a proxy, since the server
+    /// would skip the field and enforce less than the config says.
+    pub fn first_key_newer_than(&self, minor: u16) -> Option<(&'static str, u16)> {
+        keys(self)
+            .into_iter()
+            .find(|(_, since, set)| *set && *since > minor)
+            .map(|(key, since, _)| (key, since))
+    }
 }
 
 /// A label is at most 63 bytes.
@@ -141,6 +184,7 @@ impl Decode for VhostSpec {
                 _ => return Err(CodecError::InvalidValue { what: "cors" }),
             },
             redirect_https: get_bool(buf, "redirect https")?,
+            allow_encoded_slashes: get_bool(buf, "allow encoded slashes")?,
         })
     }
 }
@@ -169,6 +213,7 @@ impl Encode for VhostSpec {
             }
         }
         buf.put_u8(u8::from(self.redirect_https));
+        buf.put_u8(u8::from(self.allow_encoded_slashes));
         Ok(())
     }
 }

@@ -29,19 +29,27 @@ pub type TestBody = BoxBody<Bytes, Infallible>;
 /// Size of one chunk of a streamed pattern.
 pub const CHUNK: usize = 64 * 1024;
 
-/// A local HTTP service and how many TCP connections it has accepted.
+/// A local HTTP service and how many TCP connections and requests it has accepted.
 #[derive(Clone, Debug)]
 pub struct Backend {
     /// Where it listens.
     pub addr: SocketAddr,
     /// Connections accepted so far.
     pub connections: Arc<AtomicUsize>,
+    /// Requests the test services ([`http_backend`], [`tls_backend`]) answered so far.
+    pub requests: Arc<AtomicUsize>,
 }
 
 impl Backend {
     /// Connections accepted so far.
     pub fn accepted(&self) -> usize {
         self.connections.load(Ordering::SeqCst)
+    }
+
+    /// Requests that reached the service so far (frps pools connections, so one connection
+    /// may carry several).
+    pub fn served(&self) -> usize {
+        self.requests.load(Ordering::SeqCst)
     }
 }
 
@@ -141,8 +149,10 @@ pub fn hex(d: &[u8]) -> String {
 /// (`backend=`, `method=`, `path=`, then `header:NAME=VALUE` lines).
 async fn answer(
     name: &'static str,
+    requests: Arc<AtomicUsize>,
     mut req: Request<Incoming>,
 ) -> Result<Response<TestBody>, Infallible> {
+    requests.fetch_add(1, Ordering::SeqCst);
     if req.headers().get("upgrade").is_some_and(|u| u == "echo") {
         return Ok(upgrade_echo(hyper::upgrade::on(&mut req)));
     }
@@ -203,11 +213,11 @@ fn upgrade_echo(on: hyper::upgrade::OnUpgrade) -> Response<TestBody> {
     resp
 }
 
-async fn serve_one<I>(io: I, name: &'static str)
+async fn serve_one<I>(io: I, name: &'static str, requests: Arc<AtomicUsize>)
 where
     I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
-    let service = hyper::service::service_fn(move |req| answer(name, req));
+    let service = hyper::service::service_fn(move |req| answer(name, Arc::clone(&requests), req));
     let _ = hyper::server::conn::http1::Builder::new()
         .serve_connection(TokioIo::new(io), service)
         .with_upgrades()
@@ -226,6 +236,7 @@ where
     let backend = Backend {
         addr: listener.local_addr().expect("addr"),
         connections: Arc::default(),
+        requests: Arc::default(),
     };
     let count = Arc::clone(&backend.connections);
     tokio::spawn(async move {
@@ -239,7 +250,10 @@ where
 
 /// A plain HTTP service named `name` on 127.0.0.1:0.
 pub async fn http_backend(name: &'static str) -> Backend {
-    backend(move |tcp| serve_one(tcp, name)).await
+    let requests = Arc::new(AtomicUsize::new(0));
+    let counted = Arc::clone(&requests);
+    let b = backend(move |tcp| serve_one(tcp, name, Arc::clone(&counted))).await;
+    Backend { requests, ..b }
 }
 
 /// An HTTPS service named `name` presenting `cert` (TLS ends here, not at frps).
@@ -247,15 +261,19 @@ pub async fn tls_backend(name: &'static str, cert: &frp_certs::Issued) -> Backen
     let config = frp_certs::public_server_tls_config(vec![cert.cert_der()], cert.key_der())
         .expect("backend tls");
     let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
-    backend(move |tcp| {
+    let requests = Arc::new(AtomicUsize::new(0));
+    let counted = Arc::clone(&requests);
+    let b = backend(move |tcp| {
         let accept = acceptor.accept(tcp);
+        let counted = Arc::clone(&counted);
         async move {
             if let Ok(tls) = accept.await {
-                serve_one(tls, name).await;
+                serve_one(tls, name, counted).await;
             }
         }
     })
-    .await
+    .await;
+    Backend { requests, ..b }
 }
 
 /// An HTTPS service named `name` with a certificate for `name` from `ca`.

@@ -6,7 +6,10 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use bytes::BytesMut;
-use frp_proto::{encode_control, CloseCode, ControlCodec, ControlMsg, Hello, PROTOCOL_MINOR};
+use frp_proto::{
+    encode_control, CloseCode, ControlCodec, ControlMsg, Hello, ProxyKind, ProxySpec, VhostSpec,
+    Welcome, PROTOCOL_MINOR,
+};
 use quinn::crypto::rustls::QuicClientConfig;
 use quinn::{Connection, ConnectionError, Endpoint, RecvStream, SendStream};
 
@@ -43,6 +46,22 @@ impl RawClient {
             .expect("open_bi")
     }
 
+    /// Opens the control stream, sends a `Hello` with `proxies` and reads the `Welcome`.
+    pub async fn welcomed(&self, proxies: Vec<ProxySpec>) -> (SendStream, ControlReader, Welcome) {
+        let (mut send, recv) = self.control().await;
+        let hello = ControlMsg::Hello(Hello {
+            minor: PROTOCOL_MINOR,
+            agent: "raw-test".into(),
+            proxies,
+        });
+        send.write_all(&encoded(&hello)).await.expect("hello");
+        let mut reader = tokio_util::codec::FramedRead::new(recv, ControlCodec::new());
+        match next_msg(&mut reader).await {
+            ControlMsg::Welcome(w) => (send, reader, w),
+            other => panic!("expected a welcome, got {other:?}"),
+        }
+    }
+
     /// Waits for the server to close the connection; returns its application close code.
     pub async fn closed_with(&self) -> Option<CloseCode> {
         match within("server closes the connection", self.conn.closed()).await {
@@ -76,6 +95,24 @@ pub fn empty_hello() -> ControlMsg {
         agent: "raw-test".into(),
         proxies: Vec::new(),
     })
+}
+
+/// A registration as a hand-driven client sends it: tcp with no vhost part, or http/https
+/// for `NAME.example.com`.
+pub fn spec(name: &str, kind: ProxyKind) -> ProxySpec {
+    let vhost = match kind {
+        ProxyKind::Tcp => VhostSpec::default(),
+        _ => VhostSpec {
+            custom_domains: vec![format!("{name}.example.com")],
+            ..VhostSpec::default()
+        },
+    };
+    ProxySpec {
+        name: frp_proto::ProxyName::new(name).expect("name"),
+        kind,
+        remote_port: 0,
+        vhost,
+    }
 }
 
 /// A hand-driven server: a QUIC endpoint with the deployment's server certificate that speaks
@@ -121,6 +158,14 @@ impl RawServer {
             .expect("decodes");
         (conn, send, reader, first)
     }
+}
+
+/// The next control message from the server.
+pub async fn next_msg(reader: &mut ControlReader) -> ControlMsg {
+    within("control message", futures_util::StreamExt::next(reader))
+        .await
+        .expect("a message")
+        .expect("decodes")
 }
 
 /// The read half of a control stream, framed.

@@ -115,7 +115,7 @@ pub async fn echo(tcp: &mut TcpStream, msg: &[u8]) {
 }
 
 /// Reads a request head off `tcp` (no body); `None` when the connection ended first.
-async fn read_request(tcp: &mut TcpStream) -> Option<String> {
+pub async fn read_request(tcp: &mut TcpStream) -> Option<String> {
     let mut head = Vec::new();
     let mut byte = [0u8; 1];
     while !head.ends_with(b"\r\n\r\n") {

@@ -333,3 +333,59 @@ async fn a_wildcard_of_another_client_never_answers_for_a_held_name() {
     ci.stop().await.expect("stop");
     server.stop().await.expect("stop");
 }
+
+#[tokio::test]
+async fn a_name_stays_reserved_for_its_client_while_a_newer_session_registers() {
+    use frp_proto::{AddProxies, ControlMsg, ProxyKind, ProxyOutcome};
+    use frp_tests::raw::{encoded, next_msg, spec, RawClient};
+    init_logs();
+    let pki = Pki::new();
+    let app = http_backend("app").await;
+    let server = TestServer::start(vhost_settings(&pki, ALLOW));
+    let cert = pki.ca.issue_client("node1").expect("cert");
+    let proxies = vec![
+        http_proxy("web", app.addr, &["web.example.com"], VhostSpec::default()),
+        http_proxy("old", app.addr, &["old.example.com"], VhostSpec::default()),
+    ];
+    let mut stale = TestClient::start_stale(&pki, &cert, server.addr, proxies);
+    stale.bound("web").await;
+    stale.bound("old").await;
+    // A newer session of node1, driven by hand: its Hello is answered, its AddProxies waits.
+    let fresh = RawClient::connect(pki.client_tls_with(&cert), server.addr).await;
+    let (mut send, mut reader, _) = fresh.welcomed(Vec::new()).await;
+    stale.wait_for("old session closed", |s| !s.connected).await;
+    let thief = vec![http_proxy(
+        "web",
+        app.addr,
+        &["web.example.com"],
+        VhostSpec::default(),
+    )];
+    let mut ci = TestClient::connect(&pki, "ci", server.addr, thief);
+    let why = ci.refused("web").await;
+    assert!(why.contains("which another client holds"), "{why}");
+    let add = ControlMsg::AddProxies(AddProxies {
+        proxies: vec![spec("web", ProxyKind::Http)],
+    });
+    send.write_all(&encoded(&add)).await.expect("add-proxies");
+    let ControlMsg::AddResults(r) = next_msg(&mut reader).await else {
+        panic!("expected add-results");
+    };
+    assert!(
+        matches!(r.results[0].outcome, ProxyOutcome::Bound { .. }),
+        "{r:?}"
+    );
+    // What the newer session did not claim again is free once it answered.
+    let late = vec![http_proxy(
+        "old",
+        app.addr,
+        &["old.example.com"],
+        VhostSpec::default(),
+    )];
+    let mut dave = TestClient::connect(&pki, "dave", server.addr, late);
+    dave.bound("old").await;
+    for c in [stale, ci, dave] {
+        c.stop().await.expect("stop");
+    }
+    drop(fresh);
+    server.stop().await.expect("stop");
+}

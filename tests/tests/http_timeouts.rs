@@ -103,3 +103,54 @@ async fn a_visitor_that_stops_reading_is_dropped_and_frees_the_connection() {
     c.stop().await.expect("stop");
     server.stop().await.expect("stop");
 }
+
+/// An event stream: one event, silence until `go` is notified, a second event, the end.
+async fn event_stream(go: std::sync::Arc<tokio::sync::Notify>) -> Backend {
+    use tokio::io::AsyncWriteExt as _;
+    frp_tests::http::backend(move |mut tcp| {
+        let go = std::sync::Arc::clone(&go);
+        async move {
+            if frp_tests::rawhttp::read_request(&mut tcp).await.is_none() {
+                return;
+            }
+            let head = "HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nTransfer-Encoding: chunked\r\n\r\n";
+            let event = |n: u8| format!("9\r\ndata: {}\n\n\r\n", char::from(n));
+            let first = format!("{head}{}", event(b'1'));
+            let _ = tcp.write_all(first.as_bytes()).await;
+            go.notified().await;
+            let rest = format!("{}0\r\n\r\n", event(b'2'));
+            let _ = tcp.write_all(rest.as_bytes()).await;
+        }
+    })
+    .await
+}
+
+#[tokio::test]
+async fn a_response_silent_longer_than_the_body_idle_time_survives() {
+    let pki = Pki::new();
+    let go = std::sync::Arc::new(tokio::sync::Notify::new());
+    let app = event_stream(std::sync::Arc::clone(&go)).await;
+    let (server, c, http) = publish(&pki, &app, TICK, TICK).await;
+    let mut sender = client(http).await;
+    let req = frp_tests::http::request("GET", HOST, "/events", &[]);
+    let resp = within("response head", sender.send_request(req))
+        .await
+        .expect("response");
+    assert_eq!(resp.status(), 200);
+    let mut body = resp.into_body();
+    let first = within("first event", body.frame()).await;
+    let first = first
+        .expect("a frame")
+        .expect("data")
+        .into_data()
+        .expect("data");
+    assert_eq!(&first[..], b"data: 1\n\n");
+    // Silent for several body idle times (and vhostHTTPTimeout): a stream, not a stall.
+    tokio::time::sleep(TICK * 4).await;
+    go.notify_one();
+    let rest = within("the rest", body.collect()).await.expect("body");
+    assert_eq!(&rest.to_bytes()[..], b"data: 2\n\n");
+    drop(sender);
+    c.stop().await.expect("stop");
+    server.stop().await.expect("stop");
+}

@@ -10,8 +10,10 @@
 //! for [`IDLE_TIMEOUT`] or less if the service's `Keep-Alive: timeout=N` says so, and a
 //! timer drops it from the pool then. A request on a pooled connection that the service
 //! closed meanwhile is retried once on a fresh stream: always when it was not sent, and when
-//! it was sent but no response came if it is idempotent with an empty body (a GET), as HTTP
-//! clients do. All pooled connections close when the proxy goes away (its session ends).
+//! it was sent but no response came if it is safe (a GET) or carries an `Idempotency-Key`,
+//! with an empty body, as Go's client does. The retry waits briefly for the closed
+//! connection's permit. All pooled connections close when the proxy goes away (its session
+//! ends).
 
 use std::io;
 use std::net::SocketAddr;
@@ -25,7 +27,7 @@ use hyper::body::Incoming;
 use hyper::client::conn::http1::{self, SendRequest};
 use hyper::{HeaderMap, Method, Request, Response};
 use hyper_util::rt::TokioIo;
-use tokio::sync::Semaphore;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::debug;
@@ -40,6 +42,9 @@ const MAX_IDLE: usize = 32;
 /// How long an idle connection is kept: a little less than the 5 s idle timeout of common
 /// servers (Node.js, Apache), so a pooled connection is rarely closed under a request.
 pub const IDLE_TIMEOUT: Duration = Duration::from_secs(4);
+/// How long a request sent again after a pooled connection closed under it waits for a
+/// connection permit (the closed connection gives its own back as its task ends).
+const RETRY_PERMIT_WAIT: Duration = Duration::from_secs(1);
 /// Largest buffer hyper keeps for one backend connection, and largest response head.
 const MAX_BUF: usize = 64 * 1024;
 
@@ -89,6 +94,16 @@ pub struct HttpBackend {
     gone: CancellationToken,
 }
 
+/// Where an http request goes, and the proxies whose policy it must also pass.
+#[derive(Debug)]
+pub struct Routed {
+    /// The proxy the request is forwarded to.
+    pub backend: Arc<HttpBackend>,
+    /// Other proxies a case-folding service could serve the path from (see
+    /// [`guard_forms`](frp_proto::vhost::path::guard_forms)).
+    pub guards: Vec<Arc<HttpBackend>>,
+}
+
 /// What a backend needs from its session.
 #[derive(Debug)]
 pub struct BackendParts {
@@ -113,18 +128,18 @@ struct Resend {
 }
 
 impl Resend {
-    /// Kept for idempotent requests with an empty body (RFC 9110 9.2.2 lets them be retried).
+    /// Kept for requests with an empty body that may be sent twice, as Go's client decides:
+    /// `GET`, `HEAD`, `OPTIONS`, `TRACE`, or any method with an `Idempotency-Key` (a `PUT`
+    /// or `DELETE` may be idempotent by RFC 9110, but a service seeing it twice can differ).
     fn of(req: &Request<RequestBody>) -> Option<Self> {
-        let idempotent = matches!(
+        let safe = matches!(
             *req.method(),
-            Method::GET
-                | Method::HEAD
-                | Method::OPTIONS
-                | Method::TRACE
-                | Method::PUT
-                | Method::DELETE
+            Method::GET | Method::HEAD | Method::OPTIONS | Method::TRACE
         );
-        (idempotent && req.body().is_empty()).then(|| Self {
+        let keyed = ["idempotency-key", "x-idempotency-key"]
+            .iter()
+            .any(|h| req.headers().contains_key(*h));
+        ((safe || keyed) && req.body().is_empty()).then(|| Self {
             method: req.method().clone(),
             uri: req.uri().clone(),
             version: req.version(),
@@ -160,16 +175,32 @@ fn keep_for(headers: &HeaderMap) -> Duration {
         .filter_map(|v| v.to_str().ok())
         .flat_map(|v| v.split(','))
         .find_map(|p| {
-            p.trim()
-                .strip_prefix("timeout=")?
-                .trim()
-                .parse::<u64>()
-                .ok()
+            let (key, value) = p.split_once('=')?;
+            match key.trim().eq_ignore_ascii_case("timeout") {
+                true => value.trim().parse::<u64>().ok(),
+                false => None,
+            }
         });
     match timeout {
         Some(secs) => IDLE_TIMEOUT.min(Duration::from_secs(secs.saturating_sub(1))),
         None => IDLE_TIMEOUT,
     }
+}
+
+/// A connection permit from `active`, waiting up to `wait` for one (none: at once or `Busy`).
+async fn acquire(
+    active: &Arc<Semaphore>,
+    wait: Option<Duration>,
+) -> Result<OwnedSemaphorePermit, BackendError> {
+    let active = Arc::clone(active);
+    let permit = match wait {
+        None => active.try_acquire_owned().ok(),
+        Some(wait) => tokio::time::timeout(wait, active.acquire_owned())
+            .await
+            .ok()
+            .and_then(Result::ok),
+    };
+    permit.ok_or(BackendError::Busy)
 }
 
 impl Drop for HttpBackend {
@@ -205,14 +236,15 @@ impl HttpBackend {
         req: Request<RequestBody>,
         visitor: SocketAddr,
     ) -> Result<Response<Incoming>, BackendError> {
-        let req = match self.take_idle() {
+        let (req, wait) = match self.take_idle() {
             Some(sender) => match self.send_pooled(sender, req).await? {
                 Ok(resp) => return Ok(resp),
-                Err(again) => again,
+                // The dead connection's permit comes back when its task ends, soon.
+                Err(again) => (again, Some(RETRY_PERMIT_WAIT)),
             },
-            None => req,
+            None => (req, None),
         };
-        let mut sender = self.connect(visitor).await?;
+        let mut sender = self.connect(visitor, wait).await?;
         let resp = sender.send_request(req).await?;
         self.recycle(sender, &resp);
         Ok(resp)
@@ -293,11 +325,14 @@ impl HttpBackend {
         }
     }
 
-    /// Opens a stream to the local service and starts an HTTP/1.1 connection on it.
-    async fn connect(&self, visitor: SocketAddr) -> Result<SendRequest<RequestBody>, BackendError> {
-        let permit = Arc::clone(&self.active)
-            .try_acquire_owned()
-            .map_err(|_| BackendError::Busy)?;
+    /// Opens a stream to the local service and starts an HTTP/1.1 connection on it; waits
+    /// up to `wait` for a connection permit (none: `Busy` at once when all are taken).
+    async fn connect(
+        &self,
+        visitor: SocketAddr,
+        wait: Option<Duration>,
+    ) -> Result<SendRequest<RequestBody>, BackendError> {
+        let permit = acquire(&self.active, wait).await?;
         let opened = tokio::time::timeout(self.open_timeout, self.conn.open_bi()).await;
         let (mut send, recv) = match opened {
             Ok(Ok(s)) => s,
@@ -330,27 +365,5 @@ impl HttpBackend {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn keep_alive_timeouts_shorten_the_idle_time() {
-        let mut h = HeaderMap::new();
-        assert_eq!(keep_for(&h), IDLE_TIMEOUT);
-        h.insert(
-            "keep-alive",
-            hyper::header::HeaderValue::from_static("timeout=2, max=100"),
-        );
-        assert_eq!(keep_for(&h), Duration::from_secs(1));
-        h.insert(
-            "keep-alive",
-            hyper::header::HeaderValue::from_static("timeout=1"),
-        );
-        assert!(keep_for(&h).is_zero());
-        h.insert(
-            "keep-alive",
-            hyper::header::HeaderValue::from_static("timeout=75"),
-        );
-        assert_eq!(keep_for(&h), IDLE_TIMEOUT);
-    }
-}
+#[path = "backend_tests.rs"]
+mod tests;

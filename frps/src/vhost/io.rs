@@ -40,21 +40,28 @@ pub fn tune(tcp: &TcpStream) {
 }
 
 /// The address a per-source limit counts: an IPv4 address, or an IPv6 /64 (one host usually
-/// has a whole /64 to pick addresses from).
+/// has a whole /64 to pick addresses from). An IPv6 connection also counts against its /48
+/// (one site usually has a /48, so 65,536 /64s), which gets [`SITE_FACTOR`] times the limit.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 enum Source {
     V4(u32),
     V6(u64),
+    V6Site(u64),
 }
 
-impl From<IpAddr> for Source {
-    fn from(ip: IpAddr) -> Self {
-        match ip {
-            IpAddr::V4(v4) => Self::V4(u32::from(v4)),
-            IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
-                Some(v4) => Self::V4(u32::from(v4)),
-                None => Self::V6((u128::from(v6) >> 64) as u64),
-            },
+/// How many per-IP quotas one IPv6 /48 gets in all.
+const SITE_FACTOR: usize = 4;
+
+/// The sources a connection from `ip` counts against, with how many quotas each gets.
+fn sources(ip: IpAddr) -> Vec<(Source, usize)> {
+    match ip.to_canonical() {
+        IpAddr::V4(v4) => vec![(Source::V4(u32::from(v4)), 1)],
+        IpAddr::V6(v6) => {
+            let bits = u128::from(v6);
+            vec![
+                (Source::V6((bits >> 64) as u64), 1),
+                (Source::V6Site((bits >> 80) as u64), SITE_FACTOR),
+            ]
         }
     }
 }
@@ -91,19 +98,23 @@ impl Admission {
     /// # Errors
     /// Which limit is reached.
     pub fn admit(&self, ip: IpAddr) -> Result<Slot, Refused> {
-        let source = Source::from(ip);
+        let sources = sources(ip);
         let permit = Arc::clone(&self.total)
             .try_acquire_owned()
             .map_err(|_| Refused::Total)?;
         let mut counts = self.per_source.lock().unwrap_or_else(|p| p.into_inner());
-        let n = counts.entry(source).or_insert(0);
-        if *n >= self.max_per_source {
+        let full = |(source, quotas): &(Source, usize)| {
+            counts.get(source).copied().unwrap_or(0) >= self.max_per_source.saturating_mul(*quotas)
+        };
+        if sources.iter().any(full) {
             return Err(Refused::PerSource);
         }
-        *n += 1;
+        for (source, _) in &sources {
+            *counts.entry(*source).or_insert(0) += 1;
+        }
         Ok(Slot {
             _total: permit,
-            source,
+            sources: sources.into_iter().map(|(s, _)| s).collect(),
             counts: Arc::clone(&self.per_source),
         })
     }
@@ -113,17 +124,19 @@ impl Admission {
 #[derive(Debug)]
 pub struct Slot {
     _total: OwnedSemaphorePermit,
-    source: Source,
+    sources: Vec<Source>,
     counts: Arc<Mutex<HashMap<Source, usize>>>,
 }
 
 impl Drop for Slot {
     fn drop(&mut self) {
         let mut counts = self.counts.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some(n) = counts.get_mut(&self.source) {
-            *n -= 1;
-            if *n == 0 {
-                counts.remove(&self.source);
+        for source in &self.sources {
+            if let Some(n) = counts.get_mut(source) {
+                *n -= 1;
+                if *n == 0 {
+                    counts.remove(source);
+                }
             }
         }
     }
@@ -265,5 +278,23 @@ mod tests {
             "one /64 is one source"
         );
         assert!(b.admit(ip("2001:db8:0:1::1")).is_ok());
+    }
+
+    #[test]
+    fn one_ipv6_site_gets_four_quotas_in_all() {
+        let a = Admission::new(100, 2);
+        let ip = |s: String| s.parse::<IpAddr>().unwrap();
+        let held: Vec<Slot> = (0..8)
+            .map(|i| a.admit(ip(format!("2001:db8:0:{i}::1"))).unwrap())
+            .collect();
+        assert_eq!(
+            a.admit(ip("2001:db8:0:99::1".into())).unwrap_err(),
+            Refused::PerSource,
+            "the /48 is full with 4 x 2 connections"
+        );
+        assert!(a.admit(ip("2001:db8:1::1".into())).is_ok(), "another /48");
+        drop(held);
+        assert!(a.admit(ip("2001:db8:0:99::1".into())).is_ok());
+        assert!(a.per_source.lock().unwrap().len() <= 4, "counts are freed");
     }
 }

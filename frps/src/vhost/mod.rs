@@ -77,9 +77,11 @@ pub struct VhostSettings {
     pub max_connections: usize,
     /// `vhostMaxConnectionsPerIP`: of those, from one IPv4 address or IPv6 /64.
     pub max_connections_per_ip: usize,
-    /// How long a request body may make no progress, and a write to a visitor stall (60 s).
+    /// `vhostBodyIdleTimeout`: how long a request body may make no progress, and a write to
+    /// a visitor stall (60 s). A response that is silent (an event stream) is not cut.
     pub body_idle_timeout: Duration,
-    /// How long an upgraded (WebSocket) connection may carry no bytes either way (1 hour).
+    /// `vhostUpgradeIdleTimeout`: how long an upgraded (WebSocket) connection may carry no
+    /// bytes either way (1 hour).
     pub upgrade_idle_timeout: Duration,
 }
 

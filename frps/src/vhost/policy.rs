@@ -23,6 +23,17 @@ const HOP_BY_HOP: [&str; 8] = [
     "transfer-encoding",
 ];
 
+/// Headers a `Connection` header cannot have removed: `Host` (routing and the service need
+/// it), the framing hyper manages, and the headers frps sets itself.
+const NEVER_HOP_BY_HOP: [&str; 6] = [
+    "host",
+    "content-length",
+    "x-forwarded-for",
+    "x-forwarded-proto",
+    "x-forwarded-host",
+    "x-real-ip",
+];
+
 /// Proxy headers a visitor could forge to mislead the service, and frps does not set: removed
 /// from every request (frps sets `X-Forwarded-For`, `-Proto`, `-Host` and `X-Real-IP`).
 const FORGEABLE: [&str; 6] = [
@@ -49,6 +60,8 @@ pub struct HttpPolicy {
     pub cors: Option<Cors>,
     /// Redirect plain-HTTP requests to `https://`.
     pub redirect_https: bool,
+    /// Accept paths holding `%2F` (forwarded still encoded).
+    pub allow_encoded_slashes: bool,
 }
 
 impl HttpPolicy {
@@ -84,14 +97,16 @@ impl HttpPolicy {
             auth,
             cors: spec.cors.as_ref().map(Cors::new),
             redirect_https: spec.redirect_https,
+            allow_encoded_slashes: spec.allow_encoded_slashes,
         })
     }
 
-    /// Applies the rewrites to a request about to be forwarded.
-    pub fn rewrite_request(&self, headers: &mut HeaderMap) {
+    /// Applies the rewrites to a request about to be forwarded; `authenticated` when frps
+    /// checked its credentials (this proxy's or a stricter location's).
+    pub fn rewrite_request(&self, headers: &mut HeaderMap, authenticated: bool) {
         // The visitor's credentials were for frps; the local service does not get them (but
         // gets an Authorization the proxy sets in requestHeaders).
-        if self.auth.is_some() {
+        if authenticated {
             headers.remove(header::AUTHORIZATION);
         }
         if let Some(host) = &self.host_rewrite {
@@ -124,8 +139,9 @@ fn connection_has(headers: &HeaderMap, token: &str) -> bool {
         .any(|t| t.trim().eq_ignore_ascii_case(token))
 }
 
-/// Removes hop-by-hop headers, and those `Connection` names; keeps `Connection: upgrade` and
-/// `Upgrade` when `keep_upgrade`.
+/// Removes hop-by-hop headers, and those `Connection` names (except `Host` and the headers
+/// frps manages, [`NEVER_HOP_BY_HOP`]); keeps `Connection: upgrade` and `Upgrade` when
+/// `keep_upgrade`.
 pub fn strip_hop_by_hop(headers: &mut HeaderMap, keep_upgrade: bool) {
     let named: Vec<String> = headers
         .get_all(header::CONNECTION)
@@ -134,6 +150,7 @@ pub fn strip_hop_by_hop(headers: &mut HeaderMap, keep_upgrade: bool) {
         .flat_map(|v| v.split(','))
         .map(|t| t.trim().to_ascii_lowercase())
         .filter(|t| !(t.is_empty() || keep_upgrade && t == "upgrade"))
+        .filter(|t| !NEVER_HOP_BY_HOP.contains(&t.as_str()))
         .collect();
     for name in named.iter().map(String::as_str).chain(HOP_BY_HOP) {
         headers.remove(name);
@@ -147,7 +164,9 @@ pub fn strip_hop_by_hop(headers: &mut HeaderMap, keep_upgrade: bool) {
 
 /// Sets `X-Forwarded-For` (appending the client to any list it sent), `X-Forwarded-Proto`,
 /// `X-Forwarded-Host` and `X-Real-IP`, and removes the other proxy headers a visitor sent.
+/// An IPv4 visitor on a dual-stack listener is shown as `a.b.c.d`, not `::ffff:a.b.c.d`.
 pub fn set_forwarded(headers: &mut HeaderMap, client: IpAddr, proto: &str, host: &str) {
+    let client = client.to_canonical();
     for name in FORGEABLE {
         headers.remove(name);
     }
@@ -210,6 +229,18 @@ mod tests {
         let mut fresh = HeaderMap::new();
         set_forwarded(&mut fresh, "::1".parse().unwrap(), "http", "a.io");
         assert_eq!(fresh["x-forwarded-for"], "::1");
+        let mut mapped = HeaderMap::new();
+        set_forwarded(
+            &mut mapped,
+            "::ffff:192.0.2.7".parse().unwrap(),
+            "http",
+            "a.io",
+        );
+        assert_eq!(
+            mapped["x-forwarded-for"], "192.0.2.7",
+            "dual-stack listeners"
+        );
+        assert_eq!(mapped["x-real-ip"], "192.0.2.7");
     }
 
     #[test]
@@ -232,6 +263,20 @@ mod tests {
         assert_eq!(h["connection"], "upgrade");
         assert_eq!(h["upgrade"], "websocket");
         assert!(!is_upgrade(&map(&[("upgrade", "websocket")])));
+        let mut managed = map(&[
+            ("connection", "Host, content-length, X-Real-IP, x-hop"),
+            ("host", "app.example.com"),
+            ("content-length", "3"),
+            ("x-real-ip", "1.2.3.4"),
+            ("x-hop", "1"),
+        ]);
+        strip_hop_by_hop(&mut managed, false);
+        assert_eq!(managed.len(), 3, "{managed:?}");
+        assert_eq!(
+            managed["host"], "app.example.com",
+            "Connection cannot drop Host"
+        );
+        assert!(!managed.contains_key("x-hop"));
     }
 
     #[test]
@@ -256,7 +301,7 @@ mod tests {
             ("authorization", "Basic dTpw"),
             ("x-from", "client"),
         ]);
-        p.rewrite_request(&mut req);
+        p.rewrite_request(&mut req, true);
         assert_eq!(req["host"], "backend.local");
         assert_eq!(req["x-from"], "frps");
         assert!(!req.contains_key("authorization"));
@@ -265,7 +310,7 @@ mod tests {
             ..p.clone()
         };
         let mut req = map(&[("authorization", "Basic dTpw")]);
-        own_auth.rewrite_request(&mut req);
+        own_auth.rewrite_request(&mut req, true);
         assert_eq!(
             req["authorization"], "Bearer t",
             "the proxy's own Authorization is kept"

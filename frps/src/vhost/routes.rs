@@ -20,7 +20,7 @@
 
 use std::collections::HashMap;
 
-use frp_proto::vhost::path::location_covers;
+use frp_proto::vhost::path::{location_covers, location_covers_ci};
 use frp_proto::ProxyName;
 
 use crate::domains::{lookup_keys, DomainPattern};
@@ -193,13 +193,14 @@ impl<H: Clone, S: Clone> RouteTable<H, S> {
         Ok(())
     }
 
-    /// Drops every entry held by `session`.
-    pub fn release_session(&mut self, session: u64) {
+    /// Drops every entry `identity` holds from sessions up to `session`.
+    pub fn release_identity_up_to(&mut self, identity: &str, session: u64) {
+        let gone = |o: &Owner| o.identity == identity && o.session <= session;
         self.http.retain(|_, locs| {
-            locs.retain(|(_, e)| e.owner.session != session);
+            locs.retain(|(_, e)| !gone(&e.owner));
             !locs.is_empty()
         });
-        self.https.retain(|_, e| e.owner.session != session);
+        self.https.retain(|_, e| !gone(&e.owner));
     }
 
     /// The identities holding entries under `key`, http or https.
@@ -215,6 +216,17 @@ impl<H: Clone, S: Clone> RouteTable<H, S> {
     /// under the most specific key that has entries, or under a less specific one of the same
     /// holders.
     pub fn lookup_http(&self, host: &str, path: &str) -> Option<(H, Owner)> {
+        self.lookup_by(host, |loc| location_covers(loc, path))
+    }
+
+    /// The http target a service that ignores ASCII case would be asked for: as
+    /// [`RouteTable::lookup_http`], with locations compared to `form` (one of the
+    /// [`guard_forms`](frp_proto::vhost::path::guard_forms)) ignoring case.
+    pub fn lookup_http_ci(&self, host: &str, form: &str) -> Option<(H, Owner)> {
+        self.lookup_by(host, |loc| location_covers_ci(loc, form))
+    }
+
+    fn lookup_by(&self, host: &str, covers: impl Fn(&str) -> bool) -> Option<(H, Owner)> {
         let mut holders: Option<Vec<&str>> = None;
         for key in lookup_keys(host) {
             if !self.http.contains_key(&key) && !self.https.contains_key(&key) {
@@ -224,9 +236,9 @@ impl<H: Clone, S: Clone> RouteTable<H, S> {
             let Some(locs) = self.http.get(&key) else {
                 continue;
             };
-            let found = locs.iter().find(|(loc, e)| {
-                holders.contains(&e.owner.identity.as_str()) && location_covers(loc, path)
-            });
+            let found = locs
+                .iter()
+                .find(|(loc, e)| holders.contains(&e.owner.identity.as_str()) && covers(loc));
             if let Some((_, e)) = found {
                 return Some((e.target.clone(), e.owner.clone()));
             }

@@ -212,13 +212,18 @@ fn newer_session_replaces_and_release_frees() {
     http(&mut t, "a.example.com", &["/"], &new, "new");
     t.claim_https(&hosts(&["k.example.com"]), &new, &"k-new")
         .unwrap();
-    t.release_session(1);
+    t.release_identity_up_to("alice", 1);
     assert_eq!(t.lookup_http("a.example.com", "/").unwrap().0, "new");
     assert_eq!(
         t.lookup_tls("k.example.com", none),
         TlsRoute::Passthrough("k-new")
     );
-    t.release_session(5);
+    t.release_identity_up_to("bob", 5);
+    assert!(
+        t.lookup_http("a.example.com", "/").is_some(),
+        "only alice's go"
+    );
+    t.release_identity_up_to("alice", 5);
     assert!(t.lookup_http("a.example.com", "/").is_none());
     assert_eq!(t.lookup_tls("k.example.com", none), TlsRoute::Unknown);
     assert!(t.http.is_empty() && t.https.is_empty());
@@ -228,4 +233,22 @@ fn newer_session_replaces_and_release_frees() {
     assert!(t
         .claim_https(&hosts(&["k.example.com"]), &old, &"k-old")
         .is_err());
+}
+
+#[test]
+fn a_case_folding_lookup_finds_the_location_a_service_would_serve() {
+    let mut t = Table::default();
+    let o = owner("alice", 1, "web");
+    http(&mut t, "a.example.com", &["/"], &o, "open");
+    http(&mut t, "a.example.com", &["/admin"], &o, "admin");
+    assert_eq!(t.lookup_http("a.example.com", "/ADMIN").unwrap().0, "open");
+    assert_eq!(
+        t.lookup_http_ci("a.example.com", "/admin").unwrap().0,
+        "admin"
+    );
+    assert_eq!(
+        t.lookup_http_ci("a.example.com", "/adminx").unwrap().0,
+        "open"
+    );
+    assert!(t.lookup_http_ci("b.example.com", "/admin").is_none());
 }

@@ -18,7 +18,7 @@ use tracing::debug;
 
 use super::access::{AccessEntry, AccessLog, LoggedBody, Pending, RespBody};
 use super::auth::BasicAuth;
-use super::backend::{BackendError, HttpBackend};
+use super::backend::{BackendError, HttpBackend, Routed};
 use super::body::{Progress, RequestBody, Stall};
 use super::cors::{is_preflight, Preflight};
 use super::io::ConnState;
@@ -126,33 +126,45 @@ async fn route(
     req: Request<Incoming>,
     pending: &mut Pending,
 ) -> (Response, Option<Upgrade>) {
-    let Some(backend) = front
+    let forms = target.guard_forms();
+    let Some(routed) = front
         .registry
-        .lookup_http(&target.host, &target.match_path())
+        .lookup_http(&target.host, &target.match_path, &forms)
     else {
         let why = "404 not found: no site is served under this name";
         return (text(StatusCode::NOT_FOUND, why), None);
     };
-    pending.entry().proxy = backend.name.to_string();
-    serve(front, &backend, conn, target, req).await
+    pending.entry().proxy = routed.backend.name.to_string();
+    if target.encoded_slash && !routed.backend.policy.allow_encoded_slashes {
+        let why = "400 bad request: the path has an encoded '/' or '\\'";
+        return (text(StatusCode::BAD_REQUEST, why), None);
+    }
+    serve(front, &routed, conn, target, req).await
 }
 
 /// The proxy's policy, then the backend; an upgrade when both sides switch protocols.
 async fn serve(
     front: &Frontend,
-    backend: &Arc<HttpBackend>,
+    routed: &Routed,
     conn: &Conn,
     target: &Target,
     mut req: Request<Incoming>,
 ) -> (Response, Option<Upgrade>) {
+    let backend = &routed.backend;
     let policy = &backend.policy;
-    if let Some(answer) = gate(front, policy, target, &req) {
+    if let Some(answer) = gate(front, routed, target, &req) {
         return (answer, None);
     }
     let origin = req.headers().get(header::ORIGIN).cloned();
     let upgrade = is_upgrade(req.headers());
     let on_client = upgrade.then(|| hyper::upgrade::on(&mut req));
-    let req = prepare(req, policy, conn.peer, front, target, upgrade);
+    let authenticated = required_auths(routed).next().is_some();
+    let forward = Forward {
+        client: conn.peer,
+        upgrade,
+        authenticated,
+    };
+    let req = prepare(req, policy, front, target, &forward);
     let mut resp = match exchange(front, backend, conn, req).await {
         Ok(resp) => resp,
         Err(answer) => return (answer, None),
@@ -175,6 +187,14 @@ async fn serve(
         cors.apply(origin.as_ref(), resp.headers_mut());
     }
     (resp.map(|b| b.boxed()), up)
+}
+
+/// The passwords a request must pass: its proxy's, and those of the proxies a case-folding
+/// service could serve its path from (the stricter policy wins).
+fn required_auths(routed: &Routed) -> impl Iterator<Item = &BasicAuth> {
+    std::iter::once(&routed.backend)
+        .chain(&routed.guards)
+        .filter_map(|b| b.policy.auth.as_ref())
 }
 
 /// Sends the request and waits for the response head, within the clocks of [`Progress`].
@@ -204,10 +224,11 @@ async fn exchange(
 /// preflight, a missing or wrong password.
 fn gate<B>(
     front: &Frontend,
-    policy: &HttpPolicy,
+    routed: &Routed,
     target: &Target,
     req: &Request<B>,
 ) -> Option<Response> {
+    let policy = &routed.backend.policy;
     if policy.redirect_https && front.scheme == "http" {
         return Some(redirect(target));
     }
@@ -223,8 +244,10 @@ fn gate<B>(
             Preflight::Refused(why) => text(StatusCode::FORBIDDEN, &format!("cors: {why}")),
         });
     }
-    let auth = policy.auth.as_ref()?;
-    if auth.allows(req.headers().get(header::AUTHORIZATION)) {
+    let mut auths = required_auths(routed).peekable();
+    auths.peek()?;
+    let given = req.headers().get(header::AUTHORIZATION);
+    if auths.all(|auth| auth.allows(given)) {
         return None;
     }
     let mut resp = text(StatusCode::UNAUTHORIZED, "401 unauthorized");
@@ -271,25 +294,34 @@ fn failed(backend: &HttpBackend, client: SocketAddr, e: &BackendError) -> Respon
     }
 }
 
+/// How a request is forwarded, beyond its target and the proxy's policy.
+struct Forward {
+    /// The visitor's address.
+    client: SocketAddr,
+    /// Whether it asks to switch protocols.
+    upgrade: bool,
+    /// Whether frps checked its credentials (they are not forwarded).
+    authenticated: bool,
+}
+
 /// Turns a visitor's request into the one the backend gets: the canonical origin-form
 /// target, `Host` from an absolute-form target, proxy headers, the proxy's rewrites.
 fn prepare(
     req: Request<Incoming>,
     policy: &HttpPolicy,
-    client: SocketAddr,
     front: &Frontend,
     target: &Target,
-    upgrade: bool,
+    how: &Forward,
 ) -> Request<RequestBody> {
     let (mut parts, body) = req.into_parts();
     parts.uri = target.uri.clone();
     let headers = &mut parts.headers;
-    strip_hop_by_hop(headers, upgrade);
+    strip_hop_by_hop(headers, how.upgrade);
     if let (true, Ok(h)) = (target.absolute, HeaderValue::from_str(&target.shown)) {
         headers.insert(header::HOST, h);
     }
-    set_forwarded(headers, client.ip(), front.scheme, &target.shown);
-    policy.rewrite_request(headers);
+    set_forwarded(headers, how.client.ip(), front.scheme, &target.shown);
+    policy.rewrite_request(headers, how.authenticated);
     Request::from_parts(parts, RequestBody::new(body, front.body_idle))
 }
 

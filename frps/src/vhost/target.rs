@@ -6,7 +6,7 @@
 use hyper::header::{self, HeaderValue};
 use hyper::{Method, Request, StatusCode, Uri};
 
-use frp_proto::vhost::path::{canonical, match_form};
+use frp_proto::vhost::path::{canonical_keeping_slashes, guard_forms, match_form};
 
 use crate::domains::normalize_host;
 
@@ -36,8 +36,13 @@ pub struct Target {
     pub shown: String,
     /// Whether the request target was in absolute form (its authority replaces `Host`).
     pub absolute: bool,
-    /// The canonical path, without the query.
+    /// The canonical path, without the query (a `%2F` in it is kept encoded).
     pub path: String,
+    /// The path as locations are matched against it (`%2F` read as `/`).
+    pub match_path: String,
+    /// Whether the path holds an encoded `/`, which only a proxy with
+    /// `allowEncodedSlashes` accepts.
+    pub encoded_slash: bool,
     /// The origin-form target forwarded: the canonical path and the query.
     pub uri: Uri,
 }
@@ -75,7 +80,8 @@ impl Target {
             "" => "/",
             p => p,
         };
-        let path = canonical(raw_path).map_err(|e| bad(&e.to_string()))?;
+        let path = canonical_keeping_slashes(raw_path).map_err(|e| bad(&e.to_string()))?;
+        let match_path = match_form(&path).map_err(|e| bad(&e.to_string()))?;
         let pq = match req.uri().query() {
             Some(q) => format!("{path}?{q}"),
             None => path.clone(),
@@ -88,14 +94,17 @@ impl Target {
             host,
             shown: shown.to_string(),
             absolute: authority.is_some(),
+            encoded_slash: path.contains("%2F"),
             path,
+            match_path,
             uri,
         })
     }
 
-    /// The path as locations are matched against it.
-    pub fn match_path(&self) -> String {
-        match_form(&self.path)
+    /// The spellings of the path a case-folding service may serve (see
+    /// [`guard_forms`]).
+    pub fn guard_forms(&self) -> Vec<String> {
+        guard_forms(&self.match_path)
     }
 }
 
@@ -134,6 +143,12 @@ mod tests {
             ("a.example.com", "/x")
         );
         assert!(t.absolute, "the authority wins over Host");
+        let t = Target::of(&req("/g%2fn/x", &["a.example.com"]), None).unwrap();
+        assert_eq!(
+            (t.path.as_str(), t.match_path.as_str()),
+            ("/g%2Fn/x", "/g/n/x")
+        );
+        assert!(t.encoded_slash, "routing decides whether it may pass");
     }
 
     #[test]
@@ -151,7 +166,11 @@ mod tests {
             400
         );
         assert_eq!(
-            status(Target::of(&req("/a%2fb", &["a.example.com"]), None)),
+            status(Target::of(&req("/a%5cb", &["a.example.com"]), None)),
+            400
+        );
+        assert_eq!(
+            status(Target::of(&req("/a/..%2fb", &["a.example.com"]), None)),
             400
         );
         let connect = Request::builder()
