@@ -10,6 +10,7 @@ mod relay;
 mod report;
 mod results;
 mod run;
+mod steal;
 mod targets;
 mod tools;
 

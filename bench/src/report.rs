@@ -195,9 +195,25 @@ fn header_row(first: &str, headers: impl Iterator<Item = String>) -> String {
     format!("| {first} | {} |\n|{rule}|\n", headers.join(" | "))
 }
 
-/// Skips, errors, failed idle connections and wrk errors, one line each.
+/// The host CPU steal during each peer's traffic figures, on one line.
+fn steal_note(peers: &[PeerResult]) -> String {
+    let shares: Vec<String> = peers
+        .iter()
+        .filter_map(|r| Some(format!("{} {:.1}%", r.peer, r.steal_pct?)))
+        .collect();
+    if shares.is_empty() {
+        return String::new();
+    }
+    format!(
+        "- host CPU steal during each peer's traffic figures (time the hypervisor gave to \
+         other guests; above a few percent the figures are noisy): {}\n",
+        shares.join(", ")
+    )
+}
+
+/// Host CPU steal, skips, errors, failed idle connections and wrk errors, one line each.
 fn notes(peers: &[PeerResult]) -> String {
-    let mut out = String::new();
+    let mut out = steal_note(peers);
     for r in peers {
         if let Some(reason) = &r.skipped {
             let _ = writeln!(out, "- {}: skipped: {reason}", r.peer);

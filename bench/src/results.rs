@@ -51,6 +51,8 @@ pub struct PeerResult {
     /// Median round trip of a small datagram through the delay relay alone, milliseconds:
     /// what the relay really adds, next to the nominal twice the delay.
     pub relay_rtt_ms: Option<f64>,
+    /// Percent of the machine's CPU time stolen by the hypervisor during the traffic figures.
+    pub steal_pct: Option<f64>,
 }
 
 impl PeerResult {

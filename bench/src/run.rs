@@ -124,6 +124,7 @@ async fn traffic_phase(
     s: &Settings,
     result: &mut PeerResult,
 ) {
+    let steal_before = crate::steal::now();
     let ttfb_now = ttfb(tunnel.ports.nginx, s.ttfb_samples, 0.0).await;
     result.ttfb = record(result, "ttfb", ttfb_now);
     let ka = best_wrk(tunnel.ports.nginx, s, false).await;
@@ -147,6 +148,9 @@ async fn traffic_phase(
     if let Err(e) = tunnel.check_running() {
         note(result, "after traffic", e);
     }
+    let steal = steal_before.and_then(|before| Ok((before, crate::steal::now()?)));
+    result.steal_pct = record(result, "host CPU steal", steal)
+        .and_then(|(before, after)| crate::steal::percent(before, after));
 }
 
 /// Best of `s.runs` wrk runs by requests per second.
