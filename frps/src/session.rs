@@ -175,8 +175,8 @@ impl Session {
                     }
                     // The client said it was leaving: its stream may end with the connection.
                     Some(Err(_)) | None if state.client_left => state.stream_ended = true,
-                    Some(Err(e)) => return self.violate(format!("bad control frame: {e}")),
-                    None => return self.violate("control stream closed".into()),
+                    Some(Err(e)) => return self.broken(format!("bad control frame: {e}")),
+                    None => return self.broken("control stream closed".into()),
                 },
             }
         }
@@ -227,6 +227,16 @@ impl Session {
         self.shared
             .registry
             .release_predecessors(&self.identity, self.id);
+    }
+
+    /// The control stream failed or ended: when the connection itself is gone (the client
+    /// vanished, closed it or timed out) that is the reason, since the stream ends with it and
+    /// the two can be seen in either order; otherwise the client broke the protocol.
+    fn broken(&self, reason: String) -> String {
+        match self.conn.close_reason() {
+            Some(closed) => closed.to_string(),
+            None => self.violate(reason),
+        }
     }
 
     fn violate(&self, reason: String) -> String {

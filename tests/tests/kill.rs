@@ -147,6 +147,13 @@ async fn frpc_sigkill_frees_ports_within_idle_timeout_and_restart_gets_them_back
     let freed = killed.elapsed();
     eprintln!("frps freed {ports:?} {freed:?} after frpc's SIGKILL (idle timeout {IDLE:?})");
     frps.wait_log(r#""message":"client disconnected""#, 1).await;
+    // The control stream fails together with the timed-out connection; a vanished client
+    // is a disconnection, not a protocol violation.
+    assert_eq!(
+        frps.log_count("protocol violation"),
+        0,
+        "frps called it a violation"
+    );
 
     let mut again = d.start("frpc", 2);
     again.wait_log(PUBLISHED, ports.len()).await;
