@@ -1,7 +1,7 @@
 //! `[[proxies]]` entries validated into [`LocalProxy`]s: names, types, local targets, the
 //! vhost part (in `config_http.rs`), and the check that they fit in one `Hello`.
 
-use frp_proto::{encode_control, AddProxies, ControlMsg, Hello, ProxyKind, ProxyName};
+use frp_proto::{encode_control, AddProxies, ControlMsg, Hello, ProxyKind, ProxyName, ProxySpec};
 
 use crate::config::{LocalProxy, ProxyEntry};
 
@@ -79,14 +79,20 @@ fn proxy(at: &str, e: &ProxyEntry) -> Result<LocalProxy, String> {
     })
 }
 
+/// The proxies as a session registers them: the http/https ones (for `AddProxies`) and the
+/// tcp ones (for the `Hello`).
+pub(crate) fn registration(proxies: &[LocalProxy]) -> (Vec<ProxySpec>, Vec<ProxySpec>) {
+    proxies
+        .iter()
+        .map(LocalProxy::spec)
+        .partition(|p| p.kind.is_vhost())
+}
+
 /// The tcp proxies travel in the `Hello`, the http/https ones in one `AddProxies`; each is one
 /// control frame (64 KiB): refuse at load time a set of proxies whose domains, headers and
 /// locations do not fit, rather than failing at every connect.
 fn fits_one_hello(proxies: &[LocalProxy]) -> Result<(), String> {
-    let (vhost, tcp) = proxies
-        .iter()
-        .map(LocalProxy::spec)
-        .partition(|p| p.kind.is_vhost());
+    let (vhost, tcp) = registration(proxies);
     let hello = ControlMsg::Hello(Hello {
         minor: frp_proto::PROTOCOL_MINOR,
         agent: String::new(),

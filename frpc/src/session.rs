@@ -9,6 +9,7 @@ use frp_proto::{
     AddProxies, CloseCode, ControlCodec, ControlMsg, GoingAway, Hello, ProxyName, ProxyOutcome,
     ProxyResult, ProxySpec, StreamCode, PROTOCOL_MINOR,
 };
+use frp_runtime::splice::reset_stream;
 use futures_util::{SinkExt as _, StreamExt as _};
 use quinn::{Connection, RecvStream, SendStream, VarInt};
 use tokio_util::codec::{FramedRead, FramedWrite};
@@ -102,12 +103,7 @@ async fn handshake(
     let (send, recv) = conn.open_bi().await.map_err(|e| classify(&e))?;
     let mut writer = FramedWrite::new(send, ControlCodec::new());
     let mut reader = FramedRead::new(recv, ControlCodec::new());
-    let (vhost, tcp): (Vec<ProxySpec>, Vec<ProxySpec>) = client
-        .settings
-        .proxies
-        .iter()
-        .map(crate::LocalProxy::spec)
-        .partition(|p| p.kind.is_vhost());
+    let (vhost, tcp) = crate::config_proxies::registration(&client.settings.proxies);
     let agent = concat!("frpc/", env!("CARGO_PKG_VERSION")).to_string();
     let hello = Hello {
         minor: PROTOCOL_MINOR,
@@ -301,9 +297,7 @@ async fn drain(client: &Client, conn: &Connection, writer: &mut Writer, streams:
             // Streams the server opened before it saw our notice: refuse them at once.
             accepted = conn.accept_bi() => match accepted {
                 Ok((mut send, mut recv)) => {
-                    let code = VarInt::from_u32(StreamCode::Shutdown.code());
-                    let _ = send.reset(code);
-                    let _ = recv.stop(code);
+                    reset_stream(&mut send, &mut recv, StreamCode::Shutdown);
                 }
                 Err(_) => break,
             },

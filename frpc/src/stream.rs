@@ -5,9 +5,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use frp_proto::{read_data_header, ProxyId, StreamCode};
-use frp_runtime::splice::splice;
+use frp_runtime::splice::{reset_stream, splice};
 use frp_runtime::Gauge;
-use quinn::{RecvStream, SendStream, VarInt};
+use quinn::{RecvStream, SendStream};
 use tokio::net::TcpStream;
 use tracing::{debug, warn};
 
@@ -94,7 +94,5 @@ pub(crate) async fn handle(
 
 fn refuse(send: &mut SendStream, recv: &mut RecvStream, code: StreamCode, why: &str) {
     debug!(code = ?code, why, "refusing stream");
-    let code = VarInt::from_u32(code.code());
-    let _ = send.reset(code);
-    let _ = recv.stop(code);
+    reset_stream(send, recv, code);
 }

@@ -112,15 +112,11 @@ pub struct VhostSpec {
 impl VhostSpec {
     /// Whether any of the HTTP-only settings is set (they are invalid for `https` proxies).
     pub fn has_http_settings(&self) -> bool {
-        !(self.locations.is_empty()
-            && self.host_header_rewrite.is_empty()
-            && self.request_headers.is_empty()
-            && self.response_headers.is_empty()
-            && self.http_user.is_empty()
-            && self.http_password.is_empty()
-            && self.cors.is_none()
-            && !self.redirect_https
-            && !self.allow_encoded_slashes)
+        // Every key after the two naming ones (customDomains, subdomain) is HTTP-only.
+        crate::wire_vhost::keys(self)
+            .iter()
+            .skip(2)
+            .any(|&(_, _, set)| set)
     }
 }
 

@@ -289,7 +289,13 @@ pub fn location_covers(location: &str, path: &str) -> bool {
 
 /// [`location_covers`] ignoring ASCII case; `form` is one of the [`guard_forms`] (lowercase).
 pub fn location_covers_ci(location: &str, form: &str) -> bool {
-    location_covers(&location.to_ascii_lowercase(), form)
+    // Lowercasing keeps the byte length, so the prefix is compared in place, without the
+    // copy a lowercased location would need on every request.
+    location == "/"
+        || form
+            .get(..location.len())
+            .is_some_and(|head| head.eq_ignore_ascii_case(location))
+            && matches!(form.as_bytes().get(location.len()), None | Some(b'/'))
 }
 
 #[cfg(test)]

@@ -63,8 +63,9 @@ pub(crate) fn put_vhost<B: BufMut>(buf: &mut B, spec: &VhostSpec) -> Result<(), 
 }
 
 /// The frpc keys of the fields a [`VhostSpec`] sets, each with the protocol minor that
-/// introduced it and whether this spec sets it (differs from the default).
-fn keys(spec: &VhostSpec) -> [(&'static str, u16, bool); 11] {
+/// introduced it and whether this spec sets it (differs from the default). The two naming
+/// keys come first; every later one is HTTP-only ([`VhostSpec::has_http_settings`]).
+pub(crate) fn keys(spec: &VhostSpec) -> [(&'static str, u16, bool); 11] {
     [
         ("customDomains", 1, !spec.custom_domains.is_empty()),
         ("subdomain", 1, !spec.subdomain.is_empty()),

@@ -72,10 +72,8 @@ impl Armed {
 impl Drop for Armed {
     fn drop(&mut self) {
         if self.armed {
-            let code = VarInt::from_u32(self.code.code());
-            let _ = self.send.reset(code);
-            let _ = self.recv.stop(code);
-            let _ = socket2::SockRef::from(&self.tcp).set_linger(Some(Duration::ZERO));
+            reset_stream(&mut self.send, &mut self.recv, self.code);
+            rst_on_close(&self.tcp);
         }
     }
 }
@@ -118,8 +116,22 @@ pub async fn splice(
 
 /// Closes a TCP socket with an RST instead of a FIN.
 pub fn reset_tcp(tcp: TcpStream) {
-    let _ = socket2::SockRef::from(&tcp).set_linger(Some(Duration::ZERO));
+    rst_on_close(&tcp);
     drop(tcp);
+}
+
+/// Makes closing `tcp` send an RST instead of a FIN (`SO_LINGER 0`), for owners that close
+/// it later by dropping it.
+pub fn rst_on_close(tcp: &TcpStream) {
+    let _ = socket2::SockRef::from(tcp).set_linger(Some(Duration::ZERO));
+}
+
+/// Resets our sending half and stops the peer's, both with `code`: the stream is abandoned
+/// both ways and the peer sees why.
+pub fn reset_stream(send: &mut SendStream, recv: &mut RecvStream, code: StreamCode) {
+    let code = VarInt::from_u32(code.code());
+    let _ = send.reset(code);
+    let _ = recv.stop(code);
 }
 
 async fn run_both(sides: &mut Armed) -> Result<SpliceStats, SpliceError> {

@@ -23,7 +23,7 @@ use std::time::{Duration, Instant};
 
 use bytes::BytesMut;
 use frp_proto::{encode_data_header, DataHeader, ProxyId, ProxyName};
-use hyper::body::Incoming;
+use hyper::body::{Body as _, Incoming};
 use hyper::client::conn::http1::{self, SendRequest};
 use hyper::{HeaderMap, Method, Request, Response};
 use hyper_util::rt::TokioIo;
@@ -139,7 +139,7 @@ impl Resend {
         let keyed = ["idempotency-key", "x-idempotency-key"]
             .iter()
             .any(|h| req.headers().contains_key(*h));
-        ((safe || keyed) && req.body().is_empty()).then(|| Self {
+        ((safe || keyed) && req.body().is_end_stream()).then(|| Self {
             method: req.method().clone(),
             uri: req.uri().clone(),
             version: req.version(),
@@ -278,11 +278,16 @@ impl HttpBackend {
         self.idle.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    fn take_idle(&self) -> Option<SendRequest<RequestBody>> {
+    /// The pool with expired and closed connections taken out.
+    fn live_idle(&self) -> std::sync::MutexGuard<'_, Vec<Idle>> {
         let mut idle = self.idle();
         let now = Instant::now();
         idle.retain(|i| !i.sender.is_closed() && i.until > now);
-        idle.pop().map(|i| i.sender)
+        idle
+    }
+
+    fn take_idle(&self) -> Option<SendRequest<RequestBody>> {
+        self.live_idle().pop().map(|i| i.sender)
     }
 
     /// Puts `sender` back in the pool once its connection is ready for another request, and
@@ -317,9 +322,7 @@ impl HttpBackend {
     }
 
     fn put_idle(&self, entry: Idle) {
-        let mut idle = self.idle();
-        let now = Instant::now();
-        idle.retain(|i| !i.sender.is_closed() && i.until > now);
+        let mut idle = self.live_idle();
         if idle.len() < MAX_IDLE {
             idle.push(entry);
         }
@@ -348,7 +351,7 @@ impl HttpBackend {
         send.write_all(&head)
             .await
             .map_err(|e| BackendError::Gone(e.to_string()))?;
-        let io = QuicIo::new(send, recv).holding(permit, self.gauges.streams.enter());
+        let io = QuicIo::new(send, recv, permit, self.gauges.streams.enter());
         let (sender, conn) = http1::Builder::new()
             .max_buf_size(MAX_BUF)
             .max_header_size(MAX_BUF)

@@ -139,11 +139,6 @@ impl RequestBody {
         Arc::clone(&self.progress)
     }
 
-    /// Whether the body is empty (nothing to resend when the request is retried).
-    pub fn is_empty(&self) -> bool {
-        self.inner.as_ref().is_none_or(Body::is_end_stream)
-    }
-
     /// Waiting for the visitor: fails once the wait exceeds `idle`.
     fn wait(&mut self, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
         self.progress

@@ -203,7 +203,7 @@ impl VisitorIo {
 impl Drop for VisitorIo {
     fn drop(&mut self) {
         if self.state.reset_on_close.load(Ordering::Relaxed) {
-            let _ = socket2::SockRef::from(&self.tcp).set_linger(Some(Duration::ZERO));
+            frp_runtime::splice::rst_on_close(&self.tcp);
         }
     }
 }

@@ -157,7 +157,7 @@ pub(crate) fn spawn(listeners: Listeners, shared: &Arc<Shared>, tasks: &TaskTrac
         let serve = move |tcp, peer, slot, shared: Arc<Shared>| {
             let front = Arc::clone(&front);
             async move {
-                let io = VisitorIo::new(tcp, slot, shared.settings.vhost.body_idle_timeout);
+                let io = VisitorIo::new(tcp, slot, front.body_idle);
                 let conn = Conn {
                     peer,
                     state: io.state(),
@@ -316,7 +316,7 @@ async fn serve_tls(
     let Some(config) = certs.find(&sni) else {
         return debug!(%peer, %sni, "no https proxy or certificate for this name; closing");
     };
-    let io = VisitorIo::new(tcp, slot, shared.settings.vhost.body_idle_timeout);
+    let io = VisitorIo::new(tcp, slot, front.body_idle);
     let state = io.state();
     match tls::terminate(io, hello.bytes, config, peer).await {
         Ok(stream) => {

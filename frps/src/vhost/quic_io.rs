@@ -6,7 +6,8 @@ use std::task::{Context, Poll};
 
 use frp_proto::StreamCode;
 use frp_runtime::gauge::GaugeGuard;
-use quinn::{RecvStream, SendStream, VarInt};
+use frp_runtime::splice::reset_stream;
+use quinn::{RecvStream, SendStream};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::sync::OwnedSemaphorePermit;
 
@@ -18,33 +19,30 @@ pub struct QuicIo {
     recv: RecvStream,
     finished: bool,
     /// The proxy's connection permit and the stream gauge, released with the stream.
-    _held: Option<(OwnedSemaphorePermit, GaugeGuard)>,
+    _held: (OwnedSemaphorePermit, GaugeGuard),
 }
 
 impl QuicIo {
-    /// Joins the two halves of a stream.
-    pub fn new(send: SendStream, recv: RecvStream) -> Self {
+    /// Joins the two halves of a stream, holding `permit` and `gauge` until it is dropped.
+    pub(crate) fn new(
+        send: SendStream,
+        recv: RecvStream,
+        permit: OwnedSemaphorePermit,
+        gauge: GaugeGuard,
+    ) -> Self {
         Self {
             send,
             recv,
             finished: false,
-            _held: None,
+            _held: (permit, gauge),
         }
-    }
-
-    /// Holds `permit` and `gauge` until the stream is dropped.
-    pub(crate) fn holding(mut self, permit: OwnedSemaphorePermit, gauge: GaugeGuard) -> Self {
-        self._held = Some((permit, gauge));
-        self
     }
 }
 
 impl Drop for QuicIo {
     fn drop(&mut self) {
         if !self.finished {
-            let code = VarInt::from_u32(StreamCode::VisitorReset.code());
-            let _ = self.send.reset(code);
-            let _ = self.recv.stop(code);
+            reset_stream(&mut self.send, &mut self.recv, StreamCode::VisitorReset);
         }
     }
 }
