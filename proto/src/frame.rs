@@ -16,6 +16,8 @@ const TAG_WELCOME: u8 = 2;
 const TAG_GOING_AWAY: u8 = 3;
 const TAG_ADD_PROXIES: u8 = 4;
 const TAG_ADD_RESULTS: u8 = 5;
+const TAG_REMOVE_PROXIES: u8 = 6;
+const TAG_PROXIES_CLOSED: u8 = 7;
 const TAG_DATA_HEADER: u8 = 16;
 
 /// Codec for the control stream, for use with `tokio_util::codec::{FramedRead, FramedWrite}`.
@@ -107,6 +109,14 @@ fn put_control_frame(msg: &ControlMsg, dst: &mut BytesMut, start: usize) -> Resu
         }
         ControlMsg::AddResults(m) => {
             dst.put_u8(TAG_ADD_RESULTS);
+            m.encode(dst)?;
+        }
+        ControlMsg::RemoveProxies(m) => {
+            dst.put_u8(TAG_REMOVE_PROXIES);
+            m.encode(dst)?;
+        }
+        ControlMsg::ProxiesClosed(m) => {
+            dst.put_u8(TAG_PROXIES_CLOSED);
             m.encode(dst)?;
         }
     }
@@ -218,6 +228,8 @@ fn decode_control_frame(frame: &[u8]) -> Result<ControlMsg, CodecError> {
         TAG_GOING_AWAY => decode_body(body).map(ControlMsg::GoingAway),
         TAG_ADD_PROXIES => decode_body(body).map(ControlMsg::AddProxies),
         TAG_ADD_RESULTS => decode_body(body).map(ControlMsg::AddResults),
+        TAG_REMOVE_PROXIES => decode_body(body).map(ControlMsg::RemoveProxies),
+        TAG_PROXIES_CLOSED => decode_body(body).map(ControlMsg::ProxiesClosed),
         TAG_DATA_HEADER => Err(CodecError::UnexpectedTag {
             tag,
             expected: "control message",
@@ -230,7 +242,8 @@ fn decode_data_frame(frame: &[u8]) -> Result<DataHeader, CodecError> {
     let (&tag, body) = frame.split_first().ok_or(CodecError::EmptyFrame)?;
     match tag {
         TAG_DATA_HEADER => decode_body(body),
-        TAG_HELLO | TAG_WELCOME | TAG_GOING_AWAY | TAG_ADD_PROXIES | TAG_ADD_RESULTS => {
+        TAG_HELLO | TAG_WELCOME | TAG_GOING_AWAY | TAG_ADD_PROXIES | TAG_ADD_RESULTS
+        | TAG_REMOVE_PROXIES | TAG_PROXIES_CLOSED => {
             Err(CodecError::UnexpectedTag {
                 tag,
                 expected: "data header",

@@ -25,7 +25,10 @@
 //!   [`Welcome`] with one [`ProxyResult`] per requested proxy (the public address bound, or why it
 //!   was refused). Since minor version 1, a client whose server answered with a minor of at
 //!   least 1 may then send [`AddProxies`] (its http and https proxies: a minor-0 server cannot
-//!   decode them, so they never travel in the `Hello`), answered by [`AddResults`]. Either side
+//!   decode them, so they never travel in the `Hello`), answered by [`AddResults`]. Since
+//!   minor 2 the client may send `AddProxies` (any kind) and [`RemoveProxies`] whenever it
+//!   reloads; the server answers removals, and announces proxies its own reload withdrew,
+//!   with [`ProxiesClosed`]. Either side
 //!   may send [`GoingAway`] before a graceful shutdown. Use
 //!   [`ControlCodec`] with `tokio_util::codec::{FramedRead, FramedWrite}`.
 //! - **Data streams**: opened by the server, one per public (visitor) connection. The stream
@@ -46,6 +49,8 @@
 //! | 3   | [`GoingAway`] | `text reason` |
 //! | 4   | [`AddProxies`]| `list<ProxySpec>` (since minor 1) |
 //! | 5   | [`AddResults`]| `list<ProxyResult>` (since minor 1) |
+//! | 6   | [`RemoveProxies`] | `list<name>` (since minor 2) |
+//! | 7   | [`ProxiesClosed`] | `list<name, text reason>` (since minor 2) |
 //! | 16  | [`DataHeader`]| `u32 proxy id`, `addr visitor` |
 //!
 //! Field encodings (all integers big-endian):
@@ -100,8 +105,8 @@ pub use frame::{
     decode_data_header, encode_control, encode_data_header, read_data_header, ControlCodec,
 };
 pub use messages::{
-    AddProxies, AddResults, ControlMsg, DataHeader, GoingAway, Hello, ProxyId, ProxyKind,
-    ProxyOutcome, ProxyResult, ProxySpec, Welcome,
+    AddProxies, AddResults, ControlMsg, DataHeader, GoingAway, Hello, ProxiesClosed, ProxyClosed,
+    ProxyId, ProxyKind, ProxyOutcome, ProxyResult, ProxySpec, RemoveProxies, Welcome,
 };
 pub use name::{NameError, ProxyName};
 pub use vhost::{CorsSpec, HeaderPair, Secret, VhostSpec};
@@ -116,7 +121,13 @@ pub const ALPN: &[u8] = b"frp-quic/1";
 ///   remote port), registered with [`AddProxies`] once the [`Welcome`] shows a server of
 ///   minor 1 or later. The `Hello` itself carries only tcp proxies, the same bytes as in
 ///   minor 0, so an older server still serves those.
-pub const PROTOCOL_MINOR: u16 = 1;
+/// - 2: live reconfiguration. [`AddProxies`] may carry any kind and be sent any number of
+///   times; [`RemoveProxies`] withdraws proxies, answered by [`ProxiesClosed`], which the
+///   server also sends unprompted when its reloaded policy withdraws a proxy. A client sends
+///   these only to a server whose `Welcome` minor is at least 2 (otherwise it applies a
+///   reload by reconnecting), and a server sends `ProxiesClosed` unprompted only to a client
+///   whose `Hello` minor is at least 2.
+pub const PROTOCOL_MINOR: u16 = 2;
 
 /// Largest accepted value of a frame's `u32` length prefix (tag plus body).
 pub const MAX_FRAME_LEN: usize = 64 * 1024;

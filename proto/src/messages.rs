@@ -109,8 +109,9 @@ pub struct Welcome {
 }
 
 /// Client to server, after a [`Welcome`] whose minor version is at least 1: more proxies to
-/// publish. The first use is the http and https proxies, which a minor-0 server cannot decode
-/// (so they never travel in [`Hello`]); later, proxies added on a reload.
+/// publish. With a minor-1 server, once per session and http and https proxies only (a
+/// minor-0 server cannot decode them, so they never travel in [`Hello`]); since minor 2, any
+/// kind, as often as the client reloads.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct AddProxies {
     /// Proxies the client wants published, at most `MAX_PROXIES`.
@@ -122,6 +123,33 @@ pub struct AddProxies {
 pub struct AddResults {
     /// One result per proxy of the [`AddProxies`], at most `MAX_PROXIES`.
     pub results: Vec<ProxyResult>,
+}
+
+/// Client to server, since minor version 2: withdraw these proxies (a reload removed or
+/// changed them). The server closes their listeners and routes, frees their ports and names,
+/// and answers with [`ProxiesClosed`] listing them; connections already open go on.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RemoveProxies {
+    /// Names of proxies of this client, at most `MAX_PROXIES`.
+    pub names: Vec<ProxyName>,
+}
+
+/// One proxy the server no longer serves, and why.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ProxyClosed {
+    /// The proxy's name.
+    pub name: ProxyName,
+    /// Why: "removed by the client", or the server's reason (its reloaded policy forbids it).
+    pub reason: String,
+}
+
+/// Server to client, since minor version 2: proxies that are no longer published. The
+/// answer to a [`RemoveProxies`] (its names, in order), and sent unprompted when a server
+/// reload withdraws proxies its new policy forbids.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ProxiesClosed {
+    /// The proxies, at most `MAX_PROXIES`.
+    pub closed: Vec<ProxyClosed>,
 }
 
 /// Graceful shutdown notice, sent by either side before closing the connection.
@@ -144,6 +172,10 @@ pub enum ControlMsg {
     AddProxies(AddProxies),
     /// The server's answer to [`AddProxies`].
     AddResults(AddResults),
+    /// Proxies the client withdraws (since minor version 2).
+    RemoveProxies(RemoveProxies),
+    /// Proxies the server no longer serves (since minor version 2).
+    ProxiesClosed(ProxiesClosed),
 }
 
 impl ControlMsg {
@@ -155,6 +187,8 @@ impl ControlMsg {
             Self::GoingAway(_) => "going-away",
             Self::AddProxies(_) => "add-proxies",
             Self::AddResults(_) => "add-results",
+            Self::RemoveProxies(_) => "remove-proxies",
+            Self::ProxiesClosed(_) => "proxies-closed",
         }
     }
 }
@@ -186,6 +220,18 @@ impl From<AddProxies> for ControlMsg {
 impl From<AddResults> for ControlMsg {
     fn from(m: AddResults) -> Self {
         Self::AddResults(m)
+    }
+}
+
+impl From<RemoveProxies> for ControlMsg {
+    fn from(m: RemoveProxies) -> Self {
+        Self::RemoveProxies(m)
+    }
+}
+
+impl From<ProxiesClosed> for ControlMsg {
+    fn from(m: ProxiesClosed) -> Self {
+        Self::ProxiesClosed(m)
     }
 }
 

@@ -126,6 +126,15 @@ fn arb_msg() -> impl Strategy<Value = ControlMsg> {
             .prop_map(|proxies| ControlMsg::AddProxies(AddProxies { proxies })),
         prop::collection::vec(arb_result(), 0..32)
             .prop_map(|results| ControlMsg::AddResults(AddResults { results })),
+        prop::collection::vec(arb_name(), 0..32)
+            .prop_map(|names| ControlMsg::RemoveProxies(RemoveProxies { names })),
+        prop::collection::vec((arb_name(), arb_text(64)), 0..32).prop_map(|closed| {
+            let closed = closed
+                .into_iter()
+                .map(|(name, reason)| ProxyClosed { name, reason })
+                .collect();
+            ControlMsg::ProxiesClosed(ProxiesClosed { closed })
+        }),
     ]
 }
 

@@ -166,7 +166,7 @@ async fn zero_length_is_an_empty_frame() {
 
 #[tokio::test]
 async fn unknown_and_misplaced_tags() {
-    for tag in [0, 6, 15, 17, 255] {
+    for tag in [0, 8, 15, 17, 255] {
         let f = frame(tag, &[]);
         assert!(matches!(decode_one(&f), Err(CodecError::UnknownTag(t)) if t == tag));
         let err = decode_data_header(&mut BytesMut::from(&f[..]));

@@ -75,6 +75,40 @@ fn golden_welcome_and_going_away() {
 }
 
 #[test]
+fn golden_remove_proxies_and_proxies_closed() {
+    let remove = ControlMsg::RemoveProxies(RemoveProxies {
+        names: vec![name("ssh"), name("web")],
+    });
+    let golden = cat(&[
+        &[0, 0, 0, 13, 6], // length 13, tag: RemoveProxies
+        &[0, 2],           // two names
+        &[0, 3],
+        b"ssh",
+        &[0, 3],
+        b"web",
+    ]);
+    assert_eq!(&encode(&remove)[..], &golden[..]);
+    assert_eq!(decode_one(&golden).unwrap(), Some(remove));
+
+    let closed = ControlMsg::ProxiesClosed(ProxiesClosed {
+        closed: vec![ProxyClosed {
+            name: name("ssh"),
+            reason: "port not allowed".into(),
+        }],
+    });
+    let golden = cat(&[
+        &[0, 0, 0, 26, 7], // length 26, tag: ProxiesClosed
+        &[0, 1],
+        &[0, 3],
+        b"ssh",
+        &[0, 16],
+        b"port not allowed",
+    ]);
+    assert_eq!(&encode(&closed)[..], &golden[..]);
+    assert_eq!(decode_one(&golden).unwrap(), Some(closed));
+}
+
+#[test]
 fn golden_data_headers() {
     let h4 = DataHeader {
         proxy: ProxyId(7),

@@ -8,9 +8,9 @@ use crate::coding::{
 };
 use crate::wire_vhost::{get_vhost, put_vhost};
 use crate::{
-    AddProxies, AddResults, CodecError, DataHeader, GoingAway, Hello, ProxyId, ProxyKind,
-    ProxyName, ProxyOutcome, ProxyResult, ProxySpec, VhostSpec, Welcome, MAX_NAME_LEN,
-    MAX_TEXT_LEN,
+    AddProxies, AddResults, CodecError, DataHeader, GoingAway, Hello, ProxiesClosed, ProxyClosed,
+    ProxyId, ProxyKind, ProxyName, ProxyOutcome, ProxyResult, ProxySpec, RemoveProxies,
+    VhostSpec, Welcome, MAX_NAME_LEN, MAX_TEXT_LEN,
 };
 
 const KIND_TCP: u8 = 1;
@@ -195,6 +195,50 @@ impl Decode for AddResults {
 impl Encode for AddResults {
     fn encode<B: BufMut>(&self, buf: &mut B) -> Result<(), CodecError> {
         put_list(buf, &self.results, "proxy results")
+    }
+}
+
+impl Decode for RemoveProxies {
+    fn decode<B: Buf>(buf: &mut B) -> Result<Self, CodecError> {
+        Ok(Self {
+            names: get_list(buf, "proxy names")?,
+        })
+    }
+}
+
+impl Encode for RemoveProxies {
+    fn encode<B: BufMut>(&self, buf: &mut B) -> Result<(), CodecError> {
+        put_list(buf, &self.names, "proxy names")
+    }
+}
+
+impl Decode for ProxyClosed {
+    fn decode<B: Buf>(buf: &mut B) -> Result<Self, CodecError> {
+        Ok(Self {
+            name: ProxyName::decode(buf)?,
+            reason: get_string(buf, "close reason", MAX_TEXT_LEN)?,
+        })
+    }
+}
+
+impl Encode for ProxyClosed {
+    fn encode<B: BufMut>(&self, buf: &mut B) -> Result<(), CodecError> {
+        self.name.encode(buf)?;
+        put_str(buf, &self.reason, "close reason", MAX_TEXT_LEN)
+    }
+}
+
+impl Decode for ProxiesClosed {
+    fn decode<B: Buf>(buf: &mut B) -> Result<Self, CodecError> {
+        Ok(Self {
+            closed: get_list(buf, "closed proxies")?,
+        })
+    }
+}
+
+impl Encode for ProxiesClosed {
+    fn encode<B: BufMut>(&self, buf: &mut B) -> Result<(), CodecError> {
+        put_list(buf, &self.closed, "closed proxies")
     }
 }
 
