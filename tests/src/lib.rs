@@ -6,6 +6,7 @@
 pub mod backends;
 pub mod http;
 pub mod procs;
+pub mod prometheus;
 pub mod raw;
 pub mod rawhttp;
 pub mod relay;
