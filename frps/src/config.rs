@@ -279,10 +279,12 @@ fn apply_connection_limits(s: &mut ServerSettings, file: &ServerFile) -> Result<
     match file.max_connections_per_client {
         None => {}
         Some(n) if (least..=1_000_000).contains(&n) => s.max_connections_per_client = n,
-        Some(n) => return Err(format!(
+        Some(n) => {
+            return Err(format!(
             "`maxConnectionsPerClient = {n}`: must be between {least} (twice maxPortsPerClient, \
                  so each proxy keeps a share) and 1000000"
-        )),
+        ))
+        }
     }
     match file.max_connections_per_ip {
         None => {}

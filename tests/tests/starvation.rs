@@ -29,9 +29,9 @@ const CREDIT: u32 = 250;
 /// over four.
 const SHARE: usize = BUDGET / 8;
 /// How long a visitor may wait for a stream; far longer than [`AT_ONCE`].
-const OPEN_STREAM_TIMEOUT: Duration = Duration::from_secs(20);
+const OPEN_STREAM_TIMEOUT: Duration = Duration::from_secs(30);
 /// What "at once" means here: well before [`OPEN_STREAM_TIMEOUT`].
-const AT_ONCE: Duration = Duration::from_secs(5);
+const AT_ONCE: Duration = Duration::from_secs(10);
 
 /// Connects to `public` from `source`, then sends a byte and reads it back through the echo
 /// service: `Some` when it went through, `None` when the connection was reset or closed.
