@@ -10,6 +10,7 @@ use frp_runtime::config::{error_chain, load_toml, resolve, QuicSection, TlsSecti
 use frp_runtime::{ConfigError, QuicTuning};
 use serde::Deserialize;
 
+use crate::budget::DEFAULT_MAX_CONNECTIONS_PER_CLIENT;
 use crate::config_vhost::{check_subdomain_host, domain_policy, vhost_settings};
 pub use crate::config_vhost::{CertEntry, VhostHttpsSection};
 use crate::domains::DomainPolicy;
@@ -24,6 +25,8 @@ pub const DEFAULT_MAX_PENDING: usize = 128;
 /// Public connections per proxy open at once: half of frpc's default stream limit, so one
 /// busy proxy leaves room for the client's others.
 pub const DEFAULT_MAX_CONNECTIONS: usize = 5_000;
+/// Connections to one public tcp port from one source address, as `vhostMaxConnectionsPerIP`.
+pub const DEFAULT_MAX_CONNECTIONS_PER_IP: usize = 256;
 /// Streams a client may open toward the server: only its control stream.
 pub const CLIENT_STREAM_LIMIT: u32 = 1;
 
@@ -49,6 +52,11 @@ pub struct ServerFile {
     pub max_pending_connections_per_proxy: Option<usize>,
     /// Public connections per proxy open at once (default 5000).
     pub max_connections_per_proxy: Option<usize>,
+    /// Connections one client's proxies hold at once, half reserved per proxy (default 8000).
+    pub max_connections_per_client: Option<usize>,
+    /// Connections to one public tcp port from one IPv4 address or IPv6 /64 (default 256).
+    #[serde(rename = "maxConnectionsPerIP")]
+    pub max_connections_per_ip: Option<usize>,
     /// TCP port of the HTTP virtual hosts; 0 or absent: none.
     #[serde(rename = "vhostHTTPPort")]
     pub vhost_http_port: Option<u16>,
@@ -152,6 +160,12 @@ pub struct ServerSettings {
     pub max_pending_per_proxy: usize,
     /// Public connections per proxy open at once; more are reset.
     pub max_connections_per_proxy: usize,
+    /// Connections one client's proxies hold at once (`maxConnectionsPerClient`); half of it
+    /// is reserved in equal parts for its proxies (see [`crate::budget`]).
+    pub max_connections_per_client: usize,
+    /// Connections to one public tcp port from one IPv4 address or IPv6 /64
+    /// (`maxConnectionsPerIP`), four times that from one IPv6 /48; more are reset.
+    pub max_connections_per_ip: usize,
     /// Proxies one client may publish (`maxPortsPerClient`); at most the wire limit.
     pub max_proxies_per_client: usize,
     /// Where the revocation list is reread from on SIGHUP.
@@ -178,6 +192,8 @@ impl ServerSettings {
             open_stream_timeout: Duration::from_secs(10),
             max_pending_per_proxy: DEFAULT_MAX_PENDING,
             max_connections_per_proxy: DEFAULT_MAX_CONNECTIONS,
+            max_connections_per_client: DEFAULT_MAX_CONNECTIONS_PER_CLIENT,
+            max_connections_per_ip: DEFAULT_MAX_CONNECTIONS_PER_IP,
             max_proxies_per_client: frp_proto::MAX_PROXIES,
             revocation_file: None,
             revoked: Revocations::default(),
@@ -243,12 +259,39 @@ fn apply_limits(s: &mut ServerSettings, file: &ServerFile) -> Result<(), String>
             ))
         }
     }
+    apply_connection_limits(s, file)?;
     match file.max_pending_connections_per_proxy {
         None => {}
         Some(n) if (1..=65_536).contains(&n) => s.max_pending_per_proxy = n,
         Some(n) => {
             return Err(format!(
                 "`maxPendingConnectionsPerProxy = {n}`: must be between 1 and 65536"
+            ))
+        }
+    }
+    Ok(())
+}
+
+/// `maxConnectionsPerClient` and `maxConnectionsPerIP` (after `maxPortsPerClient`).
+fn apply_connection_limits(s: &mut ServerSettings, file: &ServerFile) -> Result<(), String> {
+    // Each proxy's reservation is the budget over twice the proxies: at least one each.
+    let least = 2 * s.max_proxies_per_client;
+    match file.max_connections_per_client {
+        None => {}
+        Some(n) if (least..=1_000_000).contains(&n) => s.max_connections_per_client = n,
+        Some(n) => {
+            return Err(format!(
+            "`maxConnectionsPerClient = {n}`: must be between {least} (twice maxPortsPerClient, \
+                 so each proxy keeps a share) and 1000000"
+        ))
+        }
+    }
+    match file.max_connections_per_ip {
+        None => {}
+        Some(n) if (1..=1_000_000).contains(&n) => s.max_connections_per_ip = n,
+        Some(n) => {
+            return Err(format!(
+                "`maxConnectionsPerIP = {n}`: must be between 1 and 1000000"
             ))
         }
     }
@@ -274,4 +317,44 @@ fn policy(file: &ServerFile) -> Result<PortPolicy, String> {
         return Err(format!("[[clients]] name {:?} appears twice", w[0]));
     }
     Ok(PortPolicy { global, per_client })
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    fn limits(text: &str) -> Result<(usize, usize), String> {
+        let file: ServerFile = toml::from_str(text).unwrap();
+        let ca = frp_certs::Ca::generate("test CA").unwrap();
+        let cert = ca.issue_server(&["localhost".to_string()]).unwrap();
+        let tls = frp_certs::server_tls_config(
+            vec![cert.cert_der()],
+            cert.key_der(),
+            vec![ca.cert_der()],
+        );
+        let mut s = ServerSettings::new(Arc::new(tls.unwrap()));
+        apply_limits(&mut s, &file)?;
+        Ok((s.max_connections_per_client, s.max_connections_per_ip))
+    }
+
+    #[test]
+    fn connection_budget_and_per_source_cap() {
+        assert_eq!(limits(""), Ok((8_000, 256)));
+        let set = "maxConnectionsPerClient = 600\nmaxConnectionsPerIP = 10";
+        assert_eq!(limits(set), Ok((600, 10)));
+        let e = limits("maxConnectionsPerClient = 100").unwrap_err();
+        assert!(
+            e.contains("maxConnectionsPerClient = 100") && e.contains("512"),
+            "{e}"
+        );
+        let fewer = "maxPortsPerClient = 10\nmaxConnectionsPerClient = 100";
+        assert_eq!(
+            limits(fewer),
+            Ok((100, 256)),
+            "twice maxPortsPerClient is enough"
+        );
+        let e = limits("maxConnectionsPerIP = 0").unwrap_err();
+        assert!(e.contains("maxConnectionsPerIP = 0"), "{e}");
+    }
 }

@@ -19,9 +19,11 @@ use tokio_util::codec::{FramedRead, FramedWrite};
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
 
+use crate::budget::Budget;
 use crate::policy::NO_PORTS;
 use crate::proxy::TcpProxy;
 use crate::server::Shared;
+use crate::vhost::io::Admission;
 
 /// How often the status picks up a client's new address after a migration.
 const PATH_CHECK: Duration = Duration::from_secs(1);
@@ -45,6 +47,8 @@ pub(crate) struct Session {
     pub(crate) identity: String,
     pub(crate) id: u64,
     pub(crate) listeners: JoinSet<()>,
+    /// The connections this client's proxies may hold at once (`maxConnectionsPerClient`).
+    pub(crate) budget: Arc<Budget>,
     /// Names of the proxies asked for so far (in `Hello` and `AddProxies`), each once; their
     /// count is what `maxPortsPerClient` bounds, and the next one gets id `len + 1`.
     asked: HashSet<ProxyName>,
@@ -79,12 +83,14 @@ impl Session {
                 _ = conn.closed() => {}
             }
         }
+        let budget = Budget::new(shared.settings.max_connections_per_client);
         let mut session = Session {
             shared,
             conn,
             identity,
             id,
             listeners: JoinSet::new(),
+            budget,
             asked: HashSet::new(),
         };
         let reason = session.serve().await;
@@ -305,17 +311,17 @@ impl Session {
         }
         let listener = self.bind_port(spec.remote_port).await?;
         let addr = listener.local_addr().map_err(|e| e.to_string())?;
+        let settings = &self.shared.settings;
         let proxy = TcpProxy {
             name: spec.name.clone(),
             id,
             listener,
             conn: self.conn.clone(),
             streams: self.shared.streams.clone(),
-            open_timeout: self.shared.settings.open_stream_timeout,
-            pending: Arc::new(Semaphore::new(self.shared.settings.max_pending_per_proxy)),
-            active: Arc::new(Semaphore::new(
-                self.shared.settings.max_connections_per_proxy,
-            )),
+            open_timeout: settings.open_stream_timeout,
+            pending: Arc::new(Semaphore::new(settings.max_pending_per_proxy)),
+            admission: Admission::new(Semaphore::MAX_PERMITS, settings.max_connections_per_ip),
+            share: self.budget.join(settings.max_connections_per_proxy),
             gauges: self.shared.gauges.clone(),
         };
         self.listeners.spawn(proxy.serve());

@@ -98,11 +98,13 @@ pub enum StreamCode {
     Shutdown = 6,
     /// An internal error on the resetting side.
     Internal = 7,
+    /// No byte moved either way for the proxy's `idleTimeout`.
+    IdleTimeout = 8,
 }
 
 impl StreamCode {
     /// Every stream code, in wire order.
-    pub const ALL: [Self; 7] = [
+    pub const ALL: [Self; 8] = [
         Self::LocalUnreachable,
         Self::LocalReset,
         Self::VisitorReset,
@@ -110,6 +112,7 @@ impl StreamCode {
         Self::BadHeader,
         Self::Shutdown,
         Self::Internal,
+        Self::IdleTimeout,
     ];
 
     /// Returns the wire value of the code.
@@ -132,6 +135,7 @@ impl StreamCode {
             Self::BadHeader => "malformed data stream header",
             Self::Shutdown => "shutting down",
             Self::Internal => "internal error",
+            Self::IdleTimeout => "no byte either way for the idle timeout",
         }
     }
 }
@@ -176,7 +180,7 @@ mod tests {
             assert_eq!(code.to_string(), code.describe());
         }
         assert_eq!(StreamCode::from_code(0), None);
-        assert_eq!(StreamCode::from_code(8), None);
+        assert_eq!(StreamCode::from_code(9), None);
         assert_eq!(StreamCode::from_code(u64::MAX), None);
     }
 }

@@ -143,6 +143,7 @@ pub fn tcp_proxy(name: &str, local: SocketAddr, remote_port: u16) -> LocalProxy 
         local_port: local.port(),
         remote_port,
         vhost: Default::default(),
+        idle_timeout: None,
     }
 }
 

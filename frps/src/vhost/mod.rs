@@ -37,7 +37,6 @@ use hyper::service::service_fn;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::Semaphore;
 use tokio_util::task::TaskTracker;
 use tracing::{debug, info, warn};
 
@@ -45,6 +44,7 @@ pub use access::{AccessEntry, AccessLog};
 pub use service::{Conn, Frontend};
 pub use tls::CertStore;
 
+use crate::budget::Share;
 use crate::domains::DomainPattern;
 use crate::proxy::{forward, OpenStream};
 use crate::server::Shared;
@@ -110,8 +110,8 @@ pub struct TlsTarget {
     pub id: ProxyId,
     /// The client's connection.
     pub conn: quinn::Connection,
-    /// Connections open at once on this proxy.
-    pub active: Arc<Semaphore>,
+    /// The proxy's part of its client's connection budget.
+    pub share: Share,
 }
 
 /// The bound vhost listeners (bound before `run`, so their addresses are known).
@@ -339,9 +339,12 @@ async fn passthrough(
     t: &TlsTarget,
     shared: &Shared,
 ) {
-    let Ok(active) = Arc::clone(&t.active).try_acquire_owned() else {
-        debug!(proxy = %t.name, %peer, "too many open connections; resetting");
-        return frp_runtime::splice::reset_tcp(tcp);
+    let ticket = match t.share.try_take() {
+        Ok(ticket) => ticket,
+        Err(e) => {
+            debug!(proxy = %t.name, %peer, reason = %e, "no connection left; resetting");
+            return frp_runtime::splice::reset_tcp(tcp);
+        }
     };
     let open = OpenStream {
         conn: t.conn.clone(),
@@ -349,7 +352,7 @@ async fn passthrough(
         name: t.name.clone(),
         timeout: shared.settings.open_stream_timeout,
         permit: None,
-        _active: active,
+        _held: (ticket, None),
         gauges: shared.gauges.clone(),
     };
     forward(open, tcp, peer, hello).await;

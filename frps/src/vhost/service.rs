@@ -25,6 +25,7 @@ use super::io::ConnState;
 use super::policy::{is_upgrade, set_forwarded, strip_hop_by_hop, HttpPolicy};
 use super::target::Target;
 use super::tunnel::{tunnel, TunnelLog, Upgrade};
+use crate::budget::Exhausted;
 use crate::registry::Registry;
 
 /// A response frps answers itself.
@@ -279,11 +280,11 @@ fn stalled(stall: Stall) -> Response {
 fn failed(backend: &HttpBackend, client: SocketAddr, e: &BackendError) -> Response {
     debug!(proxy = %backend.name, %client, error = %e, "backend failed");
     match e {
-        BackendError::Busy => text(
+        BackendError::Busy(Exhausted::Proxy) => text(
             StatusCode::SERVICE_UNAVAILABLE,
             "503 too many connections to this service",
         ),
-        BackendError::OpenTimeout => text(
+        BackendError::Busy(Exhausted::Client) | BackendError::NoStream => text(
             StatusCode::SERVICE_UNAVAILABLE,
             "503 the service's client has no free stream",
         ),
