@@ -126,10 +126,9 @@ async fn route(
     req: Request<Incoming>,
     pending: &mut Pending,
 ) -> (Response, Option<Upgrade>) {
-    let forms = target.guard_forms();
     let Some(routed) = front
         .registry
-        .lookup_http(&target.host, &target.match_path, &forms)
+        .lookup_http(&target.host, &target.match_path, &target.guards)
     else {
         let why = "404 not found: no site is served under this name";
         return (text(StatusCode::NOT_FOUND, why), None);
