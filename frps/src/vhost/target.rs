@@ -106,6 +106,21 @@ impl Target {
             uri,
         })
     }
+
+    /// The host for `X-Forwarded-Host`: the normalized host, with the port the visitor named
+    /// only when it is `listener`, the port frps was reached on (a port the visitor made up
+    /// must not reach the links a service builds from this header).
+    pub fn forwarded_host(&self, listener: u16) -> String {
+        let port = self
+            .shown
+            .rsplit_once(':')
+            .filter(|(host, _)| !host.contains(':') || host.ends_with(']'))
+            .and_then(|(_, port)| port.parse::<u16>().ok());
+        match port {
+            Some(p) if p == listener => format!("{}:{p}", self.host),
+            _ => self.host.clone(),
+        }
+    }
 }
 
 #[cfg(test)]
