@@ -121,7 +121,7 @@ fn decode_unreserved(raw: &str) -> Result<String, PathError> {
             0 => return Err(PathError::Nul),
             b'\\' => return Err(PathError::EncodedSeparator),
             v if v < 0x20 || v == 0x7F => return Err(PathError::Control),
-            v if overlong(v, escaped(bytes, i + 3).ok()) => return Err(PathError::Overlong),
+            v if overlong(v, next_escaped(bytes, i + 3)) => return Err(PathError::Overlong),
             v if unreserved(v) => out.push(char::from(v)),
             v => push_escape(&mut out, v),
         }
@@ -131,6 +131,13 @@ fn decode_unreserved(raw: &str) -> Result<String, PathError> {
         return Err(PathError::DoubleEncoded);
     }
     Ok(out)
+}
+
+/// The byte an escape starting at `i` encodes, if one starts there.
+fn next_escaped(bytes: &[u8], i: usize) -> Option<u8> {
+    (bytes.get(i) == Some(&b'%'))
+        .then(|| escaped(bytes, i).ok())
+        .flatten()
 }
 
 /// Appends `%HH` (uppercase hex) for `b`.
