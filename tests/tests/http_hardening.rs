@@ -103,7 +103,12 @@ async fn h2c_upgrades_are_refused_and_served_over_http1() {
     assert_eq!(r.field("header:http2-settings"), None);
     c.stop().await.expect("stop");
     server.stop().await.expect("stop");
-    // A lenient service that switches anyway gets no tunnel: its 101 was never asked for.
+}
+
+#[tokio::test]
+async fn a_service_switching_to_h2c_anyway_gets_no_tunnel() {
+    let pki = Pki::new();
+    // Its 101 was never asked for: the visitor gets 502, not a connection to it.
     let switching = resetting_upgrade_backend(1 << 20).await;
     let (server, c, http) = start(
         vhost_settings(&pki, ALLOW),
