@@ -76,6 +76,10 @@ pub struct ServerFile {
     /// Of those, from one IPv4 address or IPv6 /64 (default 256).
     #[serde(rename = "vhostMaxConnectionsPerIP")]
     pub vhost_max_connections_per_ip: Option<usize>,
+    /// Wrong basic-auth passwords from one address before it must wait (default 10).
+    pub vhost_auth_max_failures: Option<u32>,
+    /// Seconds of the longest such wait (default 600).
+    pub vhost_auth_max_backoff: Option<u64>,
     /// Parent domain of the proxies' `subdomain`s.
     pub sub_domain_host: Option<String>,
     /// Domains any client may claim; none means no http/https proxy may be registered.

@@ -102,8 +102,8 @@ pub struct HttpBackend {
 pub struct Routed {
     /// The proxy the request is forwarded to.
     pub backend: Arc<HttpBackend>,
-    /// Other proxies a case-folding service could serve the path from (see
-    /// [`guard_forms`](frp_proto::vhost::path::guard_forms)).
+    /// Other proxies a lenient service could serve the path from (see
+    /// [`guard_forms`](frp_proto::vhost::guard::guard_forms)).
     pub guards: Vec<Arc<HttpBackend>>,
 }
 

@@ -16,12 +16,14 @@ mod auth;
 pub mod backend;
 mod body;
 mod cors;
+mod gate;
 pub mod io;
 pub mod policy;
 mod quic_io;
 pub mod routes;
 mod service;
 mod target;
+mod throttle;
 pub mod tls;
 mod tunnel;
 
@@ -83,6 +85,11 @@ pub struct VhostSettings {
     /// `vhostUpgradeIdleTimeout`: how long an upgraded (WebSocket) connection may carry no
     /// bytes either way (1 hour).
     pub upgrade_idle_timeout: Duration,
+    /// `vhostAuthMaxFailures`: wrong basic-auth passwords from one address (IPv4, IPv6 /64)
+    /// before it must wait (10).
+    pub auth_max_failures: u32,
+    /// `vhostAuthMaxBackoff`: the longest such wait (10 minutes).
+    pub auth_max_backoff: Duration,
 }
 
 impl Default for VhostSettings {
@@ -97,6 +104,8 @@ impl Default for VhostSettings {
             max_connections_per_ip: 256,
             body_idle_timeout: Duration::from_secs(60),
             upgrade_idle_timeout: Duration::from_secs(3600),
+            auth_max_failures: 10,
+            auth_max_backoff: Duration::from_secs(600),
         }
     }
 }
@@ -152,8 +161,12 @@ impl Listeners {
 pub(crate) fn spawn(listeners: Listeners, shared: &Arc<Shared>, tasks: &TaskTracker) {
     let s = &shared.settings.vhost;
     let admission = Admission::new(s.max_connections, s.max_connections_per_ip);
+    let throttle = Arc::new(throttle::AuthThrottle::new(
+        s.auth_max_failures,
+        s.auth_max_backoff,
+    ));
     if let Some(l) = listeners.http {
-        let front = frontend(shared, "http");
+        let front = frontend(shared, "http", &throttle);
         let serve = move |tcp, peer, slot, shared: Arc<Shared>| {
             let front = Arc::clone(&front);
             async move {
@@ -169,7 +182,7 @@ pub(crate) fn spawn(listeners: Listeners, shared: &Arc<Shared>, tasks: &TaskTrac
         tasks.spawn(accept_loop(l, Arc::clone(shared), admission.clone(), serve));
     }
     if let Some(l) = listeners.https {
-        let front = frontend(shared, "https");
+        let front = frontend(shared, "https", &throttle);
         let serve = move |tcp, peer, slot, shared| {
             let front = Arc::clone(&front);
             async move { serve_tls(tcp, peer, slot, front, shared).await }
@@ -178,11 +191,20 @@ pub(crate) fn spawn(listeners: Listeners, shared: &Arc<Shared>, tasks: &TaskTrac
     }
 }
 
-fn frontend(shared: &Shared, scheme: &'static str) -> Arc<Frontend> {
+fn frontend(
+    shared: &Shared,
+    scheme: &'static str,
+    throttle: &Arc<throttle::AuthThrottle>,
+) -> Arc<Frontend> {
     let s = &shared.settings.vhost;
+    let (http, https) = shared.vhost_addrs;
+    let bound = if scheme == "http" { http } else { https };
     Arc::new(Frontend {
         registry: shared.registry.clone(),
         scheme,
+        port: bound.map_or(0, |a| a.port()),
+        https_port: https.map(|a| a.port()),
+        throttle: Arc::clone(throttle),
         timeout: s.response_timeout,
         body_idle: s.body_idle_timeout,
         upgrade_idle: s.upgrade_idle_timeout,
