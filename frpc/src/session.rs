@@ -43,6 +43,9 @@ pub(crate) enum SessionError {
     Permanent(String),
     /// Retry after a backoff.
     Transient(String),
+    /// The server keeps another connection with our identity: two clients share one
+    /// certificate. Retry, but only after [`crate::client::CONTESTED_WAIT`].
+    Contested(String),
 }
 
 /// Runs a session on `conn` until it ends or `shutdown` is cancelled.

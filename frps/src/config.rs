@@ -14,6 +14,7 @@ use crate::budget::DEFAULT_MAX_CONNECTIONS_PER_CLIENT;
 use crate::config_vhost::{check_subdomain_host, domain_policy, vhost_settings};
 pub use crate::config_vhost::{CertEntry, VhostHttpsSection};
 use crate::domains::DomainPolicy;
+use crate::identity::canonical;
 use crate::policy::{PortPolicy, PortRangeEntry, PortSet};
 use crate::revocation::Revocations;
 use crate::vhost::VhostSettings;
@@ -57,6 +58,8 @@ pub struct ServerFile {
     /// Connections to one public tcp port from one IPv4 address or IPv6 /64 (default 256).
     #[serde(rename = "maxConnectionsPerIP")]
     pub max_connections_per_ip: Option<usize>,
+    /// Takeovers of one identity's live connection allowed within a minute (default 3).
+    pub max_takeovers_per_minute: Option<usize>,
     /// TCP port of the HTTP virtual hosts; 0 or absent: none.
     #[serde(rename = "vhostHTTPPort")]
     pub vhost_http_port: Option<u16>,
@@ -172,6 +175,9 @@ pub struct ServerSettings {
     pub max_connections_per_ip: usize,
     /// Proxies one client may publish (`maxPortsPerClient`); at most the wire limit.
     pub max_proxies_per_client: usize,
+    /// Takeovers of one identity's live connection within a minute before the next is
+    /// refused as flapping (`maxTakeoversPerMinute`).
+    pub max_takeovers_per_minute: usize,
     /// Where the revocation list is reread from on SIGHUP.
     pub revocation_file: Option<PathBuf>,
     /// The revocation list in force at start.
@@ -199,6 +205,7 @@ impl ServerSettings {
             max_connections_per_client: DEFAULT_MAX_CONNECTIONS_PER_CLIENT,
             max_connections_per_ip: DEFAULT_MAX_CONNECTIONS_PER_IP,
             max_proxies_per_client: frp_proto::MAX_PROXIES,
+            max_takeovers_per_minute: crate::takeover::DEFAULT_LIMIT,
             revocation_file: None,
             revoked: Revocations::default(),
             vhost: VhostSettings::default(),
@@ -264,6 +271,15 @@ fn apply_limits(s: &mut ServerSettings, file: &ServerFile) -> Result<(), String>
         }
     }
     apply_connection_limits(s, file)?;
+    match file.max_takeovers_per_minute {
+        None => {}
+        Some(n) if (1..=1000).contains(&n) => s.max_takeovers_per_minute = n,
+        Some(n) => {
+            return Err(format!(
+                "`maxTakeoversPerMinute = {n}`: must be between 1 and 1000"
+            ))
+        }
+    }
     match file.max_pending_connections_per_proxy {
         None => {}
         Some(n) if (1..=65_536).contains(&n) => s.max_pending_per_proxy = n,
@@ -312,21 +328,42 @@ fn policy(file: &ServerFile) -> Result<PortPolicy, String> {
         if let Some(entries) = &c.allow_ports {
             let set = PortSet::from_entries(entries)
                 .map_err(|e| format!("clients[{i}].allowPorts: {e}"))?;
-            per_client.insert(c.name.clone(), set);
+            per_client.insert(canonical(&c.name), set);
         }
     }
     let mut names: Vec<&str> = file.clients.iter().map(|c| c.name.as_str()).collect();
-    names.sort_unstable();
-    if let Some(w) = names.windows(2).find(|w| w[0] == w[1]) {
-        return Err(format!("[[clients]] name {:?} appears twice", w[0]));
+    names.sort_unstable_by_key(|n| canonical(n));
+    match names.windows(2).find(|w| w[0].eq_ignore_ascii_case(w[1])) {
+        Some([a, b]) if a == b => Err(format!("[[clients]] name {a:?} appears twice")),
+        Some([a, b]) => Err(format!(
+            "[[clients]] names {a:?} and {b:?} differ only in case; identities ignore case, \
+             so they are one client: merge the two entries"
+        )),
+        _ => Ok(PortPolicy { global, per_client }),
     }
-    Ok(PortPolicy { global, per_client })
 }
 
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_clients_entry_narrows_its_identity_in_any_case() {
+        let text =
+            "allowPorts = [{ start = 6000, end = 6100 }]\nallowDomains = [\"*.example.com\"]\n\
+                    [[clients]]\nname = \"Narrow\"\nallowPorts = [{ single = 6001 }]\n\
+                    allowDomains = [\"n.example.com\"]\n";
+        let file: ServerFile = toml::from_str(text).unwrap();
+        let ports = policy(&file).unwrap();
+        assert!(ports.check("NARROW", 6001).is_ok());
+        for who in ["narrow", "NARROW", "Narrow"] {
+            assert!(ports.check(who, 6002).is_err(), "{who}");
+        }
+        let domains = domain_policy(&file).unwrap();
+        let wide = crate::domains::DomainPattern::parse("w.example.com").unwrap();
+        assert!(domains.check("nARROW", &wide).is_err());
+    }
 
     fn limits(text: &str) -> Result<(usize, usize), String> {
         let file: ServerFile = toml::from_str(text).unwrap();

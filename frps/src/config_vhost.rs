@@ -216,7 +216,7 @@ pub fn domain_policy(file: &ServerFile) -> Result<DomainPolicy, String> {
         if let Some(list) = &c.allow_domains {
             let set =
                 DomainSet::parse(list).map_err(|e| format!("clients[{i}].allowDomains: {e}"))?;
-            per_client.insert(c.name.clone(), set);
+            per_client.insert(crate::identity::canonical(&c.name), set);
         }
     }
     Ok(DomainPolicy { global, per_client })

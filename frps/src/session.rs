@@ -20,9 +20,11 @@ use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
 
 use crate::budget::Budget;
+use crate::identity::ClientId;
 use crate::policy::NO_PORTS;
 use crate::proxy::TcpProxy;
 use crate::server::Shared;
+use crate::takeover::refuse_takeover;
 use crate::vhost::io::Admission;
 
 /// How often the status picks up a client's new address after a migration.
@@ -44,7 +46,7 @@ pub(crate) fn close(conn: &Connection, code: CloseCode, reason: &str) {
 pub(crate) struct Session {
     pub(crate) shared: Arc<Shared>,
     pub(crate) conn: Connection,
-    pub(crate) identity: String,
+    pub(crate) identity: ClientId,
     pub(crate) id: u64,
     pub(crate) listeners: JoinSet<()>,
     /// The connections this client's proxies may hold at once (`maxConnectionsPerClient`).
@@ -63,20 +65,24 @@ impl Session {
         cert: CertificateDer<'static>,
     ) {
         let _counted = shared.gauges.sessions.enter();
+        let identity = ClientId::new(identity);
         let finished = CancellationToken::new();
         let registry = &shared.registry;
-        let (id, old) = registry.open_session(&identity, &conn, cert.clone(), finished.clone());
+        let limit = shared.settings.max_takeovers_per_minute;
+        let opened = registry.open_session(&identity, &conn, cert.clone(), finished.clone(), limit);
+        let (id, old) = match opened {
+            Ok(opened) => opened,
+            Err(contested) => return refuse_takeover(&conn, &identity, &contested),
+        };
         // A reload may have run between the check at connect and the registration above.
         if shared.revoked().is_revoked(&cert) {
             close(&conn, CloseCode::Revoked, "certificate revoked");
         }
         if let Some(old) = old {
-            info!(client = %identity, "replacing the client's previous connection");
-            close(
-                &old.conn,
-                CloseCode::Replaced,
-                "replaced by a newer connection of the same client",
-            );
+            let remote = conn.remote_address();
+            info!(client = %identity, %remote, "replacing the client's previous connection");
+            let reason = format!("replaced by a newer connection of the same client from {remote}");
+            close(&old.conn, CloseCode::Replaced, &reason);
             // Our own connection may end meanwhile; either way, go on.
             tokio::select! {
                 _ = tokio::time::timeout(REPLACE_WAIT, old.finished.cancelled()) => {}
@@ -95,7 +101,8 @@ impl Session {
         };
         let reason = session.serve().await;
         session.withdraw().await;
-        session.shared.registry.close_session(&session.identity, id);
+        let key = session.identity.key();
+        session.shared.registry.close_session(key, id);
         finished.cancel();
         info!(client = %session.identity, session = id, %reason, "client disconnected");
     }
@@ -163,7 +170,7 @@ impl Session {
                 e = self.conn.closed() => return e.to_string(),
                 _ = path_check.tick() => {
                     let remote = self.conn.remote_address();
-                    self.shared.registry.client_moved(&self.identity, self.id, remote);
+                    self.shared.registry.client_moved(self.identity.key(), self.id, remote);
                 }
                 () = &mut reserved, if !state.released => self.release_predecessors(&mut state),
                 _ = shutdown.cancelled(), if !state.shutting_down => {
@@ -232,7 +239,7 @@ impl Session {
         state.released = true;
         self.shared
             .registry
-            .release_predecessors(&self.identity, self.id);
+            .release_predecessors(self.identity.key(), self.id);
     }
 
     /// The control stream failed or ended: when the connection itself is gone (the client
@@ -257,7 +264,7 @@ impl Session {
         while self.listeners.join_next().await.is_some() {}
         self.shared
             .registry
-            .proxies_withdrawn(&self.identity, self.id);
+            .proxies_withdrawn(self.identity.key(), self.id);
     }
 
     /// Authorizes and binds each requested proxy; one refusal never affects the others.
@@ -289,7 +296,7 @@ impl Session {
                 info!(%client, %proxy, %remote_addr, kind = spec.kind.as_str(), "proxy published");
                 self.shared
                     .registry
-                    .proxy_published(client, self.id, proxy, remote_addr);
+                    .proxy_published(client.key(), self.id, proxy, remote_addr);
                 ProxyOutcome::Bound { id, remote_addr }
             }
             Err(reason) => {
@@ -332,14 +339,15 @@ impl Session {
     async fn bind_port(&self, port: u16) -> Result<TcpListener, String> {
         let policy = &self.shared.settings.policy;
         if port != 0 {
-            policy.check(&self.identity, port)?;
+            policy.check(self.identity.name(), port)?;
             return self.claim_and_bind(port).await;
         }
         if policy.global.is_empty() {
             return Err(NO_PORTS.into());
         }
-        for candidate in policy.candidates(&self.identity) {
-            if self.shared.registry.port_taken(candidate) {
+        let registry = &self.shared.registry;
+        for candidate in policy.candidates(self.identity.name()) {
+            if registry.port_taken(candidate, &self.identity, self.id) {
                 continue;
             }
             if let Ok(l) = self.claim_and_bind(candidate).await {
@@ -353,7 +361,7 @@ impl Session {
         let registry = &self.shared.registry;
         if let Err(owner) = registry.claim_port(port, &self.identity, self.id) {
             debug!(client = %self.identity, port, %owner, "port already claimed");
-            return Err(match owner == self.identity {
+            return Err(match owner == self.identity.key() {
                 true => format!("port {port} is already used by another proxy of this client"),
                 false => format!("port {port} is already in use by another client"),
             });

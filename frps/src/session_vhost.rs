@@ -46,7 +46,7 @@ impl Session {
         }
         let hosts = self.hosts(spec)?;
         let owner = Owner {
-            identity: self.identity.clone(),
+            identity: self.identity.key().to_string(),
             session: self.id,
             proxy: spec.name.clone(),
         };
@@ -80,7 +80,7 @@ impl Session {
         let policy = &self.shared.settings.domains;
         hosts
             .iter()
-            .try_for_each(|h| policy.check(&self.identity, h))?;
+            .try_for_each(|h| policy.check(self.identity.name(), h))?;
         Ok(hosts)
     }
 

@@ -28,11 +28,15 @@ pub enum CloseCode {
     Revoked = 9,
     /// A resource limit (connections, proxies, streams) was exceeded.
     LimitExceeded = 10,
+    /// Another connection with the same identity is connected and keeps being replaced: two
+    /// clients share one certificate. Retry, but not for a minute. (An older client sees an
+    /// unknown code, which it retries with its usual backoff.)
+    IdentityInUse = 11,
 }
 
 impl CloseCode {
     /// Every close code, in wire order.
-    pub const ALL: [Self; 11] = [
+    pub const ALL: [Self; 12] = [
         Self::Normal,
         Self::ProtocolViolation,
         Self::UnsupportedVersion,
@@ -44,6 +48,7 @@ impl CloseCode {
         Self::Internal,
         Self::Revoked,
         Self::LimitExceeded,
+        Self::IdentityInUse,
     ];
 
     /// Returns the wire value of the code.
@@ -70,6 +75,7 @@ impl CloseCode {
             Self::Internal => "internal error",
             Self::Revoked => "the client certificate was revoked",
             Self::LimitExceeded => "a resource limit was exceeded",
+            Self::IdentityInUse => "another connection of the same client is connected",
         }
     }
 }
@@ -158,7 +164,7 @@ mod tests {
             assert!(!code.describe().is_empty());
             assert_eq!(code.describe(), code.describe().to_lowercase());
         }
-        assert_eq!(CloseCode::from_code(11), None);
+        assert_eq!(CloseCode::from_code(12), None);
         assert_eq!(CloseCode::from_code(u64::MAX), None);
         assert_eq!(CloseCode::from_code(1 << 32), None);
     }
@@ -169,6 +175,7 @@ mod tests {
         assert_eq!(CloseCode::Unauthorized.code(), 3);
         assert_eq!(CloseCode::HelloTimeout.code(), 7);
         assert_eq!(CloseCode::LimitExceeded.code(), 10);
+        assert_eq!(CloseCode::IdentityInUse.code(), 11);
     }
 
     #[test]
