@@ -23,6 +23,7 @@ mod error;
 mod files;
 mod inspect;
 mod tls;
+mod usage;
 
 pub use ca::{Ca, Issued};
 pub use error::CertError;
