@@ -12,6 +12,7 @@
 //! chosen by name ([`vhost`]); the names a client may claim are deny-by-default like ports
 //! ([`domains`]).
 
+pub mod ca_revoke;
 pub mod cli;
 pub mod config;
 mod config_vhost;
