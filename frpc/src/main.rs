@@ -3,6 +3,7 @@
 use std::process::ExitCode;
 
 use clap::Parser as _;
+use frp_runtime::shutdown::{log_ignored, Signal};
 use frpc::cli::Cli;
 use frpc::{Client, ClientSettings};
 use tokio_util::sync::CancellationToken;
@@ -37,6 +38,18 @@ fn main() -> ExitCode {
 
 async fn run(settings: ClientSettings) -> Result<(), frpc::ClientError> {
     let token = CancellationToken::new();
-    frp_runtime::shutdown::cancel_on_signals(token.clone()).map_err(anyhow::Error::from)?;
+    frp_runtime::shutdown::handle_signals(token.clone(), on_signal).map_err(anyhow::Error::from)?;
     Client::new(settings)?.run(token).await
+}
+
+/// No signal but SIGINT/SIGTERM stops frpc: a terminal closing (SIGHUP) must not take the
+/// tunnel down. Config reload on SIGHUP is not built yet.
+fn on_signal(signal: Signal) {
+    match signal {
+        Signal::Hangup => log_ignored(
+            signal,
+            "frpc cannot reload its config yet; restart it to apply changes",
+        ),
+        Signal::User1 | Signal::User2 => log_ignored(signal, "frpc gives it no meaning"),
+    }
 }

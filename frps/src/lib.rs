@@ -15,6 +15,7 @@
 //! ([`domains`]).
 
 pub mod budget;
+pub mod ca_revoke;
 pub mod cli;
 pub mod config;
 mod config_vhost;
