@@ -15,9 +15,11 @@ pub mod program;
 mod sections;
 pub mod shutdown;
 pub mod splice;
+pub mod traffic;
 pub mod transport;
 
 pub use config::{ConfigError, EXIT_CONFIG};
 pub use gauge::Gauge;
 pub use splice::{splice, SpliceError, SpliceStats};
+pub use traffic::Traffic;
 pub use transport::QuicTuning;

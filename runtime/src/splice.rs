@@ -7,9 +7,10 @@
 //! ended (its task aborted, the runtime shutting down): a truncated transfer never looks like a
 //! clean end.
 //!
-//! [`splice_idle`] also ends a splice that moved no byte either way for a given time (a
-//! proxy's `idleTimeout`), resetting both sides with [`StreamCode::IdleTimeout`]. Activity is
-//! one relaxed atomic add per chunk read, checked by a timer a few times per timeout.
+//! [`splice_with`] also ends a splice that moved no byte either way for a given time (a
+//! proxy's `idleTimeout`), resetting both sides with [`StreamCode::IdleTimeout`], and counts
+//! the bytes into a shared [`Traffic`] as they move. Activity is one relaxed atomic add per
+//! chunk, checked by a timer a few times per timeout.
 
 use std::io::{ErrorKind, IoSlice};
 use std::net::Shutdown;
@@ -20,6 +21,8 @@ use bytes::{Buf as _, Bytes, BytesMut};
 use frp_proto::StreamCode;
 use quinn::{RecvStream, SendStream, VarInt};
 use tokio::net::TcpStream;
+
+use crate::traffic::Traffic;
 
 /// Largest read from TCP. The buffer is reserved only once the socket is readable, so an idle
 /// connection holds no read buffer at all.
@@ -100,20 +103,47 @@ pub async fn splice(
     recv: RecvStream,
     code: StreamCode,
 ) -> Result<SpliceStats, SpliceError> {
-    splice_idle(tcp, send, recv, code, None).await
+    splice_with(tcp, send, recv, code, Options::default()).await
 }
 
-/// [`splice`], which also gives up once no byte moved either way for `idle` (none: never):
-/// then both sides are reset, the QUIC stream with [`StreamCode::IdleTimeout`].
+/// [`splice_with`] with only an idle timeout.
 ///
 /// # Errors
-/// As [`splice`]; [`SpliceError::Idle`] when the idle timeout ran out.
+/// As [`splice_with`].
 pub async fn splice_idle(
     tcp: TcpStream,
     send: SendStream,
     recv: RecvStream,
     code: StreamCode,
     idle: Option<Duration>,
+) -> Result<SpliceStats, SpliceError> {
+    let options = Options {
+        idle,
+        ..Options::default()
+    };
+    splice_with(tcp, send, recv, code, options).await
+}
+
+/// What a splice does beyond moving bytes.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Options<'a> {
+    /// Give up once no byte moved either way for this long (none: never).
+    pub idle: Option<Duration>,
+    /// Count the bytes moved into this, live.
+    pub traffic: Option<&'a Traffic>,
+}
+
+/// [`splice`] with [`Options`]: once no byte moved either way for `idle`, both sides are
+/// reset, the QUIC stream with [`StreamCode::IdleTimeout`]; bytes are counted into `traffic`.
+///
+/// # Errors
+/// As [`splice`]; [`SpliceError::Idle`] when the idle timeout ran out.
+pub async fn splice_with(
+    tcp: TcpStream,
+    send: SendStream,
+    recv: RecvStream,
+    code: StreamCode,
+    options: Options<'_>,
 ) -> Result<SpliceStats, SpliceError> {
     let mut sides = Armed {
         tcp,
@@ -122,7 +152,7 @@ pub async fn splice_idle(
         code,
         armed: true,
     };
-    let stats = match run_both(&mut sides, idle).await {
+    let stats = match run_both(&mut sides, options).await {
         Ok(stats) => stats,
         Err(e @ SpliceError::Idle(_)) => {
             sides.code = StreamCode::IdleTimeout;
@@ -164,14 +194,18 @@ pub fn reset_stream(send: &mut SendStream, recv: &mut RecvStream, code: StreamCo
     let _ = recv.stop(code);
 }
 
-async fn run_both(sides: &mut Armed, idle: Option<Duration>) -> Result<SpliceStats, SpliceError> {
+async fn run_both(sides: &mut Armed, options: Options<'_>) -> Result<SpliceStats, SpliceError> {
     let tcp = &sides.tcp;
     // Chunks read either way so far: the idle watch only looks whether it changed.
     let moved = AtomicU64::new(0);
-    let up = tcp_to_quic(tcp, &mut sides.send, &moved);
-    let down = quic_to_tcp(&mut sides.recv, tcp, &moved);
+    let counted = Counted {
+        moved: &moved,
+        traffic: options.traffic,
+    };
+    let up = tcp_to_quic(tcp, &mut sides.send, counted);
+    let down = quic_to_tcp(&mut sides.recv, tcp, counted);
     let watch = async {
-        match idle {
+        match options.idle {
             Some(idle) => quiet_for(&moved, idle).await,
             None => std::future::pending().await,
         }
@@ -206,10 +240,18 @@ async fn quiet_for(moved: &AtomicU64, idle: Duration) -> Duration {
     }
 }
 
+/// Where a direction reports what it moved: the idle watch's chunk count and the caller's
+/// byte counters.
+#[derive(Clone, Copy)]
+struct Counted<'a> {
+    moved: &'a AtomicU64,
+    traffic: Option<&'a Traffic>,
+}
+
 async fn tcp_to_quic(
     tcp: &TcpStream,
     send: &mut SendStream,
-    moved: &AtomicU64,
+    counted: Counted<'_>,
 ) -> Result<u64, SpliceError> {
     let mut buf = BytesMut::new();
     let mut total = 0u64;
@@ -223,7 +265,10 @@ async fn tcp_to_quic(
             let _ = send.finish();
             return Ok(total);
         }
-        moved.fetch_add(1, Ordering::Relaxed);
+        counted.moved.fetch_add(1, Ordering::Relaxed);
+        if let Some(t) = counted.traffic {
+            t.add_tcp_to_quic(n as u64);
+        }
         total += n as u64;
         let chunk = if n < COPY_BELOW {
             let small = Bytes::copy_from_slice(&buf);
@@ -251,7 +296,7 @@ async fn read_some(tcp: &TcpStream, buf: &mut BytesMut) -> std::io::Result<usize
 async fn quic_to_tcp(
     recv: &mut RecvStream,
     tcp: &TcpStream,
-    moved: &AtomicU64,
+    counted: Counted<'_>,
 ) -> Result<u64, SpliceError> {
     // Every chunk is one STREAM frame, at most one packet (~1.4 KB). Writing them one by one
     // was a TCP `send` per packet and the largest cost of the whole data path (perf: 40% of
@@ -260,8 +305,12 @@ async fn quic_to_tcp(
     let mut chunks: [Bytes; MAX_CHUNKS] = Default::default();
     let mut total = 0u64;
     while let Some(n) = recv.read_chunks(&mut chunks).await? {
-        moved.fetch_add(1, Ordering::Relaxed);
-        total += chunks[..n].iter().map(|c| c.len() as u64).sum::<u64>();
+        counted.moved.fetch_add(1, Ordering::Relaxed);
+        let bytes = chunks[..n].iter().map(|c| c.len() as u64).sum::<u64>();
+        if let Some(t) = counted.traffic {
+            t.add_quic_to_tcp(bytes);
+        }
+        total += bytes;
         write_all_vectored(tcp, &mut chunks[..n])
             .await
             .map_err(SpliceError::TcpWrite)?;
