@@ -3,7 +3,7 @@
 use std::process::ExitCode;
 
 use clap::Parser as _;
-use frpc::cli::Cli;
+use frpc::cli::{Cli, Command};
 use frpc::{Client, ClientSettings};
 use tokio_util::sync::CancellationToken;
 
@@ -13,6 +13,9 @@ const EXIT_REFUSED: u8 = 2;
 fn main() -> ExitCode {
     let cli = Cli::parse();
     frp_runtime::logging::init(cli.log_format);
+    if let Some(Command::Kubeconfig(args)) = cli.command {
+        return frpc::kubeconfig::main(args);
+    }
     let load = ClientSettings::from_file;
     frp_runtime::program::run_with_config(
         &cli.config,

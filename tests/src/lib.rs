@@ -5,6 +5,7 @@
 
 pub mod backends;
 pub mod http;
+pub mod kube;
 pub mod procs;
 pub mod raw;
 pub mod rawhttp;
