@@ -14,6 +14,7 @@
 
 pub mod exec;
 pub mod kubectl;
+pub mod manifests;
 pub mod objects;
 pub mod rig;
 mod routes;
