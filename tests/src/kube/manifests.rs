@@ -99,8 +99,13 @@ pub fn text(y: &Yaml) -> &str {
 
 /// The decoded value of key `key` of Secret `secret`'s `data`.
 pub fn secret_data(secret: &Yaml, key: &str) -> String {
+    // Long values may come wrapped over several lines.
+    let data: String = text(&secret["data"][key])
+        .chars()
+        .filter(|c| !c.is_ascii_whitespace())
+        .collect();
     let b = base64::engine::general_purpose::STANDARD
-        .decode(text(&secret["data"][key]))
+        .decode(data)
         .expect("secret data is base64");
     String::from_utf8(b).expect("utf-8")
 }
