@@ -41,5 +41,7 @@ fn main() -> ExitCode {
 async fn run(settings: ClientSettings) -> Result<(), frpc::ClientError> {
     let token = CancellationToken::new();
     frp_runtime::shutdown::cancel_on_signals(token.clone()).map_err(anyhow::Error::from)?;
-    Client::new(settings)?.run(token).await
+    let client = Client::new(settings)?;
+    frp_runtime::notify::ready();
+    client.run(token).await
 }

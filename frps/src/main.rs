@@ -64,6 +64,7 @@ async fn run(settings: ServerSettings) -> anyhow::Result<()> {
     frp_runtime::shutdown::cancel_on_signals(token.clone())?;
     let server = Server::bind(settings)?;
     reload_on_sighup(server.reloader())?;
+    frp_runtime::notify::ready();
     server.run(token).await
 }
 
