@@ -37,8 +37,11 @@ fn volume_source(workload: &Yaml, volume: &str) -> String {
     name.expect("secret or configMap").to_string()
 }
 
+/// Files of a generator: (name, contents).
+type Files<'a> = &'a [(&'a str, &'a str)];
+
 /// Writes an overlay of `base` in `dir` generating `generators` (kind, name, files).
-fn overlay(dir: &Path, base: &str, generators: &[(&str, &str, &[(&str, &str)])]) {
+fn overlay(dir: &Path, base: &str, generators: &[(&str, &str, Files<'_>)]) {
     // Kustomize takes a base by relative path only.
     let dir = std::fs::canonicalize(dir).expect("canonical dir");
     let ups = "../".repeat(dir.components().count() - 1);

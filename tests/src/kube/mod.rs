@@ -149,6 +149,11 @@ impl TestApiserver {
     /// Starts an apiserver presenting `pki.server` and requiring client certificates from
     /// `pki.ca`.
     pub async fn start(pki: KubePki, opts: Options) -> Self {
+        Self::start_on(SocketAddr::new(LOCALHOST, 0), pki, opts).await
+    }
+
+    /// Like [`TestApiserver::start`], listening on `addr`.
+    pub async fn start_on(addr: SocketAddr, pki: KubePki, opts: Options) -> Self {
         let mut tls = frp_certs::server_tls_config(
             vec![pki.server.cert_der()],
             pki.server.key_der(),
@@ -159,9 +164,7 @@ impl TestApiserver {
         // WebSocket upgrades need it anyway.
         tls.alpn_protocols = vec![b"http/1.1".to_vec()];
         let acceptor = TlsAcceptor::from(Arc::new(tls));
-        let listener = TcpListener::bind((LOCALHOST, 0))
-            .await
-            .expect("bind apiserver");
+        let listener = TcpListener::bind(addr).await.expect("bind apiserver");
         let addr = listener.local_addr().expect("apiserver addr");
         let shared = Arc::new(Shared {
             opts,

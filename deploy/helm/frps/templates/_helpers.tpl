@@ -60,7 +60,7 @@ true
 {{- end -}}
 {{- end -}}
 
-{{/* Container ports below 1024 need NET_BIND_SERVICE. */}}
+{{/* Whether a container port is below 1024. */}}
 {{- define "frps.privilegedPorts" -}}
 {{- $c := .Values.frps.config -}}
 {{- $low := false -}}
