@@ -1,7 +1,9 @@
 //! The container image's root filesystem, built the way the Dockerfile builds it
 //! (`deploy/container/build-rootfs`: static release binaries, a non-root user, nothing else),
 //! since no container engine runs here. The binaries must be static, stripped, and run inside
-//! that filesystem alone as user 65532 (`chroot`, so the test needs root, as CI has).
+//! that filesystem alone as user 65532 (`chroot`, so the test needs root, as CI has); with
+//! what a container runtime adds (/dev/urandom, /etc/hosts), the image's frps and frpc carry
+//! a tunneled connection.
 //!
 //! This is the one test that makes a release build: minutes on a clean checkout, a no-op
 //! after that.
@@ -9,9 +11,14 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use frp_tests::kube::manifests::{tool, workspace_root};
+use std::net::SocketAddr;
 
-/// What the image holds, besides directories.
+use frp_tests::backends::{echo_once, echo_server};
+use frp_tests::free_udp_addr;
+use frp_tests::kube::manifests::{tool, workspace_root};
+use frp_tests::procs::{fixed_port, Proc};
+
+/// What the image holds, besides directories (the runtime adds /dev, /etc/hosts, ...).
 const FILES: &[&str] = &[
     "etc/group",
     "etc/nsswitch.conf",
@@ -67,8 +74,8 @@ fn build_rootfs(dest: &Path) -> PathBuf {
     root
 }
 
-#[test]
-fn the_image_root_filesystem_runs_static_stripped_binaries_as_nonroot() {
+#[tokio::test]
+async fn the_image_root_filesystem_runs_static_stripped_binaries_as_nonroot() {
     let uid = output(Command::new("id").arg("-u"));
     assert_eq!(
         uid.trim(),
@@ -124,6 +131,72 @@ fn the_image_root_filesystem_runs_static_stripped_binaries_as_nonroot() {
     in_image(
         &root,
         &["/usr/local/bin/frps", "--check", "-c", "/tmp/frps.toml"],
+    );
+
+    tunnel_in_image(&root, dir.path()).await;
+}
+
+/// What every container runtime adds to an image: /dev's random devices and /etc/hosts.
+fn as_a_runtime_would(root: &Path) {
+    std::fs::create_dir_all(root.join("dev")).expect("mkdir dev");
+    for (dev, minor) in [("random", "8"), ("urandom", "9")] {
+        let path = root.join("dev").join(dev);
+        output(
+            Command::new("mknod")
+                .args(["-m", "666"])
+                .arg(&path)
+                .args(["c", "1", minor]),
+        );
+    }
+    std::fs::write(root.join("etc/hosts"), "127.0.0.1 localhost\n").expect("hosts");
+}
+
+/// `[transport.tls]` with certificates under certs/.
+fn tls(crt: &str, key: &str) -> String {
+    format!(
+        "[transport.tls]\ncertFile = \"certs/{crt}\"\nkeyFile = \"certs/{key}\"\n\
+         trustedCaFile = \"certs/ca.crt\"\n"
+    )
+}
+
+/// frps and frpc of the image, each run from it as 65532, carry a connection to an echo
+/// service of the test's; frpc finds the server by name (static glibc reading /etc/hosts).
+async fn tunnel_in_image(root: &Path, logs: &Path) {
+    as_a_runtime_would(root);
+    let (echo, _task) = echo_server().await;
+    let (quic, public) = (free_udp_addr().port(), fixed_port());
+    let issue = ["ca", "issue", "node1", "--dir", "/tmp/certs"];
+    in_image(root, &[&["/usr/local/bin/frps"][..], &issue[..]].concat());
+    let frps = format!(
+        "bindAddr = \"127.0.0.1\"\nbindPort = {quic}\nallowPorts = [{{ single = {public} }}]\n{}",
+        tls("server.crt", "server.key")
+    );
+    let frpc = format!(
+        "serverAddr = \"localhost\"\nserverPort = {quic}\n{}\n[[proxies]]\nname = \"echo\"\n\
+         type = \"tcp\"\nlocalPort = {}\nremotePort = {public}\n",
+        tls("node1.crt", "node1.key"),
+        echo.port()
+    );
+    std::fs::write(root.join("tmp/frps.toml"), frps).expect("frps.toml");
+    std::fs::write(root.join("tmp/frpc.toml"), frpc).expect("frpc.toml");
+    let chroot = tool("chroot");
+    let run = |bin: &str| {
+        let args = [
+            "--userspec=65532:65532".to_string(),
+            root.display().to_string(),
+            format!("/usr/local/bin/{bin}"),
+            "-c".into(),
+            format!("/tmp/{bin}.toml"),
+        ];
+        Proc::spawn(bin, &chroot, args, logs.join(format!("{bin}.log")))
+    };
+    let _frps = run("frps");
+    let mut frpc = run("frpc");
+    frpc.wait_log("proxy published", 1).await;
+    let public = SocketAddr::from(([127, 0, 0, 1], public));
+    assert_eq!(
+        echo_once(public, b"through the image").await,
+        b"through the image"
     );
 }
 

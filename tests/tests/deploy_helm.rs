@@ -203,6 +203,22 @@ fn frps_chart_refuses_certificates_that_are_not_base64_pem() {
 }
 
 #[test]
+fn frps_chart_lets_a_nonroot_pod_bind_port_443_without_capabilities() {
+    let o = render("frps", &["--set", "frps.config.vhostHTTPSPort=443"]);
+    let deploy = find(&o, "Deployment", "rel-frps");
+    assert_locked_down(deploy, &[]);
+    let sysctl = &deploy["spec"]["template"]["spec"]["securityContext"]["sysctls"][0];
+    assert_eq!(text(&sysctl["name"]), "net.ipv4.ip_unprivileged_port_start");
+    assert_eq!(text(&sysctl["value"]), "0");
+    let default = render("frps", &[]);
+    let pod = &find(&default, "Deployment", "rel-frps")["spec"]["template"]["spec"];
+    assert!(
+        pod["securityContext"]["sysctls"].is_badvalue(),
+        "only when a port needs it"
+    );
+}
+
+#[test]
 fn frpc_chart_with_default_values() {
     let o = render("frpc", &[]);
     assert_eq!(
