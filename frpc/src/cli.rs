@@ -2,7 +2,7 @@
 
 use std::path::PathBuf;
 
-use clap::Parser;
+use clap::{Parser, Subcommand};
 use frp_runtime::logging::LogFormat;
 
 /// frp-quic client: publishes local services through an frps server over mutual-TLS QUIC.
@@ -28,6 +28,17 @@ pub struct Cli {
     /// Log line format.
     #[arg(long, value_enum, default_value_t = LogFormat::Text)]
     pub log_format: LogFormat,
+    /// Without a subcommand, frpc runs the client.
+    #[command(subcommand)]
+    pub command: Option<Command>,
+}
+
+/// Subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Write a kubeconfig that reaches a private cluster's apiserver through the tunnel.
+    #[command(long_about = crate::kubeconfig::LONG_HELP)]
+    Kubeconfig(crate::kubeconfig::KubeconfigArgs),
 }
 
 #[cfg(test)]

@@ -13,6 +13,7 @@ mod client;
 pub mod config;
 mod config_http;
 mod config_proxies;
+pub mod kubeconfig;
 mod session;
 pub mod status;
 mod stream;

@@ -4,7 +4,7 @@ use std::process::ExitCode;
 
 use clap::Parser as _;
 use frp_runtime::shutdown::{log_ignored, Signal};
-use frpc::cli::Cli;
+use frpc::cli::{Cli, Command};
 use frpc::{Client, ClientSettings};
 use tokio_util::sync::CancellationToken;
 
@@ -14,6 +14,9 @@ const EXIT_REFUSED: u8 = 2;
 fn main() -> ExitCode {
     let cli = Cli::parse();
     frp_runtime::logging::init(cli.log_format);
+    if let Some(Command::Kubeconfig(args)) = cli.command {
+        return frpc::kubeconfig::main(args);
+    }
     let load = ClientSettings::from_file;
     frp_runtime::program::run_with_config(
         &cli.config,
@@ -39,7 +42,9 @@ fn main() -> ExitCode {
 async fn run(settings: ClientSettings) -> Result<(), frpc::ClientError> {
     let token = CancellationToken::new();
     frp_runtime::shutdown::handle_signals(token.clone(), on_signal).map_err(anyhow::Error::from)?;
-    Client::new(settings)?.run(token).await
+    let client = Client::new(settings)?;
+    frp_runtime::notify::ready();
+    client.run(token).await
 }
 
 /// No signal but SIGINT/SIGTERM stops frpc: a terminal closing (SIGHUP) must not take the

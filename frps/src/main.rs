@@ -101,6 +101,7 @@ async fn run(settings: ServerSettings) -> anyhow::Result<()> {
     frp_runtime::shutdown::handle_signals(token.clone(), move |signal| {
         on_signal(signal, &reloader, has_list);
     })?;
+    frp_runtime::notify::ready();
     server.run(token).await
 }
 

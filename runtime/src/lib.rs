@@ -7,10 +7,12 @@
 //! - [`config`]: TOML loading with frp's key names, refusing unsupported keys by name.
 //! - [`gauge`]: live counters of open resources, read by tests and metrics.
 //! - [`logging`] and [`shutdown`]: what the thin binaries wire up before calling the libraries.
+//! - [`notify`]: readiness for systemd's `Type=notify` units.
 
 pub mod config;
 pub mod gauge;
 pub mod logging;
+pub mod notify;
 pub mod program;
 mod sections;
 pub mod shutdown;

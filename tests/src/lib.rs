@@ -6,6 +6,7 @@
 pub mod backends;
 pub mod deployment;
 pub mod http;
+pub mod kube;
 pub mod procs;
 pub mod prometheus;
 pub mod raw;

@@ -1,0 +1,19 @@
+//! Readiness for systemd `Type=notify` units (sd_notify).
+//!
+//! A binary calls [`ready`] once it serves: frps when its QUIC endpoint and public listeners
+//! are bound, frpc when its config is loaded and it starts dialing (it reconnects while the
+//! server is down, so it does not wait for the server). Outside systemd (`NOTIFY_SOCKET`
+//! unset) the calls do nothing; a notification that cannot be sent is logged, never fatal.
+
+use sd_notify::NotifyState;
+
+/// Tells the service manager that startup is finished (`READY=1`).
+pub fn ready() {
+    send(&[NotifyState::Ready]);
+}
+
+fn send(states: &[NotifyState<'_>]) {
+    if let Err(e) = sd_notify::notify(states) {
+        tracing::warn!(error = %e, "could not notify the service manager");
+    }
+}
