@@ -12,6 +12,7 @@
 //! chosen by name ([`vhost`]); the names a client may claim are deny-by-default like ports
 //! ([`domains`]).
 
+mod admission;
 pub mod cli;
 pub mod config;
 mod config_vhost;
@@ -26,6 +27,7 @@ mod session;
 mod session_vhost;
 pub mod vhost;
 
+pub use admission::{HandshakeCounts, HandshakeStats};
 pub use config::ServerSettings;
 pub use gauges::ServerGauges;
 pub use registry::{ClientStatus, ServerStatus};

@@ -6,6 +6,7 @@ use std::time::Duration;
 use serde::Deserialize;
 
 use crate::config::{resolve, ConfigError};
+use crate::handshake::{HandshakeLimits, RetryMode};
 use crate::transport::QuicTuning;
 
 /// `transport.tls` in both files: this side's certificate and key, and the CA it trusts.
@@ -75,6 +76,13 @@ pub struct QuicSection {
     pub max_idle_timeout: Option<u64>,
     /// Streams the peer may open at once.
     pub max_incoming_streams: Option<u32>,
+    /// frps only: when to answer new clients with a Retry.
+    pub retry: Option<RetryMode>,
+    /// frps only: handshakes under way at once from one IPv4 address or IPv6 /64.
+    #[serde(rename = "maxHandshakesPerIP")]
+    pub max_handshakes_per_ip: Option<u32>,
+    /// frps only: seconds a handshake from an address not proven by a Retry may take.
+    pub handshake_timeout: Option<u64>,
 }
 
 impl QuicSection {
@@ -117,5 +125,57 @@ impl QuicSection {
             ));
         }
         Ok(t)
+    }
+
+    /// frps's handshake admission from `retry`, `maxHandshakesPerIP` and `handshakeTimeout`.
+    ///
+    /// # Errors
+    /// Refuses a per-address limit outside 1..=1024 and a timeout outside 1..=60 seconds.
+    pub fn handshake_limits(&self, path: &Path) -> Result<HandshakeLimits, ConfigError> {
+        let mut l = HandshakeLimits::default();
+        l.retry = self.retry.unwrap_or(l.retry);
+        match self.max_handshakes_per_ip {
+            None => {}
+            Some(n) if (1..=1024).contains(&n) => l.per_ip = n,
+            Some(n) => {
+                return Err(ConfigError::new(
+                    path,
+                    format!("`transport.quic.maxHandshakesPerIP = {n}`: must be between 1 and 1024"),
+                ))
+            }
+        }
+        match self.handshake_timeout {
+            None => {}
+            Some(s) if (1..=60).contains(&s) => l.unvalidated_timeout = Duration::from_secs(s),
+            Some(s) => {
+                return Err(ConfigError::new(
+                    path,
+                    format!("`transport.quic.handshakeTimeout = {s}`: must be between 1 and 60 seconds"),
+                ))
+            }
+        }
+        Ok(l)
+    }
+
+    /// Refuses the keys that only frps reads, for frpc.toml.
+    ///
+    /// # Errors
+    /// Names the first such key that is set.
+    pub fn refuse_server_keys(&self, path: &Path) -> Result<(), ConfigError> {
+        let set = [
+            ("retry", self.retry.is_some()),
+            ("maxHandshakesPerIP", self.max_handshakes_per_ip.is_some()),
+            ("handshakeTimeout", self.handshake_timeout.is_some()),
+        ];
+        match set.iter().find(|(_, is_set)| *is_set) {
+            Some((key, _)) => Err(ConfigError::new(
+                path,
+                format!(
+                    "`transport.quic.{key}` is a server setting: set it in frps.toml; frpc has no \
+                     use for it (it follows the server's Retry by itself)"
+                ),
+            )),
+            None => Ok(()),
+        }
     }
 }
