@@ -106,7 +106,8 @@ impl Client {
                 Err(SessionError::Permanent(reason)) => {
                     // Said once, here: the reason names the side that refused and why.
                     error!(%reason, "giving up: retrying cannot fix this");
-                    self.status.send_modify(|s| s.last_error = Some(reason.clone()));
+                    self.status
+                        .send_modify(|s| s.last_error = Some(reason.clone()));
                     return Err(ClientError::Permanent(reason));
                 }
                 Err(SessionError::Transient(reason)) => self.note_error(what, reason),
@@ -216,11 +217,17 @@ pub(crate) fn classify(e: &ConnectionError) -> SessionError {
         ConnectionError::VersionMismatch => {
             SessionError::Permanent("server speaks no QUIC version we support".into())
         }
-        ConnectionError::ConnectionClosed(c) if c.error_code == TransportErrorCode::CONNECTION_REFUSED => {
-            SessionError::Transient("the server is busy (too many handshakes under way) and refused the connection".into())
+        ConnectionError::ConnectionClosed(c)
+            if c.error_code == TransportErrorCode::CONNECTION_REFUSED =>
+        {
+            SessionError::Transient(
+                "the server is busy (too many handshakes under way) and refused the connection"
+                    .into(),
+            )
         }
         ConnectionError::Reset => SessionError::Transient(
-            "the server reset the connection: it restarted, or no longer knows this connection".into(),
+            "the server reset the connection: it restarted, or no longer knows this connection"
+                .into(),
         ),
         ConnectionError::TimedOut => {
             SessionError::Transient("the server stopped answering (idle timeout)".into())
@@ -249,9 +256,9 @@ fn refusal_words(r: &TlsRefusal) -> String {
             "the server refused this client's certificate: {p} (transport.tls.certFile must be \
              issued by the CA the server trusts, its trustedCaFile)"
         ),
-        (RefusedBy::Peer, p) if p.about_certificate() => format!(
-            "the server refused this client's certificate (transport.tls.certFile): {p}"
-        ),
+        (RefusedBy::Peer, p) if p.about_certificate() => {
+            format!("the server refused this client's certificate (transport.tls.certFile): {p}")
+        }
         (RefusedBy::Us, p) => format!("this client refused the TLS handshake with the server: {p}"),
         (RefusedBy::Peer, p) => format!("the server refused the TLS handshake: {p}"),
     }

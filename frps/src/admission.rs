@@ -232,7 +232,13 @@ impl Admission {
         None
     }
 
-    fn answer(&self, incoming: quinn::Incoming, verdict: Verdict, remote: SocketAddr, total: usize) {
+    fn answer(
+        &self,
+        incoming: quinn::Incoming,
+        verdict: Verdict,
+        remote: SocketAddr,
+        total: usize,
+    ) {
         match verdict {
             Verdict::Retry => match incoming.retry() {
                 Ok(()) => {
@@ -352,7 +358,10 @@ mod tests {
     fn auto_retries_unproven_clients_once_crowded() {
         let l = limits(RetryMode::Auto);
         assert_eq!(decide(&l, 0, [0, 0], false), Verdict::Accept);
-        assert_eq!(decide(&l, RETRY_THRESHOLD - 1, [3, 0], false), Verdict::Accept);
+        assert_eq!(
+            decide(&l, RETRY_THRESHOLD - 1, [3, 0], false),
+            Verdict::Accept
+        );
         assert_eq!(decide(&l, RETRY_THRESHOLD, [0, 0], false), Verdict::Retry);
         assert_eq!(decide(&l, 5, [4, 0], false), Verdict::Retry);
         // A spoofer filling an address's unproven count does not block its proven client.
@@ -374,9 +383,15 @@ mod tests {
         let always = limits(RetryMode::Always);
         assert_eq!(decide(&always, 0, [0, 0], false), Verdict::Retry);
         let never = limits(RetryMode::Never);
-        assert_eq!(decide(&never, RETRY_THRESHOLD, [0, 0], false), Verdict::Accept);
+        assert_eq!(
+            decide(&never, RETRY_THRESHOLD, [0, 0], false),
+            Verdict::Accept
+        );
         assert_eq!(decide(&never, 0, [4, 0], false), Verdict::Ignore);
-        assert_eq!(decide(&never, MAX_HANDSHAKES, [0, 0], false), Verdict::Ignore);
+        assert_eq!(
+            decide(&never, MAX_HANDSHAKES, [0, 0], false),
+            Verdict::Ignore
+        );
     }
 
     #[test]
@@ -395,7 +410,10 @@ mod tests {
         let t0 = Instant::now();
         let shown = (0..1000).filter(|_| l.allow_at(t0).is_some()).count();
         assert_eq!(shown, LOG_BURST as usize);
-        assert_eq!(l.allow_at(t0 + LOG_WINDOW), Some(1000 - u64::from(LOG_BURST)));
+        assert_eq!(
+            l.allow_at(t0 + LOG_WINDOW),
+            Some(1000 - u64::from(LOG_BURST))
+        );
         assert_eq!(l.allow_at(t0 + LOG_WINDOW), Some(0));
     }
 }

@@ -220,7 +220,8 @@ impl ServerSettings {
         s.policy = policy(&file).map_err(err)?;
         s.quic = file.transport.quic.tuning(path, s.quic)?;
         s.handshakes = file.transport.quic.handshake_limits(path)?;
-        let key = frp_certs::load_key(&files.key).map_err(|e| err(format!("transport.tls: {e}")))?;
+        let key =
+            frp_certs::load_key(&files.key).map_err(|e| err(format!("transport.tls: {e}")))?;
         s.endpoint_secret = EndpointSecret::from_key(key.secret_der());
         if let Some(g) = file.graceful_shutdown_timeout {
             s.grace = Duration::from_secs(g);

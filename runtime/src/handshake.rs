@@ -284,7 +284,10 @@ mod tests {
     fn another_ca_reads_as_such_from_either_side() {
         let bad_sig = rustls::CertificateError::BadSignature;
         let r = TlsRefusal::of(&local(rustls::Error::InvalidCertificate(bad_sig))).unwrap();
-        assert_eq!((r.by, r.problem.clone()), (RefusedBy::Us, Problem::UnknownCa));
+        assert_eq!(
+            (r.by, r.problem.clone()),
+            (RefusedBy::Us, Problem::UnknownCa)
+        );
         assert_eq!(r.problem.to_string(), "it was not issued by the trusted CA");
         let closed = ConnectionError::ConnectionClosed(quinn_proto::ConnectionClose {
             error_code: TransportErrorCode::crypto(48),

@@ -140,7 +140,9 @@ impl QuicSection {
             Some(n) => {
                 return Err(ConfigError::new(
                     path,
-                    format!("`transport.quic.maxHandshakesPerIP = {n}`: must be between 1 and 1024"),
+                    format!(
+                        "`transport.quic.maxHandshakesPerIP = {n}`: must be between 1 and 1024"
+                    ),
                 ))
             }
         }
@@ -150,7 +152,9 @@ impl QuicSection {
             Some(s) => {
                 return Err(ConfigError::new(
                     path,
-                    format!("`transport.quic.handshakeTimeout = {s}`: must be between 1 and 60 seconds"),
+                    format!(
+                        "`transport.quic.handshakeTimeout = {s}`: must be between 1 and 60 seconds"
+                    ),
                 ))
             }
         }
@@ -177,5 +181,56 @@ impl QuicSection {
             )),
             None => Ok(()),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(text: &str) -> QuicSection {
+        toml::from_str(text).expect("valid quic section")
+    }
+
+    #[test]
+    fn handshake_keys_are_read_and_bounded() {
+        let p = Path::new("frps.toml");
+        let l = parse("retry = \"always\"\nmaxHandshakesPerIP = 8\nhandshakeTimeout = 3\n")
+            .handshake_limits(p)
+            .expect("limits");
+        assert_eq!(l.retry, RetryMode::Always);
+        assert_eq!(
+            (l.per_ip, l.unvalidated_timeout),
+            (8, Duration::from_secs(3))
+        );
+        assert_eq!(
+            parse("").handshake_limits(p).expect("defaults"),
+            HandshakeLimits::default()
+        );
+        let e = parse("maxHandshakesPerIP = 0\n")
+            .handshake_limits(p)
+            .expect_err("refused");
+        assert!(e.to_string().contains("maxHandshakesPerIP = 0"), "{e}");
+        let e = parse("handshakeTimeout = 600\n")
+            .handshake_limits(p)
+            .expect_err("refused");
+        assert!(e.to_string().contains("handshakeTimeout = 600"), "{e}");
+        let bad = toml::from_str::<QuicSection>("retry = \"sometimes\"\n").expect_err("refused");
+        assert!(bad.to_string().contains("auto"), "{bad}");
+    }
+
+    #[test]
+    fn frpc_refuses_the_server_only_keys_by_name() {
+        let p = Path::new("frpc.toml");
+        assert!(parse("keepalivePeriod = 5\n").refuse_server_keys(p).is_ok());
+        let e = parse("retry = \"never\"\n")
+            .refuse_server_keys(p)
+            .expect_err("refused");
+        let msg = e.to_string();
+        assert!(
+            msg.contains("`transport.quic.retry` is a server setting"),
+            "{msg}"
+        );
+        assert!(msg.contains("frps.toml"), "{msg}");
     }
 }

@@ -4,6 +4,8 @@
 //! libraries publish, never from sleeps; every wait is under [`TIMEOUT`].
 
 pub mod backends;
+pub mod deploy;
+pub mod flood;
 pub mod http;
 pub mod procs;
 pub mod raw;
