@@ -87,6 +87,9 @@ struct Options {
     /// Keep the run's temporary directory (configs, logs) even when nothing failed.
     #[arg(long)]
     keep_temp: bool,
+    /// Measure only frp-quic's connect time, quiet and under a QUIC Initial flood.
+    #[arg(long)]
+    connect_only: bool,
 }
 
 #[tokio::main]
@@ -209,6 +212,7 @@ fn settings(opts: &Options) -> Result<Settings> {
         idle_conns: [small, large],
         ttfb_samples: opts.ttfb_samples,
         relay_delay_ms: opts.delay_ms,
+        connect_only: opts.connect_only,
     })
 }
 

@@ -234,6 +234,24 @@ fn notes(peers: &[PeerResult]) -> String {
                 r.peer, i.failed, i.broken_after
             );
         }
+        if let (Some(q), Some(f)) = (&r.connect_quiet, &r.connect_flooded) {
+            let outlasted = if f.flood_outlasted_connect {
+                "still running"
+            } else {
+                "over"
+            };
+            let _ = writeln!(
+                out,
+                "- {}: frpc connect (start to the first echo through the tunnel): {:.0} ms \
+                 quiet, {:.0} ms under a flood of {:.0} QUIC Initials/s from 9 loopback \
+                 addresses (the flood was {outlasted} by then; frps peak RSS {:.1} MiB)",
+                r.peer,
+                q.connect_ms,
+                f.connect_ms,
+                f.initials_per_s,
+                f.server_peak_rss_kib as f64 / 1024.0
+            );
+        }
         if let Some(rtt) = r.relay_rtt_ms {
             let _ = writeln!(
                 out,
@@ -338,6 +356,7 @@ mod tests {
             idle_conns: [1000, 10000],
             ttfb_samples: 50,
             relay_delay_ms: 20,
+            connect_only: false,
         }
     }
 

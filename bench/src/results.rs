@@ -24,6 +24,8 @@ pub struct Settings {
     pub idle_conns: [usize; 2],
     pub ttfb_samples: usize,
     pub relay_delay_ms: u64,
+    /// Only frp-quic's connect-time figure was measured.
+    pub connect_only: bool,
 }
 
 /// One peer's figures; a figure that could not be measured is `None` and its reason is in
@@ -53,6 +55,9 @@ pub struct PeerResult {
     pub relay_rtt_ms: Option<f64>,
     /// Percent of the machine's CPU time stolen by the hypervisor during the traffic figures.
     pub steal_pct: Option<f64>,
+    /// frpc's connect with no flood, then under a QUIC Initial flood (frp-quic only).
+    pub connect_quiet: Option<ConnectRun>,
+    pub connect_flooded: Option<ConnectRun>,
 }
 
 impl PeerResult {
@@ -114,4 +119,17 @@ impl RssPoint {
     pub fn total_kib(&self) -> u64 {
         self.server_kib + self.client_kib
     }
+}
+
+/// One timed frpc connect, from its start to the first echo through the tunnel.
+#[derive(Debug, Clone, Copy, Serialize)]
+pub struct ConnectRun {
+    /// Initials a second the flood reached (0: no flood).
+    pub initials_per_s: f64,
+    pub initials_sent: u64,
+    pub connect_ms: f64,
+    /// Whether the flood was still running when the echo came back.
+    pub flood_outlasted_connect: bool,
+    /// frps's peak RSS (VmHWM) over the whole figure.
+    pub server_peak_rss_kib: u64,
 }

@@ -19,6 +19,8 @@ use crate::tools::{iperf, iperf_busy, wrk, IperfRun, WrkRun};
 const RELAY_PINGS: usize = 20;
 /// How long an iperf3 test waits for the server to finish the previous one.
 const BUSY_WAIT: Duration = Duration::from_secs(15);
+/// QUIC Initials a second of the flood frpc connects through.
+pub const FLOOD_RATE: u32 = 6_000;
 
 /// Measures `kind`; every failure is recorded in the result instead of ending the run.
 pub async fn bench_peer(
@@ -34,6 +36,12 @@ pub async fn bench_peer(
     if let Some(reason) = ctx.missing(kind) {
         eprintln!("== {}: skipped: {reason}", kind.name());
         result.skipped = Some(reason);
+        return result;
+    }
+    if kind == PeerKind::FrpQuic {
+        connect_phase(ctx, targets, &mut result).await;
+    }
+    if settings.connect_only {
         return result;
     }
     if kind != PeerKind::Direct {
@@ -67,6 +75,23 @@ pub async fn bench_peer(
         result.ttfb_delayed = record(&mut result, "ttfb via relay", delayed);
     }
     result
+}
+
+/// frpc's connect time, quiet and then under a QUIC Initial flood.
+async fn connect_phase(ctx: &Ctx, targets: &Targets, result: &mut PeerResult) {
+    eprintln!("== frp-quic: connect time, quiet and under {FLOOD_RATE} QUIC Initials/s");
+    let quiet = crate::peers::frp_connect_time(ctx, targets.ports, None).await;
+    result.connect_quiet = record(result, "connect (quiet)", quiet);
+    let flooded = crate::peers::frp_connect_time(ctx, targets.ports, Some(FLOOD_RATE)).await;
+    result.connect_flooded = record(result, "connect under a flood", flooded);
+    if let Some(c) = &result.connect_flooded {
+        eprintln!(
+            "   {:.0} ms under {:.0} Initials/s (quiet: {:.0} ms)",
+            c.connect_ms,
+            c.initials_per_s,
+            result.connect_quiet.map_or(f64::NAN, |q| q.connect_ms)
+        );
+    }
 }
 
 /// Keeps the value, or notes the error (with what was being measured) and keeps `None`.

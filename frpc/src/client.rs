@@ -7,8 +7,9 @@ use std::time::Duration;
 
 use anyhow::Context as _;
 use frp_proto::CloseCode;
+use frp_runtime::handshake::{Problem, RefusedBy, TlsRefusal};
 use quinn::crypto::rustls::QuicClientConfig;
-use quinn::ConnectionError;
+use quinn::{ConnectionError, TransportErrorCode};
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 use tracing::{error, info, warn};
@@ -93,22 +94,27 @@ impl Client {
                 _ = shutdown.cancelled() => return Ok(()),
                 o = self.connect() => o,
             };
-            let session_result = match outcome {
-                Ok((endpoint, conn)) => self.serve(endpoint, conn, &shutdown, &mut backoff).await,
-                Err(e) => Err(e),
+            let (session_result, what) = match outcome {
+                Ok((endpoint, conn)) => (
+                    self.serve(endpoint, conn, &shutdown, &mut backoff).await,
+                    "connection to server ended",
+                ),
+                Err(e) => (Err(e), "could not connect to the server"),
             };
             match session_result {
                 Ok(SessionEnd::Shutdown) => return Ok(()),
-                Ok(SessionEnd::Lost(reason)) => self.note_error(reason),
+                Ok(SessionEnd::Lost(reason)) => self.note_error(what, reason),
                 Err(SessionError::Permanent(reason)) => {
-                    error!(%reason, "server refused this client for good; not retrying");
-                    self.note_error(reason.clone());
+                    // Said once, here: the reason names the side that refused and why.
+                    error!(%reason, "giving up: retrying cannot fix this");
+                    self.status
+                        .send_modify(|s| s.last_error = Some(reason.clone()));
                     return Err(ClientError::Permanent(reason));
                 }
-                Err(SessionError::Transient(reason)) => self.note_error(reason),
+                Err(SessionError::Transient(reason)) => self.note_error(what, reason),
                 Err(SessionError::Contested(reason)) => {
                     error!(%reason, "the server keeps another connection with this certificate");
-                    self.note_error(reason);
+                    self.note_error(what, reason);
                     contested = true;
                 }
             }
@@ -149,8 +155,8 @@ impl Client {
         end
     }
 
-    fn note_error(&self, reason: String) {
-        warn!(%reason, "connection to server ended");
+    fn note_error(&self, what: &'static str, reason: String) {
+        warn!(%reason, "{what}");
         self.status.send_modify(|s| s.last_error = Some(reason));
     }
 
@@ -182,7 +188,7 @@ impl Client {
         let conn = match tokio::time::timeout(s.connect_timeout, connecting).await {
             Ok(Ok(conn)) => conn,
             Ok(Err(e)) => return Err(classify(&e)),
-            Err(_) => return Err(SessionError::Transient(format!("no answer from {addr}"))),
+            Err(_) => return Err(no_answer(addr, s.connect_timeout)),
         };
         info!(server = %addr, "connected to server");
         Ok((endpoint, conn))
@@ -203,26 +209,21 @@ fn contested_delay() -> Duration {
     CONTESTED_WAIT.mul_f64(rand::rng().random_range(1.0..=1.5))
 }
 
-/// TLS alerts that retrying cannot fix: a certificate refused by either side, a missing client
-/// certificate, a certificate signature that does not verify (51), no common protocol version
-/// or ALPN (an unsupported frp-quic major version).
-const PERMANENT_ALERTS: &[u8] = &[42, 43, 44, 45, 46, 48, 49, 51, 70, 116, 120];
-
-/// Sorts a connection error into "retry" and "give up".
+/// Sorts a connection error into "retry" and "give up", with a reason in words that says
+/// which side refused.
 ///
 /// Certificate and version failures and explicit refusals by the server are permanent; other
 /// TLS alerts (internal errors, decode errors) and everything else are retried.
 pub(crate) fn classify(e: &ConnectionError) -> SessionError {
-    let permanent_alert = |code: u64| {
-        (0x100..0x200).contains(&code) && PERMANENT_ALERTS.contains(&((code - 0x100) as u8))
-    };
+    if let Some(refusal) = TlsRefusal::of(e) {
+        let reason = refusal_words(&refusal);
+        return if refusal.is_permanent() {
+            SessionError::Permanent(reason)
+        } else {
+            SessionError::Transient(reason)
+        };
+    }
     match e {
-        ConnectionError::TransportError(t) if permanent_alert(u64::from(t.code)) => {
-            SessionError::Permanent(format!("tls handshake failed: {t}"))
-        }
-        ConnectionError::ConnectionClosed(c) if permanent_alert(u64::from(c.error_code)) => {
-            SessionError::Permanent(format!("server refused the tls handshake: {c}"))
-        }
         ConnectionError::ApplicationClosed(c) => {
             let code = CloseCode::from_code(c.error_code.into_inner());
             let reason = String::from_utf8_lossy(&c.reason);
@@ -239,8 +240,61 @@ pub(crate) fn classify(e: &ConnectionError) -> SessionError {
         ConnectionError::VersionMismatch => {
             SessionError::Permanent("server speaks no QUIC version we support".into())
         }
+        ConnectionError::ConnectionClosed(c)
+            if c.error_code == TransportErrorCode::CONNECTION_REFUSED =>
+        {
+            SessionError::Transient(
+                "the server is busy (too many handshakes under way) and refused the connection"
+                    .into(),
+            )
+        }
+        ConnectionError::Reset => SessionError::Transient(
+            "the server reset the connection: it restarted, or no longer knows this connection"
+                .into(),
+        ),
+        ConnectionError::TimedOut => {
+            SessionError::Transient("the server stopped answering (idle timeout)".into())
+        }
         other => SessionError::Transient(other.to_string()),
     }
+}
+
+/// A TLS refusal in words, naming the side that refused and the setting to look at.
+fn refusal_words(r: &TlsRefusal) -> String {
+    let p = &r.problem;
+    match (r.by, p) {
+        (RefusedBy::Us, Problem::WrongName { .. }) => format!(
+            "this client refused the server's certificate: {p}; set transport.tls.serverName \
+             to a name it is valid for"
+        ),
+        (RefusedBy::Us, Problem::UnknownCa) => format!(
+            "this client refused the server's certificate: {p} (transport.tls.trustedCaFile \
+             must be the CA that issued the server's certificate)"
+        ),
+        (RefusedBy::Us, p) if p.about_certificate() => format!(
+            "this client refused the server's certificate (checked against \
+             transport.tls.trustedCaFile): {p}"
+        ),
+        (RefusedBy::Peer, Problem::UnknownCa) => format!(
+            "the server refused this client's certificate: {p} (transport.tls.certFile must be \
+             issued by the CA the server trusts, its trustedCaFile)"
+        ),
+        (RefusedBy::Peer, p) if p.about_certificate() => {
+            format!("the server refused this client's certificate (transport.tls.certFile): {p}")
+        }
+        (RefusedBy::Us, p) => format!("this client refused the TLS handshake with the server: {p}"),
+        (RefusedBy::Peer, p) => format!("the server refused the TLS handshake: {p}"),
+    }
+}
+
+/// A connection attempt nobody answered, with where to look.
+fn no_answer(addr: SocketAddr, waited: Duration) -> SessionError {
+    SessionError::Transient(format!(
+        "no answer from {addr} within {}s: is frps running there, and does every firewall on \
+         the way let UDP port {} through?",
+        waited.as_secs_f64(),
+        addr.port()
+    ))
 }
 
 /// A connection that could not even start: a bad server name is permanent, the rest retried.

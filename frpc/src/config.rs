@@ -306,6 +306,7 @@ impl ClientSettings {
         }
         check_server(&s).map_err(err)?;
         s.proxies = crate::config_proxies::proxies(&file.proxies).map_err(err)?;
+        file.transport.quic.refuse_server_keys(path)?;
         s.quic = file.transport.quic.tuning(path, s.quic)?;
         apply_timing(&mut s, &file).map_err(err)?;
         Ok(s)

@@ -26,10 +26,8 @@ fn main() -> ExitCode {
         |settings| async {
             match run(settings).await {
                 Ok(()) => ExitCode::SUCCESS,
-                Err(frpc::ClientError::Permanent(reason)) => {
-                    eprintln!("error: {reason}");
-                    ExitCode::from(EXIT_REFUSED)
-                }
+                // The library has logged the reason once already (at error level).
+                Err(frpc::ClientError::Permanent(_)) => ExitCode::from(EXIT_REFUSED),
                 Err(e) => {
                     eprintln!("error: {e:#}");
                     ExitCode::FAILURE

@@ -224,3 +224,25 @@ fn unsupported_secret_tables_are_named_without_their_values() {
         );
     }
 }
+
+#[test]
+fn server_only_quic_keys_are_refused_by_name() {
+    let tmp = with_certs();
+    for key in [
+        "retry = \"always\"",
+        "maxHandshakesPerIP = 4",
+        "handshakeTimeout = 3",
+    ] {
+        let text = format!("{}\n[transport.quic]\n{key}\n", client_config(TLS, SSH));
+        let out = run(tmp.path(), "quic.toml", &text, true);
+        let name = key.split(' ').next().expect("key name");
+        assert_config_error(
+            &out,
+            &[
+                "quic.toml",
+                &format!("`transport.quic.{name}` is a server setting"),
+                "frps.toml",
+            ],
+        );
+    }
+}

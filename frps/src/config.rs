@@ -7,6 +7,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use frp_runtime::config::{error_chain, load_toml, resolve, QuicSection, TlsSection, Unsupported};
+use frp_runtime::handshake::HandshakeLimits;
+use frp_runtime::transport::EndpointSecret;
 use frp_runtime::{ConfigError, QuicTuning};
 use serde::Deserialize;
 
@@ -156,6 +158,11 @@ pub struct ServerSettings {
     pub tls: Arc<rustls::ServerConfig>,
     /// QUIC keep-alive, idle timeout and stream limit.
     pub quic: QuicTuning,
+    /// Which handshakes are taken on: Retry, per-address limit, timeout (`transport.quic.*`).
+    pub handshakes: HandshakeLimits,
+    /// What connection IDs and stateless resets are derived from: from the TLS key, so a
+    /// restarted frps resets its old clients' connections at once (random by default).
+    pub endpoint_secret: EndpointSecret,
     /// How long open streams may take to finish once shutdown starts.
     pub grace: Duration,
     /// How long a new connection may take to send its `Hello`.
@@ -197,6 +204,8 @@ impl ServerSettings {
             policy: PortPolicy::default(),
             tls,
             quic: QuicTuning::with_streams(CLIENT_STREAM_LIMIT),
+            handshakes: HandshakeLimits::default(),
+            endpoint_secret: EndpointSecret::random(),
             grace: Duration::from_secs(10),
             hello_timeout: Duration::from_secs(10),
             open_stream_timeout: Duration::from_secs(10),
@@ -237,6 +246,10 @@ impl ServerSettings {
         s.proxy_bind_ip = file.proxy_bind_addr.unwrap_or(ip);
         s.policy = policy(&file).map_err(err)?;
         s.quic = file.transport.quic.tuning(path, s.quic)?;
+        s.handshakes = file.transport.quic.handshake_limits(path)?;
+        let key =
+            frp_certs::load_key(&files.key).map_err(|e| err(format!("transport.tls: {e}")))?;
+        s.endpoint_secret = EndpointSecret::from_key(key.secret_der());
         if let Some(g) = file.graceful_shutdown_timeout {
             s.grace = Duration::from_secs(g);
         }

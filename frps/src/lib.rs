@@ -14,6 +14,7 @@
 //! chosen by name ([`vhost`]); the names a client may claim are deny-by-default like ports
 //! ([`domains`]).
 
+mod admission;
 pub mod budget;
 pub mod ca_revoke;
 pub mod cli;
@@ -32,6 +33,7 @@ mod session_vhost;
 pub mod takeover;
 pub mod vhost;
 
+pub use admission::{HandshakeCounts, HandshakeStats};
 pub use config::ServerSettings;
 pub use gauges::ServerGauges;
 pub use registry::{ClientStatus, ServerStatus};

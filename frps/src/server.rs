@@ -9,11 +9,12 @@ use frp_proto::CloseCode;
 use quinn::crypto::rustls::QuicServerConfig;
 use quinn::VarInt;
 use rustls::pki_types::CertificateDer;
-use tokio::sync::{broadcast, watch, OwnedSemaphorePermit, Semaphore};
+use tokio::sync::{broadcast, watch};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
-use tracing::{debug, info, warn};
+use tracing::{info, warn};
 
+use crate::admission::{Admission, HandshakeStats, Slot};
 use crate::config::ServerSettings;
 use crate::gauges::ServerGauges;
 use crate::registry::{Registry, ServerStatus};
@@ -21,10 +22,6 @@ use crate::revocation::Revocations;
 use crate::session::{close, Session};
 use crate::vhost::{AccessEntry, AccessLog, Listeners};
 
-/// How long a QUIC handshake may take before the attempt is dropped.
-const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
-/// Handshakes that may be under way at once; more attempts are refused.
-const MAX_HANDSHAKES: usize = 1024;
 /// How long to wait for peers to acknowledge the close after the grace period.
 const CLOSE_WAIT: Duration = Duration::from_secs(2);
 
@@ -60,6 +57,8 @@ pub struct Server {
     endpoint: quinn::Endpoint,
     shared: Arc<Shared>,
     vhost: Listeners,
+    admission: Arc<Admission>,
+    handshake_stats: HandshakeStats,
 }
 
 impl Server {
@@ -73,7 +72,10 @@ impl Server {
         let mut config = quinn::ServerConfig::with_crypto(Arc::new(crypto));
         config.transport_config(settings.quic.transport_config()?);
         let socket = frp_runtime::transport::bind_udp(settings.bind)?;
-        let endpoint = frp_runtime::transport::endpoint(socket, Some(config))?;
+        let endpoint =
+            frp_runtime::transport::server_endpoint(socket, config, &settings.endpoint_secret)?;
+        let handshake_stats = HandshakeStats::default();
+        let admission = Admission::new(settings.handshakes, handshake_stats.clone());
         let vhost = Listeners::bind(settings.proxy_bind_ip, &settings.vhost)?;
         let revoked = RwLock::new(Arc::new(settings.revoked.clone()));
         let shared = Arc::new(Shared {
@@ -90,6 +92,8 @@ impl Server {
             endpoint,
             shared,
             vhost,
+            admission: Arc::new(admission),
+            handshake_stats,
         })
     }
 
@@ -133,6 +137,12 @@ impl Server {
         self.shared.gauges.clone()
     }
 
+    /// Counts of connection attempts: handshakes under way, Retries sent, attempts ignored
+    /// or refused, and how handshakes ended.
+    pub fn handshakes(&self) -> HandshakeStats {
+        self.handshake_stats.clone()
+    }
+
     /// Serves clients until `shutdown` is cancelled, then drains and returns `Ok(())`.
     ///
     /// Shutdown stops accepting connections, closes every public listener, tells each client
@@ -146,12 +156,11 @@ impl Server {
         info!(%addr, "frps listening for clients (quic)");
         let sessions = TaskTracker::new();
         crate::vhost::spawn(std::mem::take(&mut self.vhost), &self.shared, &sessions);
-        let handshakes = Arc::new(Semaphore::new(MAX_HANDSHAKES));
         loop {
             tokio::select! {
                 _ = shutdown.cancelled() => break,
                 incoming = self.endpoint.accept() => match incoming {
-                    Some(incoming) => self.admit(incoming, &handshakes, &sessions),
+                    Some(incoming) => self.admit(incoming, &sessions),
                     None => break,
                 },
             }
@@ -160,22 +169,16 @@ impl Server {
         Ok(())
     }
 
-    /// Starts a handshake task, or refuses the attempt when too many are already under way
-    /// (a handshake flood must not grow tasks without bound).
-    fn admit(
-        &self,
-        incoming: quinn::Incoming,
-        handshakes: &Arc<Semaphore>,
-        sessions: &TaskTracker,
-    ) {
-        match Arc::clone(handshakes).try_acquire_owned() {
-            Ok(permit) => {
-                sessions.spawn(accept(incoming, Arc::clone(&self.shared), permit));
-            }
-            Err(_) => {
-                debug!(remote = %incoming.remote_address(), "too many handshakes under way; refusing");
-                incoming.refuse();
-            }
+    /// Starts a handshake task when [`Admission`] takes the attempt on (it answers the others),
+    /// so a handshake flood cannot grow tasks or state without bound.
+    fn admit(&self, incoming: quinn::Incoming, sessions: &TaskTracker) {
+        if let Some((incoming, slot, timeout)) = self.admission.admit(incoming) {
+            let handshake = Handshake {
+                admission: Arc::clone(&self.admission),
+                slot,
+                timeout,
+            };
+            sessions.spawn(accept(incoming, Arc::clone(&self.shared), handshake));
         }
     }
 
@@ -204,16 +207,24 @@ impl Server {
     }
 }
 
+/// A handshake admitted: its place in the count and how long it may take.
+struct Handshake {
+    admission: Arc<Admission>,
+    slot: Slot,
+    timeout: Duration,
+}
+
 /// Completes the handshake, learns the client's identity and runs its session.
-async fn accept(incoming: quinn::Incoming, shared: Arc<Shared>, permit: OwnedSemaphorePermit) {
+async fn accept(incoming: quinn::Incoming, shared: Arc<Shared>, handshake: Handshake) {
     let remote = incoming.remote_address();
-    let conn = match tokio::time::timeout(HANDSHAKE_TIMEOUT, incoming).await {
+    let admission = &handshake.admission;
+    let conn = match tokio::time::timeout(handshake.timeout, incoming).await {
         Ok(Ok(conn)) => conn,
-        // Unauthenticated peers can cause these at will: keep them out of the default log.
-        Ok(Err(e)) => return debug!(%remote, error = %e, "client handshake failed"),
-        Err(_) => return debug!(%remote, "client handshake timed out"),
+        Ok(Err(e)) => return admission.finished(remote, Some(&e)),
+        Err(_) => return admission.finished(remote, None),
     };
-    drop(permit);
+    admission.completed();
+    drop(handshake.slot);
     if shared.shutdown.is_cancelled() {
         return close(&conn, CloseCode::ServerShutdown, "server shutting down");
     }

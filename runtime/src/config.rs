@@ -386,12 +386,14 @@ mod tests {
             keepalive_period: Some(30),
             max_idle_timeout: Some(30),
             max_incoming_streams: None,
+            ..QuicSection::default()
         };
         assert!(s.tuning(p, d).is_err());
         let s = QuicSection {
             keepalive_period: Some(5),
             max_idle_timeout: Some(20),
             max_incoming_streams: Some(7),
+            ..QuicSection::default()
         };
         let t = s.tuning(p, d).unwrap();
         assert_eq!(t.idle_timeout, Duration::from_secs(20));

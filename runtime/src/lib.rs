@@ -1,7 +1,9 @@
 //! What both ends of frp-quic run on.
 //!
 //! - [`transport`]: the QUIC transport tuning (windows, stream limits, keep-alive) and the UDP
-//!   socket setup, documented where each number is chosen.
+//!   socket setup, documented where each number is chosen; the endpoint secret that lets a
+//!   restarted server reset its old clients' connections.
+//! - [`handshake`]: how frps admits handshakes (Retry, limits) and what a refused one means.
 //! - [`splice`]: the data path between a TCP socket and a QUIC stream, with TCP's half-close
 //!   and reset semantics carried across.
 //! - [`config`]: TOML loading with frp's key names, refusing unsupported keys by name.
@@ -11,6 +13,7 @@
 
 pub mod config;
 pub mod gauge;
+pub mod handshake;
 pub mod logging;
 pub mod notify;
 pub mod program;

@@ -6,6 +6,7 @@ use std::time::Duration;
 use serde::Deserialize;
 
 use crate::config::{resolve, ConfigError};
+use crate::handshake::{HandshakeLimits, RetryMode};
 use crate::transport::QuicTuning;
 
 /// `transport.tls` in both files: this side's certificate and key, and the CA it trusts.
@@ -75,6 +76,13 @@ pub struct QuicSection {
     pub max_idle_timeout: Option<u64>,
     /// Streams the peer may open at once.
     pub max_incoming_streams: Option<u32>,
+    /// frps only: when to answer new clients with a Retry.
+    pub retry: Option<RetryMode>,
+    /// frps only: handshakes under way at once from one IPv4 address or IPv6 /64.
+    #[serde(rename = "maxHandshakesPerIP")]
+    pub max_handshakes_per_ip: Option<u32>,
+    /// frps only: seconds a handshake from an address not proven by a Retry may take.
+    pub handshake_timeout: Option<u64>,
 }
 
 impl QuicSection {
@@ -117,5 +125,112 @@ impl QuicSection {
             ));
         }
         Ok(t)
+    }
+
+    /// frps's handshake admission from `retry`, `maxHandshakesPerIP` and `handshakeTimeout`.
+    ///
+    /// # Errors
+    /// Refuses a per-address limit outside 1..=1024 and a timeout outside 1..=60 seconds.
+    pub fn handshake_limits(&self, path: &Path) -> Result<HandshakeLimits, ConfigError> {
+        let mut l = HandshakeLimits::default();
+        l.retry = self.retry.unwrap_or(l.retry);
+        match self.max_handshakes_per_ip {
+            None => {}
+            Some(n) if (1..=1024).contains(&n) => l.per_ip = n,
+            Some(n) => {
+                return Err(ConfigError::new(
+                    path,
+                    format!(
+                        "`transport.quic.maxHandshakesPerIP = {n}`: must be between 1 and 1024"
+                    ),
+                ))
+            }
+        }
+        match self.handshake_timeout {
+            None => {}
+            Some(s) if (1..=60).contains(&s) => l.unvalidated_timeout = Duration::from_secs(s),
+            Some(s) => {
+                return Err(ConfigError::new(
+                    path,
+                    format!(
+                        "`transport.quic.handshakeTimeout = {s}`: must be between 1 and 60 seconds"
+                    ),
+                ))
+            }
+        }
+        Ok(l)
+    }
+
+    /// Refuses the keys that only frps reads, for frpc.toml.
+    ///
+    /// # Errors
+    /// Names the first such key that is set.
+    pub fn refuse_server_keys(&self, path: &Path) -> Result<(), ConfigError> {
+        let set = [
+            ("retry", self.retry.is_some()),
+            ("maxHandshakesPerIP", self.max_handshakes_per_ip.is_some()),
+            ("handshakeTimeout", self.handshake_timeout.is_some()),
+        ];
+        match set.iter().find(|(_, is_set)| *is_set) {
+            Some((key, _)) => Err(ConfigError::new(
+                path,
+                format!(
+                    "`transport.quic.{key}` is a server setting: set it in frps.toml; frpc has no \
+                     use for it (it follows the server's Retry by itself)"
+                ),
+            )),
+            None => Ok(()),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(text: &str) -> QuicSection {
+        toml::from_str(text).expect("valid quic section")
+    }
+
+    #[test]
+    fn handshake_keys_are_read_and_bounded() {
+        let p = Path::new("frps.toml");
+        let l = parse("retry = \"always\"\nmaxHandshakesPerIP = 8\nhandshakeTimeout = 3\n")
+            .handshake_limits(p)
+            .expect("limits");
+        assert_eq!(l.retry, RetryMode::Always);
+        assert_eq!(
+            (l.per_ip, l.unvalidated_timeout),
+            (8, Duration::from_secs(3))
+        );
+        assert_eq!(
+            parse("").handshake_limits(p).expect("defaults"),
+            HandshakeLimits::default()
+        );
+        let e = parse("maxHandshakesPerIP = 0\n")
+            .handshake_limits(p)
+            .expect_err("refused");
+        assert!(e.to_string().contains("maxHandshakesPerIP = 0"), "{e}");
+        let e = parse("handshakeTimeout = 600\n")
+            .handshake_limits(p)
+            .expect_err("refused");
+        assert!(e.to_string().contains("handshakeTimeout = 600"), "{e}");
+        let bad = toml::from_str::<QuicSection>("retry = \"sometimes\"\n").expect_err("refused");
+        assert!(bad.to_string().contains("auto"), "{bad}");
+    }
+
+    #[test]
+    fn frpc_refuses_the_server_only_keys_by_name() {
+        let p = Path::new("frpc.toml");
+        assert!(parse("keepalivePeriod = 5\n").refuse_server_keys(p).is_ok());
+        let e = parse("retry = \"never\"\n")
+            .refuse_server_keys(p)
+            .expect_err("refused");
+        let msg = e.to_string();
+        assert!(
+            msg.contains("`transport.quic.retry` is a server setting"),
+            "{msg}"
+        );
+        assert!(msg.contains("frps.toml"), "{msg}");
     }
 }

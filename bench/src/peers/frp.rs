@@ -1,16 +1,19 @@
 //! frp-quic: the release `frps` and `frpc`, with a CA made by `frps ca`.
 
-use std::net::SocketAddr;
+use std::net::{SocketAddr, UdpSocket};
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
-use anyhow::{Context as _, Result};
+use anyhow::{bail, Context as _, Result};
+use frp_tests::flood::{peak_rss_kib, Flood, Initials};
 use tokio::process::Command as Cmd;
 
 use super::{public_ports, write, Ctx, Tunnel};
+use crate::probe::{echoes, wait_until};
 use crate::procs::{free_port, run_checked, Guard, Scope, LOCALHOST};
 use crate::relay::Relay;
+use crate::results::ConnectRun;
 use crate::targets::Ports;
 
 const CMD_LIMIT: Duration = Duration::from_secs(60);
@@ -48,6 +51,82 @@ pub async fn start(
         guards: vec![client, server],
         _relay: relay,
     })
+}
+
+/// How long a connect may take before the figure fails.
+const CONNECT_LIMIT: Duration = Duration::from_secs(30);
+/// How long the flood lasts at most; the connect is timed within it.
+const FLOOD_FOR: Duration = Duration::from_secs(15);
+
+/// Starts frps alone, floods it with `flood` QUIC Initials a second (none: no flood) from
+/// loopback addresses, starts frpc half a second later, and times from frpc's start until
+/// the echo target answers through the tunnel.
+pub async fn connect_time(
+    ctx: &Ctx,
+    dir: &Path,
+    targets: Ports,
+    flood: Option<u32>,
+) -> Result<ConnectRun> {
+    let certs = certs(ctx).await?;
+    let public = public_ports()?;
+    let udp = free_port()?;
+    let (frps_toml, frpc_toml) = (dir.join("frps.toml"), dir.join("frpc.toml"));
+    write(&frps_toml, &frps_config(&certs, udp, public))?;
+    write(&frpc_toml, &frpc_config(&certs, udp, public, targets))?;
+    let (frps, frpc) = (ctx.bin_dir.join("frps"), ctx.bin_dir.join("frpc"));
+    let mut server = Guard::spawn("frps", &mut binary(&frps, &frps_toml), dir)?;
+    wait_until("frps to bind its udp port", CONNECT_LIMIT, || async {
+        match UdpSocket::bind((LOCALHOST, udp)) {
+            Ok(_) => bail!("udp port {udp} still free"),
+            Err(_) => Ok(()),
+        }
+    })
+    .await?;
+    let target = SocketAddr::from((LOCALHOST, udp));
+    let flood = match flood {
+        Some(rate) => Some(start_flood(&certs, target, rate).await?),
+        None => None,
+    };
+    let started = Instant::now();
+    let mut client = Guard::spawn("frpc", &mut binary(&frpc, &frpc_toml), dir)?;
+    while echoes(public.echo).await.is_err() {
+        if started.elapsed() > CONNECT_LIMIT {
+            bail!("frpc not through the tunnel after {CONNECT_LIMIT:?}");
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let connect_ms = started.elapsed().as_secs_f64() * 1000.0;
+    let outlasted = flood.as_ref().is_none_or(Flood::is_running);
+    let report = flood.map(Flood::stop);
+    server.check_running()?;
+    client.check_running()?;
+    Ok(ConnectRun {
+        initials_per_s: report.map_or(0.0, |r| r.rate()),
+        initials_sent: report.map_or(0, |r| r.sent),
+        connect_ms,
+        flood_outlasted_connect: outlasted,
+        server_peak_rss_kib: peak_rss_kib(server.pid()),
+    })
+}
+
+/// Prepares the Initials (each from a fresh client connection) and floods `target` with them,
+/// returning once the first half second of it has gone out.
+async fn start_flood(certs: &Path, target: SocketAddr, rate: u32) -> Result<Flood> {
+    let tls = frp_certs::load_client_tls(
+        &certs.join("bench.crt"),
+        &certs.join("bench.key"),
+        &certs.join("ca.crt"),
+    )?;
+    let count = rate as usize * FLOOD_FOR.as_secs() as usize;
+    let tls = std::sync::Arc::new(tls);
+    let initials = tokio::task::spawn_blocking(move || Initials::prepare(tls, target, count))
+        .await
+        .context("preparing the flood's Initials")?;
+    let flood = Flood::start(initials, target, rate, FLOOD_FOR);
+    while flood.sent() < u64::from(rate / 2) && flood.is_running() {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    Ok(flood)
 }
 
 /// The run's CA, server certificate and the client certificate `bench`, made once.

@@ -189,6 +189,16 @@ impl Tunnel {
     }
 }
 
+/// frpc's connect time from its start to the first echo through the tunnel, with frps under
+/// a flood of `flood` QUIC Initials a second (none: quiet).
+pub async fn frp_connect_time(
+    ctx: &Ctx,
+    targets: Ports,
+    flood: Option<u32>,
+) -> Result<crate::results::ConnectRun> {
+    frp::connect_time(ctx, &ctx.setup_dir(PeerKind::FrpQuic)?, targets, flood).await
+}
+
 /// Public ports for the three services.
 fn public_ports() -> Result<Ports> {
     use crate::procs::free_port;
