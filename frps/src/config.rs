@@ -161,8 +161,9 @@ pub struct ServerSettings {
     /// Which handshakes are taken on: Retry, per-address limit, timeout (`transport.quic.*`).
     pub handshakes: HandshakeLimits,
     /// What connection IDs and stateless resets are derived from: from the TLS key, so a
-    /// restarted frps resets its old clients' connections at once (random by default).
-    pub endpoint_secret: EndpointSecret,
+    /// restarted frps resets its old clients' connections at once (`None`, for settings made
+    /// in code: a random one when the server binds).
+    pub endpoint_secret: Option<EndpointSecret>,
     /// How long open streams may take to finish once shutdown starts.
     pub grace: Duration,
     /// How long a new connection may take to send its `Hello`.
@@ -205,7 +206,7 @@ impl ServerSettings {
             tls,
             quic: QuicTuning::with_streams(CLIENT_STREAM_LIMIT),
             handshakes: HandshakeLimits::default(),
-            endpoint_secret: EndpointSecret::random(),
+            endpoint_secret: None,
             grace: Duration::from_secs(10),
             hello_timeout: Duration::from_secs(10),
             open_stream_timeout: Duration::from_secs(10),
@@ -249,7 +250,7 @@ impl ServerSettings {
         s.handshakes = file.transport.quic.handshake_limits(path)?;
         let key =
             frp_certs::load_key(&files.key).map_err(|e| err(format!("transport.tls: {e}")))?;
-        s.endpoint_secret = EndpointSecret::from_key(key.secret_der());
+        s.endpoint_secret = Some(EndpointSecret::from_key(key.secret_der()));
         if let Some(g) = file.graceful_shutdown_timeout {
             s.grace = Duration::from_secs(g);
         }

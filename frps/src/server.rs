@@ -21,6 +21,7 @@ use crate::registry::{Registry, ServerStatus};
 use crate::revocation::Revocations;
 use crate::session::{close, Session};
 use crate::vhost::{AccessEntry, AccessLog, Listeners};
+use frp_runtime::transport::EndpointSecret;
 
 /// How long to wait for peers to acknowledge the close after the grace period.
 const CLOSE_WAIT: Duration = Duration::from_secs(2);
@@ -73,7 +74,7 @@ impl Server {
         config.transport_config(settings.quic.transport_config()?);
         let socket = frp_runtime::transport::bind_udp(settings.bind)?;
         let endpoint =
-            frp_runtime::transport::server_endpoint(socket, config, &settings.endpoint_secret)?;
+            frp_runtime::transport::server_endpoint(socket, config, &endpoint_secret(&settings)?)?;
         let handshake_stats = HandshakeStats::default();
         let admission = Admission::new(settings.handshakes, handshake_stats.clone());
         let vhost = Listeners::bind(settings.proxy_bind_ip, &settings.vhost)?;
@@ -294,5 +295,13 @@ impl Reloader {
             "revocation list reloaded"
         );
         Ok(revoked.len())
+    }
+}
+
+/// The configured endpoint secret, or (for settings made in code) a random one.
+fn endpoint_secret(settings: &ServerSettings) -> anyhow::Result<EndpointSecret> {
+    match &settings.endpoint_secret {
+        Some(secret) => Ok(secret.clone()),
+        None => EndpointSecret::random(),
     }
 }

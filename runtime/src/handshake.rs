@@ -138,8 +138,9 @@ impl fmt::Display for Problem {
             }
             Problem::Revoked => f.write_str("it is revoked"),
             Problem::WrongUsage => f.write_str(
-                "it is not meant for this side (a server certificate used by a client, or \
-                 the reverse)",
+                "it does not list the extended key usage its side needs (clientAuth for a \
+                 client, serverAuth for a server): a server certificate used by a client, the \
+                 reverse, or one issued without any usage",
             ),
             Problem::BadCertificate => f.write_str(
                 "it is not valid for the name the other side expected (its serverName), or is \

@@ -183,8 +183,17 @@ impl EndpointSecret {
     }
 
     /// A random secret: restarts cannot reset the previous process's clients.
-    pub fn random() -> Self {
-        Self(rand::random())
+    ///
+    /// # Errors
+    /// When the operating system has no randomness to give (ring's `SystemRandom`, which
+    /// reports it rather than panicking).
+    pub fn random() -> anyhow::Result<Self> {
+        use ring::rand::SecureRandom as _;
+        let mut bytes = [0u8; 32];
+        ring::rand::SystemRandom::new()
+            .fill(&mut bytes)
+            .map_err(|_| anyhow::anyhow!("the operating system gave no random bytes"))?;
+        Ok(Self(bytes))
     }
 
     /// quinn's endpoint config: reset key and connection-ID key from the secret.
@@ -234,7 +243,7 @@ mod tests {
         let a = EndpointSecret::from_key(b"key one");
         assert_eq!(a.0, EndpointSecret::from_key(b"key one").0);
         assert_ne!(a.0, EndpointSecret::from_key(b"key two").0);
-        assert_ne!(a.0, EndpointSecret::random().0);
+        assert_ne!(a.0, EndpointSecret::random().expect("random").0);
         assert_eq!(format!("{a:?}"), "EndpointSecret(<redacted>)");
     }
 

@@ -16,44 +16,55 @@ use crate::LOCALHOST;
 pub const PUBLISHED: &str = r#""message":"proxy published""#;
 /// The log line frpc writes for each session.
 pub const CONNECTED: &str = r#""message":"connected to server""#;
+/// The log line frps writes once it listens.
+pub const LISTENING: &str = r#""message":"frps listening for clients (quic)""#;
 
 /// A temp dir with `certs/` (CA, `server`, `node1`), `frps.toml` and `frpc.toml`.
 #[derive(Debug)]
 pub struct Deployment {
     /// The directory holding everything.
     pub dir: TempDir,
+    /// frps's UDP address (on a fixed port, so a restarted frps gets the same one).
+    pub server: SocketAddr,
+}
+
+/// A `[transport.quic]` table with `keepalive` and `idle` (whole seconds).
+pub fn quic_table(keepalive: Duration, idle: Duration) -> String {
+    format!(
+        "[transport.quic]\nkeepalivePeriod = {}\nmaxIdleTimeout = {}\n",
+        keepalive.as_secs(),
+        idle.as_secs()
+    )
 }
 
 impl Deployment {
     /// Writes the files: frps allowing `ports` (on a fixed UDP port), frpc publishing `local`
-    /// on each of them, both with `transport.quic` `keepalive` and `idle` (whole seconds).
-    pub fn new(local: SocketAddr, ports: &[u16], keepalive: Duration, idle: Duration) -> Self {
+    /// on each of them; `frps_extra` and `frpc_extra` are appended to the files (e.g. a
+    /// [`quic_table`]).
+    pub fn new(local: SocketAddr, ports: &[u16], frps_extra: &str, frpc_extra: &str) -> Self {
         let dir = tempfile::tempdir().expect("tempdir");
         let certs = dir.path().join("certs");
         let names = ["localhost".to_string(), "127.0.0.1".to_string()];
         frp_certs::init_ca_dir(&certs, &names, false).expect("ca init");
         frp_certs::issue_client_in_dir(&certs, "node1", false).expect("ca issue");
-        let quic = format!(
-            "[transport.quic]\nkeepalivePeriod = {}\nmaxIdleTimeout = {}\n",
-            keepalive.as_secs(),
-            idle.as_secs()
-        );
-        let udp_port = fixed_port();
+        let server = SocketAddr::new(LOCALHOST, fixed_port());
         let allow: Vec<String> = ports
             .iter()
             .map(|p| format!("{{ single = {p} }}"))
             .collect();
         let frps = format!(
-            "bindAddr = \"127.0.0.1\"\nbindPort = {udp_port}\nallowPorts = [{}]\n\
+            "bindAddr = \"127.0.0.1\"\nbindPort = {}\nallowPorts = [{}]\n\
              gracefulShutdownTimeout = 1\n\n[transport.tls]\ncertFile = \"certs/server.crt\"\n\
-             keyFile = \"certs/server.key\"\ntrustedCaFile = \"certs/ca.crt\"\n\n{quic}",
+             keyFile = \"certs/server.key\"\ntrustedCaFile = \"certs/ca.crt\"\n\n{frps_extra}",
+            server.port(),
             allow.join(", ")
         );
         let mut frpc = format!(
-            "serverAddr = \"127.0.0.1\"\nserverPort = {udp_port}\ngracefulShutdownTimeout = 1\n\n\
+            "serverAddr = \"127.0.0.1\"\nserverPort = {}\ngracefulShutdownTimeout = 1\n\n\
              [transport]\nreconnectMinDelayMs = 50\nreconnectMaxDelayMs = 500\n\n\
              [transport.tls]\ncertFile = \"certs/node1.crt\"\nkeyFile = \"certs/node1.key\"\n\
-             trustedCaFile = \"certs/ca.crt\"\n\n{quic}"
+             trustedCaFile = \"certs/ca.crt\"\n\n{frpc_extra}",
+            server.port()
         );
         for (i, port) in ports.iter().enumerate() {
             frpc.push_str(&format!(
@@ -64,7 +75,7 @@ impl Deployment {
         }
         std::fs::write(dir.path().join("frps.toml"), frps).expect("write frps.toml");
         std::fs::write(dir.path().join("frpc.toml"), frpc).expect("write frpc.toml");
-        Self { dir }
+        Self { dir, server }
     }
 
     /// `name` inside the deployment's directory.

@@ -4,7 +4,6 @@
 //! libraries publish, never from sleeps; every wait is under [`TIMEOUT`].
 
 pub mod backends;
-pub mod deploy;
 pub mod deployment;
 pub mod flood;
 pub mod http;

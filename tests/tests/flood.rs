@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use frp_runtime::handshake::RetryMode;
 use frp_tests::backends::{echo_once, echo_server};
-use frp_tests::deploy::{Deployment, LISTENING, PUBLISHED};
+use frp_tests::deployment::{Deployment, LISTENING, PUBLISHED};
 use frp_tests::flood::{peak_rss_kib, Flood, Initials};
 use frp_tests::procs::{binary, fixed_port};
 use frp_tests::{eventually, init_logs, server_settings, within, Pki, TestClient, LOCALHOST};

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use frp_tests::backends::echo_server;
 use frp_tests::deployment::{
-    echo_through, free_ports, until_bindable, Deployment, CONNECTED, PUBLISHED,
+    echo_through, free_ports, quic_table, until_bindable, Deployment, CONNECTED, PUBLISHED,
 };
 use frp_tests::init_logs;
 use frp_tests::procs::binary;
@@ -23,7 +23,12 @@ const SLACK: Duration = Duration::from_secs(5);
 
 /// frps allowing `ports`, frpc publishing `local` on them, with the short idle timeout.
 fn deployment(local: std::net::SocketAddr, ports: &[u16]) -> Deployment {
-    Deployment::new(local, ports, KEEPALIVE, IDLE)
+    Deployment::new(
+        local,
+        ports,
+        &quic_table(KEEPALIVE, IDLE),
+        &quic_table(KEEPALIVE, IDLE),
+    )
 }
 
 #[tokio::test]

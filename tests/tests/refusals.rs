@@ -3,7 +3,7 @@
 //! the refusal; a frpc started before frps says where to look.
 
 use frp_tests::backends::echo_server;
-use frp_tests::deploy::{Deployment, LISTENING};
+use frp_tests::deployment::{Deployment, LISTENING};
 use frp_tests::procs::{binary, fixed_port, Proc};
 use frp_tests::{init_logs, TIMEOUT};
 
@@ -43,7 +43,7 @@ async fn deployment(frpc_quic: &str) -> (Deployment, Proc) {
 
 /// Replaces `from` with `to` in the deployment's frpc.toml.
 fn edit_frpc(d: &Deployment, from: &str, to: &str) {
-    let path = d.path().join("frpc.toml");
+    let path = d.path("frpc.toml");
     let text = std::fs::read_to_string(&path).expect("read frpc.toml");
     assert!(text.contains(from), "{from:?} not in frpc.toml");
     std::fs::write(&path, text.replace(from, to)).expect("write frpc.toml");
@@ -73,7 +73,7 @@ async fn a_wrong_server_name_is_this_clients_refusal_in_words() {
 async fn a_certificate_from_another_ca_is_the_servers_refusal_in_words() {
     init_logs();
     let (d, mut frps) = deployment("").await;
-    let other = d.path().join("other");
+    let other = d.path("other");
     let names = ["localhost".to_string()];
     frp_certs::init_ca_dir(&other, &names, false).expect("other CA");
     frp_certs::issue_client_in_dir(&other, "node1", false).expect("other client cert");

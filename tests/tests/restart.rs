@@ -8,7 +8,7 @@ use std::os::unix::process::ExitStatusExt as _;
 use std::time::{Duration, Instant};
 
 use frp_tests::backends::{echo_once, echo_server};
-use frp_tests::deploy::{Deployment, LISTENING, PUBLISHED};
+use frp_tests::deployment::{Deployment, LISTENING, PUBLISHED};
 use frp_tests::procs::{binary, fixed_port};
 use frp_tests::{init_logs, LOCALHOST};
 

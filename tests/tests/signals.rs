@@ -9,8 +9,8 @@ use std::time::Duration;
 
 use frp_tests::backends::echo_server;
 use frp_tests::deployment::{
-    echo_through, free_ports, ignores_signal, send_signal, until_bindable, Deployment, CONNECTED,
-    PUBLISHED,
+    echo_through, free_ports, ignores_signal, quic_table, send_signal, until_bindable, Deployment,
+    CONNECTED, PUBLISHED,
 };
 use frp_tests::procs::{binary, Proc};
 use frp_tests::{init_logs, within};
@@ -37,7 +37,12 @@ async fn running() -> Running {
     binary("frps");
     let (echo, _echo) = echo_server().await;
     let ports = free_ports(1);
-    let d = Deployment::new(echo, &ports, KEEPALIVE, IDLE);
+    let d = Deployment::new(
+        echo,
+        &ports,
+        &quic_table(KEEPALIVE, IDLE),
+        &quic_table(KEEPALIVE, IDLE),
+    );
     let frps = d.start("frps", 1);
     let mut frpc = d.start("frpc", 1);
     frpc.wait_log(PUBLISHED, 1).await;
@@ -100,7 +105,12 @@ async fn sighup_with_a_broken_list_logs_file_and_line_and_keeps_the_old_list() {
     binary("frps");
     let (echo, _e) = echo_server().await;
     let ports = free_ports(1);
-    let d = Deployment::new(echo, &ports, KEEPALIVE, IDLE);
+    let d = Deployment::new(
+        echo,
+        &ports,
+        &quic_table(KEEPALIVE, IDLE),
+        &quic_table(KEEPALIVE, IDLE),
+    );
     // node2 is revoked from the start; node1 publishes.
     let certs = d.path("certs");
     frp_certs::issue_client_in_dir(&certs, "node2", false).expect("ca issue node2");
