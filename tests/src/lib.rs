@@ -369,6 +369,11 @@ pub fn free_udp_addr() -> SocketAddr {
     s.local_addr().expect("addr")
 }
 
+/// Whether a TCP port on loopback can be bound now (nothing holds it).
+pub fn port_free(port: u16) -> bool {
+    std::net::TcpListener::bind((LOCALHOST, port)).is_ok()
+}
+
 /// Server settings allowing exactly `ports`.
 pub fn server_allowing(pki: &Pki, ports: &[u16]) -> ServerSettings {
     let mut s = server_settings(pki, 1..=1);
