@@ -1,10 +1,11 @@
 //! The `frpc` binary: parse arguments, load config, wire signals, run the library.
 
+use std::path::Path;
 use std::process::ExitCode;
 
 use clap::Parser as _;
 use frpc::cli::Cli;
-use frpc::{Client, ClientSettings};
+use frpc::ClientSettings;
 use tokio_util::sync::CancellationToken;
 
 /// Exit status when the server refuses this client for good.
@@ -13,6 +14,9 @@ const EXIT_REFUSED: u8 = 2;
 fn main() -> ExitCode {
     let cli = Cli::parse();
     frp_runtime::logging::init(cli.log_format);
+    if let Some(cmd) = &cli.command {
+        return frpc::command::run(cmd, &cli.config);
+    }
     let load = ClientSettings::from_file;
     frp_runtime::program::run_with_config(
         &cli.config,
@@ -20,7 +24,7 @@ fn main() -> ExitCode {
         cli.threads,
         load,
         |settings| async {
-            match run(settings).await {
+            match run(&cli.config, settings).await {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(frpc::ClientError::Permanent(reason)) => {
                     eprintln!("error: {reason}");
@@ -35,8 +39,8 @@ fn main() -> ExitCode {
     )
 }
 
-async fn run(settings: ClientSettings) -> Result<(), frpc::ClientError> {
+async fn run(config: &Path, settings: ClientSettings) -> Result<(), frpc::ClientError> {
     let token = CancellationToken::new();
     frp_runtime::shutdown::cancel_on_signals(token.clone()).map_err(anyhow::Error::from)?;
-    Client::new(settings)?.run(token).await
+    frpc::program::run(config, settings, token).await
 }

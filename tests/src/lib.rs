@@ -4,6 +4,7 @@
 //! libraries publish, never from sleeps; every wait is under [`TIMEOUT`].
 
 pub mod backends;
+pub mod frpc_admin;
 pub mod http;
 pub mod procs;
 pub mod raw;

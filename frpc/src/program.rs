@@ -1,0 +1,111 @@
+//! frpc as the binary runs it: the client, its admin server (`[webServer]`), and a reload of
+//! the config file on SIGHUP.
+
+use std::net::SocketAddr;
+use std::path::Path;
+use std::sync::Arc;
+
+use frp_admin::{AdminServer, Handler};
+use tokio_util::sync::CancellationToken;
+use tracing::{error, info};
+
+use crate::api::ClientApi;
+use crate::config::ClientSettings;
+use crate::{Client, ClientError, ClientHandle};
+
+/// A client with its admin API, ready to [`run`](Program::run).
+#[derive(Debug)]
+pub struct Program {
+    client: Client,
+    api: Arc<ClientApi>,
+    admin: Option<AdminServer>,
+}
+
+impl Program {
+    /// Prepares the client configured by the file at `config` (already loaded into
+    /// `settings`) and binds its admin server when `settings.web` asks for one. Must be called
+    /// inside a tokio runtime.
+    ///
+    /// # Errors
+    /// When the TLS config is unusable or the admin address cannot be bound.
+    pub fn new(config: &Path, settings: ClientSettings) -> Result<Self, ClientError> {
+        let web = settings.web.clone();
+        let client = Client::new(settings)?;
+        let handle = client.handle();
+        let api = Arc::new(ClientApi::new(handle.clone(), config));
+        let admin = match web {
+            None => None,
+            Some(web) => {
+                let metrics = web.prometheus.then(|| handle.metrics_registry());
+                let handler: Arc<dyn Handler> = Arc::clone(&api) as Arc<dyn Handler>;
+                Some(AdminServer::bind(web, handler, metrics)?)
+            }
+        };
+        Ok(Self { client, api, admin })
+    }
+
+    /// Where the admin server listens, when there is one.
+    pub fn admin_addr(&self) -> Option<SocketAddr> {
+        self.admin.as_ref().and_then(|a| a.local_addr().ok())
+    }
+
+    /// The running client's handle.
+    pub fn handle(&self) -> ClientHandle {
+        self.client.handle()
+    }
+
+    /// The admin API (its reload is what SIGHUP does).
+    pub fn api(&self) -> Arc<ClientApi> {
+        Arc::clone(&self.api)
+    }
+
+    /// Runs the client and the admin server until `shutdown` is cancelled or the client gives
+    /// up; the admin server stops with the client.
+    ///
+    /// # Errors
+    /// As [`Client::run`].
+    pub async fn run(self, shutdown: CancellationToken) -> Result<(), ClientError> {
+        let stop_admin = shutdown.child_token();
+        let admin = self.admin.map(|a| tokio::spawn(a.run(stop_admin.clone())));
+        let result = self.client.run(shutdown).await;
+        stop_admin.cancel();
+        if let Some(task) = admin {
+            let _ = task.await;
+        }
+        result
+    }
+}
+
+/// What `frpc -c FILE` runs: [`Program`], plus a reload of FILE on every SIGHUP.
+///
+/// # Errors
+/// As [`Program::new`] and [`Program::run`], and when the signal handler cannot be set up.
+pub async fn run(
+    config: &Path,
+    settings: ClientSettings,
+    shutdown: CancellationToken,
+) -> Result<(), ClientError> {
+    let program = Program::new(config, settings)?;
+    reload_on_sighup(program.api(), shutdown.clone()).map_err(anyhow::Error::from)?;
+    program.run(shutdown).await
+}
+
+/// Rereads the config file on every SIGHUP; a file that does not validate is refused and the
+/// running config stays.
+fn reload_on_sighup(api: Arc<ClientApi>, stop: CancellationToken) -> std::io::Result<()> {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut hup = signal(SignalKind::hangup())?;
+    tokio::spawn(async move {
+        loop {
+            tokio::select! {
+                _ = stop.cancelled() => break,
+                got = hup.recv() => if got.is_none() { break },
+            }
+            info!("SIGHUP: reloading the config file");
+            if let Err(e) = api.reload().await {
+                error!(error = %e.message, "config not reloaded; the running one stays");
+            }
+        }
+    });
+    Ok(())
+}
