@@ -243,12 +243,10 @@ fn decode_data_frame(frame: &[u8]) -> Result<DataHeader, CodecError> {
     match tag {
         TAG_DATA_HEADER => decode_body(body),
         TAG_HELLO | TAG_WELCOME | TAG_GOING_AWAY | TAG_ADD_PROXIES | TAG_ADD_RESULTS
-        | TAG_REMOVE_PROXIES | TAG_PROXIES_CLOSED => {
-            Err(CodecError::UnexpectedTag {
-                tag,
-                expected: "data header",
-            })
-        }
+        | TAG_REMOVE_PROXIES | TAG_PROXIES_CLOSED => Err(CodecError::UnexpectedTag {
+            tag,
+            expected: "data header",
+        }),
         _ => Err(CodecError::UnknownTag(tag)),
     }
 }

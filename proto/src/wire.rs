@@ -9,8 +9,8 @@ use crate::coding::{
 use crate::wire_vhost::{get_vhost, put_vhost};
 use crate::{
     AddProxies, AddResults, CodecError, DataHeader, GoingAway, Hello, ProxiesClosed, ProxyClosed,
-    ProxyId, ProxyKind, ProxyName, ProxyOutcome, ProxyResult, ProxySpec, RemoveProxies,
-    VhostSpec, Welcome, MAX_NAME_LEN, MAX_TEXT_LEN,
+    ProxyId, ProxyKind, ProxyName, ProxyOutcome, ProxyResult, ProxySpec, RemoveProxies, VhostSpec,
+    Welcome, MAX_NAME_LEN, MAX_TEXT_LEN,
 };
 
 const KIND_TCP: u8 = 1;
