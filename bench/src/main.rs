@@ -14,13 +14,13 @@ mod steal;
 mod targets;
 mod tools;
 
+use std::future::Future;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use anyhow::{bail, Context as _, Result};
 use clap::{Parser, Subcommand};
-use tokio::signal::unix::{signal, SignalKind};
 
 use crate::peers::{Ctx, PeerKind};
 use crate::results::{PeerResult, Report, Settings};
@@ -95,7 +95,7 @@ async fn main() -> ExitCode {
     if let Some(Internal::EchoTarget { listen }) = cli.command {
         return exit(idle::serve_echo(listen).await);
     }
-    let Ok(mut term) = signal(SignalKind::terminate()) else {
+    let Ok(term) = sigterm() else {
         eprintln!("frp-bench: cannot install the SIGTERM handler");
         return ExitCode::FAILURE;
     };
@@ -103,8 +103,24 @@ async fn main() -> ExitCode {
     tokio::select! {
         result = bench(&cli.opts) => exit(result),
         _ = tokio::signal::ctrl_c() => interrupted("SIGINT"),
-        _ = term.recv() => interrupted("SIGTERM"),
+        () = term => interrupted("SIGTERM"),
     }
+}
+
+/// Resolves on SIGTERM; the handler is installed before this returns.
+#[cfg(unix)]
+fn sigterm() -> std::io::Result<impl Future<Output = ()>> {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut term = signal(SignalKind::terminate())?;
+    Ok(async move {
+        term.recv().await;
+    })
+}
+
+/// The benchmark needs Linux tools; elsewhere it only has to build, and there is no SIGTERM.
+#[cfg(not(unix))]
+fn sigterm() -> std::io::Result<impl Future<Output = ()>> {
+    Ok(std::future::pending())
 }
 
 fn interrupted(what: &str) -> ExitCode {

@@ -72,6 +72,15 @@ pub enum CertError {
     /// The certificate given as a CA is not a CA certificate.
     #[error("the certificate is not a CA certificate (basic constraints CA flag missing)")]
     NotCa,
+    /// A certificate given as a trust root (`trustedCaFile`) is not a CA certificate.
+    #[error(
+        "{what} is not a CA certificate (no basicConstraints CA:TRUE): trustedCaFile must hold \
+         the CA that issued the peer's certificate (ca.crt), not a server or client certificate"
+    )]
+    NotCaRoot {
+        /// Which certificate, in which file, with its subject.
+        what: String,
+    },
     /// A private key does not belong to the certificate it was given with.
     #[error("the private key does not match the certificate")]
     KeyMismatch,

@@ -74,9 +74,11 @@ pub fn init_ca_dir(dir: &Path, names: &[String], force: bool) -> Result<CaPaths,
 ///
 /// # Errors
 ///
-/// [`CertError::InvalidIdentity`] if `name` is not a valid identity or is "ca" or "server"
-/// (whose files belong to the CA), [`CertError::AlreadyExists`] for an existing file without
-/// `force`, and the errors of loading the CA and writing the files.
+/// [`CertError::InvalidIdentity`] if `name` is not a valid identity, is "ca" or "server"
+/// (whose files belong to the CA), or differs only in case from a client whose files are in
+/// `dir` (even with `force`: frps ignores case, so both would be one client),
+/// [`CertError::AlreadyExists`] for an existing file without `force`, and the errors of
+/// loading the CA and writing the files.
 pub fn issue_client_in_dir(
     dir: &Path,
     name: &str,
@@ -89,6 +91,7 @@ pub fn issue_client_in_dir(
             "{name:?}: reserved for the CA's own files"
         )));
     }
+    refuse_case_variant(dir, name)?;
     let cert_path = dir.join(format!("{name}.crt"));
     let key_path = dir.join(format!("{name}.key"));
     if !force {
@@ -179,6 +182,26 @@ fn create_dir(dir: &Path) -> Result<(), CertError> {
         return Ok(());
     }
     fs::create_dir_all(dir).map_err(|e| CertError::io(dir, e))
+}
+
+/// Refuses `name` when `dir` holds the certificate or key of an identity that differs from it
+/// only in case (a missing `dir` holds none).
+fn refuse_case_variant(dir: &Path, name: &str) -> Result<(), CertError> {
+    let entries = match fs::read_dir(dir) {
+        Ok(entries) => entries,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+        Err(e) => return Err(CertError::io(dir, e)),
+    };
+    for file in entries.filter_map(|e| e.ok()?.file_name().into_string().ok()) {
+        let stem = file.strip_suffix(".crt").or(file.strip_suffix(".key"));
+        if let Some(other) = stem.filter(|s| s.eq_ignore_ascii_case(name) && *s != name) {
+            return Err(CertError::InvalidIdentity(format!(
+                "{name:?}: {file} exists, and identities ignore case, so {name:?} would be the \
+                 same client as {other:?}; reissue {other:?} (with --force) or pick another name"
+            )));
+        }
+    }
+    Ok(())
 }
 
 /// Fails with [`CertError::AlreadyExists`] for the first path that exists (a dangling symlink

@@ -51,6 +51,29 @@ pub fn dns_names(cert: &CertificateDer<'_>) -> Result<Vec<String>, CertError> {
         .collect())
 }
 
+/// The subject distinguished name as text (`CN=node1`), control characters replaced by `?`
+/// so that it can go into a one-line comment or log field.
+///
+/// # Errors
+///
+/// [`CertError::Parse`] if the certificate cannot be parsed.
+pub fn subject(cert: &CertificateDer<'_>) -> Result<String, CertError> {
+    let text = parse(cert)?.subject().to_string();
+    Ok(text
+        .chars()
+        .map(|c| if c.is_control() { '?' } else { c })
+        .collect())
+}
+
+/// Whether the certificate is a CA certificate (basicConstraints CA:TRUE).
+///
+/// # Errors
+///
+/// [`CertError::Parse`] if the certificate cannot be parsed.
+pub fn is_ca(cert: &CertificateDer<'_>) -> Result<bool, CertError> {
+    Ok(parse(cert)?.is_ca())
+}
+
 /// Lowercase hex SHA-256 of the DER certificate (used for revocation lists).
 pub fn fingerprint(cert: &CertificateDer<'_>) -> String {
     hex(&Sha256::digest(cert.as_ref()))
@@ -125,6 +148,16 @@ mod tests {
         ));
         let garbage = CertificateDer::from(vec![0x30, 0x03, 0x01, 0x01, 0xff]);
         assert!(matches!(peer_identity(&garbage), Err(CertError::Parse(_))));
+    }
+
+    #[test]
+    fn subject_and_ca_flag() {
+        let ca = Ca::generate("test\nCA").unwrap();
+        let client = ca.issue_client("alice").unwrap();
+        assert_eq!(subject(&client.cert_der()).unwrap(), "CN=alice");
+        assert_eq!(subject(&ca.cert_der()).unwrap(), "CN=test?CA");
+        assert!(is_ca(&ca.cert_der()).unwrap());
+        assert!(!is_ca(&client.cert_der()).unwrap());
     }
 
     #[test]

@@ -15,14 +15,15 @@
 //!   and an existing file is only replaced when the caller passes `force`.
 //! - [`server_tls_config`] and [`client_tls_config`] build TLS 1.3 `rustls` configurations with
 //!   the `ring` provider, the frp-quic ALPN, and WebPKI verification of the peer on both sides.
-//! - [`peer_identity`], [`fingerprint`] and [`serial_hex`] read what the server needs from a
-//!   verified peer certificate.
+//! - [`peer_identity`], [`fingerprint`], [`serial_hex`], [`subject`] and [`is_ca`] read what the
+//!   server and `frps ca revoke` need from a certificate.
 
 mod ca;
 mod error;
 mod files;
 mod inspect;
 mod tls;
+mod usage;
 
 pub use ca::{Ca, Issued};
 pub use error::CertError;
@@ -30,7 +31,7 @@ pub use files::{
     init_ca_dir, issue_client_in_dir, load_certs, load_key, write_cert_and_key, CaPaths,
     CA_COMMON_NAME,
 };
-pub use inspect::{dns_names, fingerprint, peer_identity, serial_hex};
+pub use inspect::{dns_names, fingerprint, is_ca, peer_identity, serial_hex, subject};
 pub use tls::{
     client_tls_config, load_client_tls, load_public_server_tls, load_server_tls,
     public_server_tls_config, server_tls_config, ALPN,

@@ -260,3 +260,121 @@ fn server_certificate_cannot_authenticate_a_client() {
     let error = expect_certificate_error(result, Side::Server);
     assert!(is_wrong_purpose(&error), "{error:?}");
 }
+
+/// A certificate and key signed by `ca` with exactly the extended key usages `usages` (none at
+/// all when empty: no extension), common name `cn` and DNS names `names`, as another tool
+/// (OpenSSL without `-extfile`, an old script) would make it.
+fn issue_with_usages(
+    ca: &Ca,
+    cn: &str,
+    names: &[&str],
+    usages: Vec<rcgen::ExtendedKeyUsagePurpose>,
+) -> (CertificateDer<'static>, PrivateKeyDer<'static>) {
+    let ca_key = rcgen::KeyPair::from_pem(ca.key_pem()).unwrap();
+    let issuer = rcgen::Issuer::from_ca_cert_der(&ca.cert_der(), ca_key).unwrap();
+    let names: Vec<String> = names.iter().map(|n| n.to_string()).collect();
+    let mut params = rcgen::CertificateParams::new(names).unwrap();
+    params.distinguished_name = rcgen::DistinguishedName::new();
+    params
+        .distinguished_name
+        .push(rcgen::DnType::CommonName, cn);
+    params.is_ca = rcgen::IsCa::ExplicitNoCa;
+    params.extended_key_usages = usages;
+    let key = rcgen::KeyPair::generate().unwrap();
+    let cert = params.signed_by(&key, &issuer).unwrap();
+    let key = PrivateKeyDer::Pkcs8(key.serialize_der().into());
+    (cert.der().clone(), key)
+}
+
+fn refused_for_purpose(
+    result: Result<(ServerConnection, ClientConnection), (Side, rustls::Error)>,
+    side: Side,
+) {
+    let error = expect_certificate_error(result, side);
+    assert!(is_wrong_purpose(&error), "{error:?}");
+}
+
+#[test]
+fn client_certificate_without_extended_key_usage_is_refused() {
+    let p = pki();
+    let (cert, key) = issue_with_usages(&p.ca, "alice", &[], vec![]);
+    let client = client_tls_config(vec![cert], key, vec![p.ca.cert_der()]).unwrap();
+    let result = handshake(server_config(&p.ca, &p.server), client, "localhost");
+    refused_for_purpose(result, Side::Server);
+}
+
+#[test]
+fn client_certificate_with_only_server_auth_is_refused() {
+    let p = pki();
+    let server_auth = vec![rcgen::ExtendedKeyUsagePurpose::ServerAuth];
+    let (cert, key) = issue_with_usages(&p.ca, "alice", &[], server_auth);
+    let client = client_tls_config(vec![cert], key, vec![p.ca.cert_der()]).unwrap();
+    let result = handshake(server_config(&p.ca, &p.server), client, "localhost");
+    refused_for_purpose(result, Side::Server);
+}
+
+#[test]
+fn server_certificate_without_extended_key_usage_is_refused_by_the_client() {
+    let p = pki();
+    let (cert, key) = issue_with_usages(&p.ca, "frps", &["localhost"], vec![]);
+    let server = server_tls_config(vec![cert], key, vec![p.ca.cert_der()]).unwrap();
+    let result = handshake(server, client_config(&p.ca, &p.client), "localhost");
+    refused_for_purpose(result, Side::Client);
+}
+
+#[test]
+fn certificates_listing_both_usages_work_both_ways() {
+    use rcgen::ExtendedKeyUsagePurpose::{ClientAuth, ServerAuth};
+    let p = pki();
+    let (s_cert, s_key) =
+        issue_with_usages(&p.ca, "frps", &["localhost"], vec![ServerAuth, ClientAuth]);
+    let (c_cert, c_key) = issue_with_usages(&p.ca, "alice", &[], vec![ServerAuth, ClientAuth]);
+    let server = server_tls_config(vec![s_cert], s_key, vec![p.ca.cert_der()]).unwrap();
+    let client = client_tls_config(vec![c_cert], c_key, vec![p.ca.cert_der()]).unwrap();
+    let (server, _) = handshake(server, client, "localhost").unwrap();
+    let peer = server.peer_certificates().unwrap();
+    assert_eq!(peer_identity(&peer[0]).unwrap(), "alice");
+}
+
+#[test]
+fn a_leaf_is_refused_as_a_trust_root() {
+    let p = pki();
+    let leaf_root = vec![p.ca.cert_der(), p.client.cert_der()];
+    let server = server_tls_config(vec![p.server.cert_der()], p.server.key_der(), leaf_root);
+    match server {
+        Err(CertError::NotCaRoot { what }) => {
+            assert!(
+                what.contains("trusted certificate 2") && what.contains("CN=alice"),
+                "{what}"
+            )
+        }
+        other => panic!("expected NotCaRoot, got {other:?}"),
+    }
+    let client = client_tls_config(
+        vec![p.client.cert_der()],
+        p.client.key_der(),
+        vec![p.server.cert_der()],
+    );
+    assert!(
+        matches!(client, Err(CertError::NotCaRoot { .. })),
+        "{client:?}"
+    );
+}
+
+#[test]
+fn a_leaf_trusted_ca_file_is_named_in_the_error() {
+    let p = pki();
+    let dir = tempfile::tempdir().unwrap();
+    let (cert, key, ca) = (
+        dir.path().join("node1.crt"),
+        dir.path().join("node1.key"),
+        dir.path().join("server.crt"),
+    );
+    crate::write_cert_and_key(&cert, &key, &p.client, false).unwrap();
+    std::fs::write(&ca, p.server.cert_pem()).unwrap();
+    let message = load_client_tls(&cert, &key, &ca).unwrap_err().to_string();
+    assert!(message.contains(&ca.display().to_string()), "{message}");
+    assert!(message.contains("is not a CA certificate"), "{message}");
+    std::fs::write(&ca, p.ca.cert_pem()).unwrap();
+    assert!(load_client_tls(&cert, &key, &ca).is_ok());
+}

@@ -96,6 +96,7 @@ fn client_settings(
         local_port: local.port(),
         remote_port: 0,
         vhost: Default::default(),
+        idle_timeout: None,
     }];
     Ok(s)
 }

@@ -172,6 +172,7 @@ impl Client {
             SessionEnd::Shutdown => Next::Stop(Ok(())),
             SessionEnd::Lost(reason) => self.failed(SessionError::Transient(reason), backoff),
             SessionEnd::Permanent(reason) => self.failed(SessionError::Permanent(reason), backoff),
+            SessionEnd::Contested(reason) => self.failed(SessionError::Contested(reason), backoff),
             SessionEnd::Reconnect(answer) => Next::Connect(Some(answer)),
             SessionEnd::Moved(reg, answer) => Next::Serve(reg, Some(answer)),
         }
@@ -188,6 +189,11 @@ impl Client {
             SessionError::Transient(reason) => {
                 self.note_error(reason);
                 Next::Wait(backoff.next_delay())
+            }
+            SessionError::Contested(reason) => {
+                error!(%reason, "the server keeps another connection with this certificate");
+                self.note_error(reason);
+                Next::Wait(backoff.next_delay().max(contested_delay()))
             }
         }
     }
@@ -308,6 +314,17 @@ impl Shared {
 /// A session must stay up this long before the reconnect backoff starts over.
 const STABLE_SESSION: Duration = Duration::from_secs(10);
 
+/// The least a client waits after the server refused it because another connection with its
+/// certificate is connected ([`CloseCode::IdentityInUse`]); frps stops refusing after two
+/// quiet minutes, so clients that keep trying every minute or so stay apart.
+pub(crate) const CONTESTED_WAIT: Duration = Duration::from_secs(60);
+
+/// [`CONTESTED_WAIT`] plus up to half of it again, so clients refused together spread out.
+fn contested_delay() -> Duration {
+    use rand::Rng as _;
+    CONTESTED_WAIT.mul_f64(rand::rng().random_range(1.0..=1.5))
+}
+
 /// TLS alerts that retrying cannot fix: a certificate refused by either side, a missing client
 /// certificate, a certificate signature that does not verify (51), no common protocol version
 /// or ALPN (an unsupported frp-quic major version).
@@ -335,6 +352,9 @@ pub(crate) fn classify(e: &ConnectionError) -> SessionError {
                 Some(
                     CloseCode::UnsupportedVersion | CloseCode::Unauthorized | CloseCode::Revoked,
                 ) => SessionError::Permanent(format!("server refused this client: {reason}")),
+                Some(CloseCode::IdentityInUse) => {
+                    SessionError::Contested(format!("server refused this client: {reason}"))
+                }
                 _ => SessionError::Transient(format!("server closed the connection: {reason}")),
             }
         }
@@ -353,5 +373,35 @@ fn connect_error(addr: SocketAddr, e: quinn::ConnectError) -> SessionError {
             SessionError::Permanent(reason)
         }
         _ => SessionError::Transient(reason),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn closed(code: u32, reason: &str) -> ConnectionError {
+        ConnectionError::ApplicationClosed(quinn::ApplicationClose {
+            error_code: quinn::VarInt::from_u32(code),
+            reason: reason.as_bytes().to_vec().into(),
+        })
+    }
+
+    #[test]
+    fn a_contested_identity_waits_a_minute_and_unknown_codes_are_retried() {
+        let code = CloseCode::IdentityInUse.code();
+        match classify(&closed(code, "identity x is already connected")) {
+            SessionError::Contested(r) => assert!(r.contains("already connected"), "{r}"),
+            other => panic!("{other:?}"),
+        }
+        assert!(matches!(
+            classify(&closed(99, "newer")),
+            SessionError::Transient(_)
+        ));
+        let delay = contested_delay();
+        assert!(
+            delay >= CONTESTED_WAIT && delay <= CONTESTED_WAIT * 3 / 2,
+            "{delay:?}"
+        );
     }
 }

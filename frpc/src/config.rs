@@ -102,6 +102,9 @@ pub struct ProxyEntry {
     /// http: whether paths may hold `%2F` (forwarded still encoded), for services such as
     /// GitLab and RabbitMQ that tell it from `/`.
     pub allow_encoded_slashes: Option<bool>,
+    /// tcp, https: seconds a tunneled connection may carry no byte either way before frpc
+    /// resets it; absent: no limit.
+    pub idle_timeout: Option<u64>,
 }
 
 /// frp keys that frpc refuses by name, with what to use instead.
@@ -220,6 +223,9 @@ pub struct LocalProxy {
     pub remote_port: u16,
     /// Names and HTTP policy of an http or https proxy (empty for tcp).
     pub vhost: VhostSpec,
+    /// How long a tunneled connection may carry no byte either way before frpc resets it
+    /// (`idleTimeout`; tcp and https only). Enforced here, so it needs nothing from the server.
+    pub idle_timeout: Option<Duration>,
 }
 
 impl LocalProxy {

@@ -1,6 +1,8 @@
 //! `[[proxies]]` entries validated into [`LocalProxy`]s: names, types, local targets, the
 //! vhost part (in `config_http.rs`), and the check that they fit in one `Hello`.
 
+use std::time::Duration;
+
 use frp_proto::{encode_control, AddProxies, ControlMsg, Hello, ProxyKind, ProxyName, ProxySpec};
 
 use crate::config::{LocalProxy, ProxyEntry};
@@ -88,7 +90,27 @@ fn proxy(at: &str, e: &ProxyEntry) -> Result<LocalProxy, String> {
         local_port: e.local_port,
         remote_port: e.remote_port.unwrap_or(0),
         vhost,
+        idle_timeout: idle_timeout(at, kind, e.idle_timeout)?,
     })
+}
+
+/// Most seconds `idleTimeout` may be: a week.
+const MAX_IDLE_TIMEOUT: u64 = 604_800;
+
+/// `idleTimeout`: tcp and https proxies only (http ones have the server's vhost timeouts).
+fn idle_timeout(at: &str, kind: ProxyKind, secs: Option<u64>) -> Result<Option<Duration>, String> {
+    let Some(secs) = secs else { return Ok(None) };
+    if kind == ProxyKind::Http {
+        return Err(format!(
+            "{at}.idleTimeout: an http proxy's connections are timed by the server (vhostUpgradeIdleTimeout); remove the key"
+        ));
+    }
+    if !(1..=MAX_IDLE_TIMEOUT).contains(&secs) {
+        return Err(format!(
+            "{at}.idleTimeout = {secs}: must be between 1 and {MAX_IDLE_TIMEOUT} seconds (remove the key for no limit)"
+        ));
+    }
+    Ok(Some(Duration::from_secs(secs)))
 }
 
 /// The proxies as a session registers them: the http/https ones (for `AddProxies`) and the
@@ -117,4 +139,42 @@ fn fits_one_hello(proxies: &[LocalProxy]) -> Result<(), String> {
         .map_err(|e| {
             format!("the proxies do not fit in one registration ({e}); use fewer domains, locations or headers")
         })
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    fn entry(kind: &str, extra: &str) -> ProxyEntry {
+        toml::from_str(&format!(
+            "name = \"p\"\ntype = \"{kind}\"\nlocalPort = 22\ncustomDomains = [\"a.example.com\"]\n{extra}"
+        ))
+        .unwrap()
+    }
+
+    #[test]
+    fn idle_timeout_for_tcp_and_https_only() {
+        let tcp = toml::from_str::<ProxyEntry>(
+            "name = \"p\"\ntype = \"tcp\"\nlocalPort = 22\nidleTimeout = 300",
+        )
+        .unwrap();
+        let p = proxy("proxies[0]", &tcp).unwrap();
+        assert_eq!(p.idle_timeout, Some(Duration::from_secs(300)));
+        let p = proxy("proxies[0]", &entry("https", "idleTimeout = 5")).unwrap();
+        assert_eq!(p.idle_timeout, Some(Duration::from_secs(5)));
+        assert_eq!(
+            proxy("proxies[0]", &entry("https", ""))
+                .unwrap()
+                .idle_timeout,
+            None
+        );
+        let e = proxy("proxies[0]", &entry("http", "idleTimeout = 5")).unwrap_err();
+        assert!(
+            e.starts_with("proxies[0].idleTimeout") && e.contains("http"),
+            "{e}"
+        );
+        let e = proxy("proxies[0]", &entry("https", "idleTimeout = 0")).unwrap_err();
+        assert!(e.contains("idleTimeout = 0"), "{e}");
+    }
 }

@@ -6,7 +6,6 @@ use std::process::ExitCode;
 use clap::Parser as _;
 use frpc::cli::Cli;
 use frpc::ClientSettings;
-use tokio_util::sync::CancellationToken;
 
 /// Exit status when the server refuses this client for good.
 const EXIT_REFUSED: u8 = 2;
@@ -39,8 +38,7 @@ fn main() -> ExitCode {
     )
 }
 
+/// The client with its admin API; signals: SIGINT/SIGTERM stop it, SIGHUP rereads `config`.
 async fn run(config: &Path, settings: ClientSettings) -> Result<(), frpc::ClientError> {
-    let token = CancellationToken::new();
-    frp_runtime::shutdown::cancel_on_signals(token.clone()).map_err(anyhow::Error::from)?;
-    frpc::program::run(config, settings, token).await
+    frpc::program::run(config, settings).await
 }

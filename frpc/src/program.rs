@@ -6,6 +6,8 @@ use std::path::Path;
 use std::sync::Arc;
 
 use frp_admin::{AdminServer, Handler};
+use frp_runtime::shutdown::{log_ignored, Signal};
+use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 use tracing::{error, info};
 
@@ -76,36 +78,42 @@ impl Program {
     }
 }
 
-/// What `frpc -c FILE` runs: [`Program`], plus a reload of FILE on every SIGHUP.
+/// What `frpc -c FILE` runs: [`Program`] until SIGINT or SIGTERM (a second one exits at
+/// once); SIGHUP rereads FILE, SIGUSR1 and SIGUSR2 are logged and ignored.
 ///
 /// # Errors
-/// As [`Program::new`] and [`Program::run`], and when the signal handler cannot be set up.
-pub async fn run(
-    config: &Path,
-    settings: ClientSettings,
-    shutdown: CancellationToken,
-) -> Result<(), ClientError> {
+/// As [`Program::new`] and [`Program::run`], and when the signal handlers cannot be set up.
+pub async fn run(config: &Path, settings: ClientSettings) -> Result<(), ClientError> {
+    let shutdown = CancellationToken::new();
     let program = Program::new(config, settings)?;
-    reload_on_sighup(program.api(), shutdown.clone()).map_err(anyhow::Error::from)?;
+    let reload = reload_task(program.api(), shutdown.clone());
+    let on_signal = move |signal: Signal| match signal {
+        // A reload already waiting covers this one too.
+        Signal::Hangup => {
+            let _ = reload.try_send(());
+        }
+        Signal::User1 | Signal::User2 => log_ignored(signal, "frpc gives it no meaning"),
+    };
+    frp_runtime::shutdown::handle_signals(shutdown.clone(), on_signal)
+        .map_err(anyhow::Error::from)?;
     program.run(shutdown).await
 }
 
-/// Rereads the config file on every SIGHUP; a file that does not validate is refused and the
-/// running config stays.
-fn reload_on_sighup(api: Arc<ClientApi>, stop: CancellationToken) -> std::io::Result<()> {
-    use tokio::signal::unix::{signal, SignalKind};
-    let mut hup = signal(SignalKind::hangup())?;
+/// A task that rereads the config file each time it is poked; a file that does not validate
+/// is refused and the running config stays.
+fn reload_task(api: Arc<ClientApi>, stop: CancellationToken) -> mpsc::Sender<()> {
+    let (poke, mut poked) = mpsc::channel(1);
     tokio::spawn(async move {
         loop {
             tokio::select! {
                 _ = stop.cancelled() => break,
-                got = hup.recv() => if got.is_none() { break },
+                got = poked.recv() => if got.is_none() { break },
             }
-            info!("SIGHUP: reloading the config file");
+            info!("SIGHUP: rereading the config file");
             if let Err(e) = api.reload().await {
                 error!(error = %e.message, "config not reloaded; the running one stays");
             }
         }
     });
-    Ok(())
+    poke
 }

@@ -26,13 +26,16 @@ pub(crate) enum SessionError {
     Permanent(String),
     /// Retry after a backoff.
     Transient(String),
+    /// The server keeps another connection with our identity: two clients share one
+    /// certificate. Retry, but only after [`crate::client::CONTESTED_WAIT`].
+    Contested(String),
 }
 
 impl SessionError {
     /// The reason, whichever kind.
     pub(crate) fn reason(&self) -> &str {
         match self {
-            Self::Permanent(r) | Self::Transient(r) => r,
+            Self::Permanent(r) | Self::Transient(r) | Self::Contested(r) => r,
         }
     }
 }

@@ -167,6 +167,7 @@ mod tests {
             local_port: local,
             remote_port: remote,
             vhost: VhostSpec::default(),
+            idle_timeout: None,
         }
     }
 

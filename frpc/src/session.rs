@@ -37,6 +37,9 @@ pub(crate) enum SessionEnd {
     Lost(String),
     /// The server refused us in a way retrying cannot fix.
     Permanent(String),
+    /// The server keeps another connection with our identity (two clients share one
+    /// certificate): retry, but only after [`crate::client::CONTESTED_WAIT`].
+    Contested(String),
     /// A reload needs a new session at once (the server is older than minor 2).
     Reconnect(Answer),
     /// The connection moved to new server settings: serve this session instead.
@@ -168,7 +171,7 @@ impl Session {
                 let background = self.shared.background.clone();
                 background.spawn(async move { self.drain("client reconnecting").await });
             }
-            SessionEnd::Lost(_) | SessionEnd::Permanent(_) => {
+            SessionEnd::Lost(_) | SessionEnd::Permanent(_) | SessionEnd::Contested(_) => {
                 // Give the close a moment to reach the server so it frees our ports at once.
                 let wait = self.endpoint.wait_idle();
                 let _ = tokio::time::timeout(Duration::from_secs(1), wait).await;
@@ -186,10 +189,7 @@ impl Session {
                 return end;
             }
         }
-        match classify(e) {
-            SessionError::Transient(reason) => SessionEnd::Lost(reason),
-            SessionError::Permanent(reason) => SessionEnd::Permanent(reason),
-        }
+        ended(classify(e))
     }
 
     fn spawn_stream(&self, send: quinn::SendStream, recv: quinn::RecvStream) {
@@ -321,5 +321,14 @@ impl Session {
         // Let the splices see the close and reset their sockets before the caller moves on.
         let _ = tokio::time::timeout(NOTICE_WAIT, self.streams.wait()).await;
         let _ = tokio::time::timeout(NOTICE_WAIT, self.endpoint.wait_idle()).await;
+    }
+}
+
+/// How a session ends on `e`.
+pub(crate) fn ended(e: SessionError) -> SessionEnd {
+    match e {
+        SessionError::Transient(reason) => SessionEnd::Lost(reason),
+        SessionError::Permanent(reason) => SessionEnd::Permanent(reason),
+        SessionError::Contested(reason) => SessionEnd::Contested(reason),
     }
 }

@@ -149,10 +149,7 @@ impl Session {
         }
         match self.register_changes(&diff, answer).await {
             Ok(()) => Applied::Done,
-            Err(e) => Applied::End(match e {
-                SessionError::Transient(r) => SessionEnd::Lost(r),
-                SessionError::Permanent(r) => SessionEnd::Permanent(r),
-            }),
+            Err(e) => Applied::End(crate::session::ended(e)),
         }
     }
 

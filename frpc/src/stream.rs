@@ -5,7 +5,7 @@ use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use frp_proto::{read_data_header, ProxyId, StreamCode};
-use frp_runtime::splice::{reset_stream, splice};
+use frp_runtime::splice::{reset_stream, splice_idle};
 use frp_runtime::Gauge;
 use quinn::{RecvStream, SendStream};
 use tokio::net::TcpStream;
@@ -91,7 +91,8 @@ pub(crate) async fn handle(
     let _connection = gauges.local_connections.enter();
     let _ = tcp.set_nodelay(true);
     let visitor = header.visitor;
-    match splice(tcp, send, recv, StreamCode::LocalReset).await {
+    let idle = target.idle_timeout;
+    match splice_idle(tcp, send, recv, StreamCode::LocalReset, idle).await {
         Ok(stats) => {
             shared.metrics.transferred(&target.name, stats);
             debug!(

@@ -48,6 +48,8 @@ pub enum CaCommand {
     Init(CaInit),
     /// Issue a client certificate whose identity is NAME: DIR/NAME.crt and DIR/NAME.key.
     Issue(CaIssue),
+    /// Add a certificate to the revocation list (DIR/revoked.txt); frps applies it on SIGHUP.
+    Revoke(CaRevoke),
 }
 
 /// Arguments of `frps ca init`.
@@ -75,6 +77,22 @@ pub struct CaIssue {
     /// Replace an existing certificate of that name.
     #[arg(long)]
     pub force: bool,
+}
+
+/// Arguments of `frps ca revoke`.
+#[derive(Debug, Args)]
+pub struct CaRevoke {
+    /// A client name (its certificate is DIR/NAME.crt) or a certificate file (a path holding
+    /// `/`, or ending in .crt or .pem).
+    #[arg(value_name = "NAME|FILE")]
+    pub target: String,
+    /// Directory holding the client certificates and, by default, the list.
+    #[arg(long, value_name = "DIR")]
+    pub dir: PathBuf,
+    /// The revocation list to append to, the file frps.toml's revocationFile names
+    /// [default: DIR/revoked.txt].
+    #[arg(long, value_name = "PATH")]
+    pub file: Option<PathBuf>,
 }
 
 #[cfg(test)]

@@ -10,9 +10,11 @@ use frp_runtime::config::{error_chain, load_toml, resolve, QuicSection, TlsSecti
 use frp_runtime::{ConfigError, QuicTuning};
 use serde::Deserialize;
 
+use crate::budget::DEFAULT_MAX_CONNECTIONS_PER_CLIENT;
 use crate::config_vhost::{check_subdomain_host, domain_policy, vhost_settings};
 pub use crate::config_vhost::{CertEntry, VhostHttpsSection};
 use crate::domains::DomainPolicy;
+use crate::identity::canonical;
 use crate::policy::{PortPolicy, PortRangeEntry, PortSet};
 use crate::revocation::Revocations;
 use crate::vhost::VhostSettings;
@@ -24,6 +26,8 @@ pub const DEFAULT_MAX_PENDING: usize = 128;
 /// Public connections per proxy open at once: half of frpc's default stream limit, so one
 /// busy proxy leaves room for the client's others.
 pub const DEFAULT_MAX_CONNECTIONS: usize = 5_000;
+/// Connections to one public tcp port from one source address, as `vhostMaxConnectionsPerIP`.
+pub const DEFAULT_MAX_CONNECTIONS_PER_IP: usize = 256;
 /// Streams a client may open toward the server: only its control stream.
 pub const CLIENT_STREAM_LIMIT: u32 = 1;
 
@@ -49,6 +53,13 @@ pub struct ServerFile {
     pub max_pending_connections_per_proxy: Option<usize>,
     /// Public connections per proxy open at once (default 5000).
     pub max_connections_per_proxy: Option<usize>,
+    /// Connections one client's proxies hold at once, half reserved per proxy (default 8000).
+    pub max_connections_per_client: Option<usize>,
+    /// Connections to one public tcp port from one IPv4 address or IPv6 /64 (default 256).
+    #[serde(rename = "maxConnectionsPerIP")]
+    pub max_connections_per_ip: Option<usize>,
+    /// Takeovers of one identity's live connection allowed within a minute (default 3).
+    pub max_takeovers_per_minute: Option<usize>,
     /// TCP port of the HTTP virtual hosts; 0 or absent: none.
     #[serde(rename = "vhostHTTPPort")]
     pub vhost_http_port: Option<u16>,
@@ -68,6 +79,10 @@ pub struct ServerFile {
     /// Of those, from one IPv4 address or IPv6 /64 (default 256).
     #[serde(rename = "vhostMaxConnectionsPerIP")]
     pub vhost_max_connections_per_ip: Option<usize>,
+    /// Wrong basic-auth passwords from one address before it must wait (default 10).
+    pub vhost_auth_max_failures: Option<u32>,
+    /// Seconds of the longest such wait (default 600).
+    pub vhost_auth_max_backoff: Option<u64>,
     /// Parent domain of the proxies' `subdomain`s.
     pub sub_domain_host: Option<String>,
     /// Domains any client may claim; none means no http/https proxy may be registered.
@@ -152,8 +167,17 @@ pub struct ServerSettings {
     pub max_pending_per_proxy: usize,
     /// Public connections per proxy open at once; more are reset.
     pub max_connections_per_proxy: usize,
+    /// Connections one client's proxies hold at once (`maxConnectionsPerClient`); half of it
+    /// is reserved in equal parts for its proxies (see [`crate::budget`]).
+    pub max_connections_per_client: usize,
+    /// Connections to one public tcp port from one IPv4 address or IPv6 /64
+    /// (`maxConnectionsPerIP`), four times that from one IPv6 /48; more are reset.
+    pub max_connections_per_ip: usize,
     /// Proxies one client may publish (`maxPortsPerClient`); at most the wire limit.
     pub max_proxies_per_client: usize,
+    /// Takeovers of one identity's live connection within a minute before the next is
+    /// refused as flapping (`maxTakeoversPerMinute`).
+    pub max_takeovers_per_minute: usize,
     /// Where the revocation list is reread from on SIGHUP.
     pub revocation_file: Option<PathBuf>,
     /// The revocation list in force at start.
@@ -178,7 +202,10 @@ impl ServerSettings {
             open_stream_timeout: Duration::from_secs(10),
             max_pending_per_proxy: DEFAULT_MAX_PENDING,
             max_connections_per_proxy: DEFAULT_MAX_CONNECTIONS,
+            max_connections_per_client: DEFAULT_MAX_CONNECTIONS_PER_CLIENT,
+            max_connections_per_ip: DEFAULT_MAX_CONNECTIONS_PER_IP,
             max_proxies_per_client: frp_proto::MAX_PROXIES,
+            max_takeovers_per_minute: crate::takeover::DEFAULT_LIMIT,
             revocation_file: None,
             revoked: Revocations::default(),
             vhost: VhostSettings::default(),
@@ -243,12 +270,48 @@ fn apply_limits(s: &mut ServerSettings, file: &ServerFile) -> Result<(), String>
             ))
         }
     }
+    apply_connection_limits(s, file)?;
+    match file.max_takeovers_per_minute {
+        None => {}
+        Some(n) if (1..=1000).contains(&n) => s.max_takeovers_per_minute = n,
+        Some(n) => {
+            return Err(format!(
+                "`maxTakeoversPerMinute = {n}`: must be between 1 and 1000"
+            ))
+        }
+    }
     match file.max_pending_connections_per_proxy {
         None => {}
         Some(n) if (1..=65_536).contains(&n) => s.max_pending_per_proxy = n,
         Some(n) => {
             return Err(format!(
                 "`maxPendingConnectionsPerProxy = {n}`: must be between 1 and 65536"
+            ))
+        }
+    }
+    Ok(())
+}
+
+/// `maxConnectionsPerClient` and `maxConnectionsPerIP` (after `maxPortsPerClient`).
+fn apply_connection_limits(s: &mut ServerSettings, file: &ServerFile) -> Result<(), String> {
+    // Each proxy's reservation is the budget over twice the proxies: at least one each.
+    let least = 2 * s.max_proxies_per_client;
+    match file.max_connections_per_client {
+        None => {}
+        Some(n) if (least..=1_000_000).contains(&n) => s.max_connections_per_client = n,
+        Some(n) => {
+            return Err(format!(
+            "`maxConnectionsPerClient = {n}`: must be between {least} (twice maxPortsPerClient, \
+                 so each proxy keeps a share) and 1000000"
+        ))
+        }
+    }
+    match file.max_connections_per_ip {
+        None => {}
+        Some(n) if (1..=1_000_000).contains(&n) => s.max_connections_per_ip = n,
+        Some(n) => {
+            return Err(format!(
+                "`maxConnectionsPerIP = {n}`: must be between 1 and 1000000"
             ))
         }
     }
@@ -265,13 +328,74 @@ fn policy(file: &ServerFile) -> Result<PortPolicy, String> {
         if let Some(entries) = &c.allow_ports {
             let set = PortSet::from_entries(entries)
                 .map_err(|e| format!("clients[{i}].allowPorts: {e}"))?;
-            per_client.insert(c.name.clone(), set);
+            per_client.insert(canonical(&c.name), set);
         }
     }
     let mut names: Vec<&str> = file.clients.iter().map(|c| c.name.as_str()).collect();
-    names.sort_unstable();
-    if let Some(w) = names.windows(2).find(|w| w[0] == w[1]) {
-        return Err(format!("[[clients]] name {:?} appears twice", w[0]));
+    names.sort_unstable_by_key(|n| canonical(n));
+    match names.windows(2).find(|w| w[0].eq_ignore_ascii_case(w[1])) {
+        Some([a, b]) if a == b => Err(format!("[[clients]] name {a:?} appears twice")),
+        Some([a, b]) => Err(format!(
+            "[[clients]] names {a:?} and {b:?} differ only in case; identities ignore case, \
+             so they are one client: merge the two entries"
+        )),
+        _ => Ok(PortPolicy { global, per_client }),
     }
-    Ok(PortPolicy { global, per_client })
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_clients_entry_narrows_its_identity_in_any_case() {
+        let text =
+            "allowPorts = [{ start = 6000, end = 6100 }]\nallowDomains = [\"*.example.com\"]\n\
+                    [[clients]]\nname = \"Narrow\"\nallowPorts = [{ single = 6001 }]\n\
+                    allowDomains = [\"n.example.com\"]\n";
+        let file: ServerFile = toml::from_str(text).unwrap();
+        let ports = policy(&file).unwrap();
+        assert!(ports.check("NARROW", 6001).is_ok());
+        for who in ["narrow", "NARROW", "Narrow"] {
+            assert!(ports.check(who, 6002).is_err(), "{who}");
+        }
+        let domains = domain_policy(&file).unwrap();
+        let wide = crate::domains::DomainPattern::parse("w.example.com").unwrap();
+        assert!(domains.check("nARROW", &wide).is_err());
+    }
+
+    fn limits(text: &str) -> Result<(usize, usize), String> {
+        let file: ServerFile = toml::from_str(text).unwrap();
+        let ca = frp_certs::Ca::generate("test CA").unwrap();
+        let cert = ca.issue_server(&["localhost".to_string()]).unwrap();
+        let tls = frp_certs::server_tls_config(
+            vec![cert.cert_der()],
+            cert.key_der(),
+            vec![ca.cert_der()],
+        );
+        let mut s = ServerSettings::new(Arc::new(tls.unwrap()));
+        apply_limits(&mut s, &file)?;
+        Ok((s.max_connections_per_client, s.max_connections_per_ip))
+    }
+
+    #[test]
+    fn connection_budget_and_per_source_cap() {
+        assert_eq!(limits(""), Ok((8_000, 256)));
+        let set = "maxConnectionsPerClient = 600\nmaxConnectionsPerIP = 10";
+        assert_eq!(limits(set), Ok((600, 10)));
+        let e = limits("maxConnectionsPerClient = 100").unwrap_err();
+        assert!(
+            e.contains("maxConnectionsPerClient = 100") && e.contains("512"),
+            "{e}"
+        );
+        let fewer = "maxPortsPerClient = 10\nmaxConnectionsPerClient = 100";
+        assert_eq!(
+            limits(fewer),
+            Ok((100, 256)),
+            "twice maxPortsPerClient is enough"
+        );
+        let e = limits("maxConnectionsPerIP = 0").unwrap_err();
+        assert!(e.contains("maxConnectionsPerIP = 0"), "{e}");
+    }
 }

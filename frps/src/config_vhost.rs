@@ -1,6 +1,7 @@
 //! The virtual-host keys of `frps.toml`: `vhostHTTPPort`, `vhostHTTPSPort`,
 //! `vhostHTTPTimeout`, `vhostBodyIdleTimeout`, `vhostUpgradeIdleTimeout`,
-//! `vhostMaxConnections`, `vhostMaxConnectionsPerIP`, `subDomainHost`,
+//! `vhostMaxConnections`, `vhostMaxConnectionsPerIP`, `vhostAuthMaxFailures`,
+//! `vhostAuthMaxBackoff`, `subDomainHost`,
 //! `allowDomains` (global and per client) and the certificates for TLS termination,
 //! `[[vhostHTTPS.certificates]]` (each must cover its `domains`; a name has one certificate).
 
@@ -51,6 +52,7 @@ pub fn vhost_settings(path: &Path, file: &ServerFile) -> Result<VhostSettings, S
     };
     clocks(file, &mut s)?;
     connection_limits(file, &mut s)?;
+    auth_backoff(file, &mut s)?;
     if let Some(host) = &file.sub_domain_host {
         let p = DomainPattern::parse(host).map_err(|e| format!("subDomainHost: {e}"))?;
         if p.is_wildcard() {
@@ -123,6 +125,29 @@ fn connection_limits(file: &ServerFile, s: &mut VhostSettings) -> Result<(), Str
     )
 }
 
+/// `vhostAuthMaxFailures` (1 to 1000) and `vhostAuthMaxBackoff` (1 to 86400 seconds).
+fn auth_backoff(file: &ServerFile, s: &mut VhostSettings) -> Result<(), String> {
+    match file.vhost_auth_max_failures {
+        None => {}
+        Some(n) if (1..=1000).contains(&n) => s.auth_max_failures = n,
+        Some(n) => {
+            return Err(format!(
+                "`vhostAuthMaxFailures = {n}`: must be between 1 and 1000"
+            ))
+        }
+    }
+    match file.vhost_auth_max_backoff {
+        None => Ok(()),
+        Some(t) if (1..=86_400).contains(&t) => {
+            s.auth_max_backoff = Duration::from_secs(t);
+            Ok(())
+        }
+        Some(t) => Err(format!(
+            "`vhostAuthMaxBackoff = {t}`: must be between 1 and 86400 seconds"
+        )),
+    }
+}
+
 fn certificates(path: &Path, entries: &[CertEntry]) -> Result<CertStore, String> {
     let mut store = CertStore::default();
     for (i, e) in entries.iter().enumerate() {
@@ -191,7 +216,7 @@ pub fn domain_policy(file: &ServerFile) -> Result<DomainPolicy, String> {
         if let Some(list) = &c.allow_domains {
             let set =
                 DomainSet::parse(list).map_err(|e| format!("clients[{i}].allowDomains: {e}"))?;
-            per_client.insert(c.name.clone(), set);
+            per_client.insert(crate::identity::canonical(&c.name), set);
         }
     }
     Ok(DomainPolicy { global, per_client })
@@ -314,6 +339,29 @@ mod tests {
             e.starts_with("vhostHTTPS.certificates[1].domains") && e.contains("earlier entry"),
             "{e}"
         );
+    }
+
+    #[test]
+    fn auth_backoff_is_configurable_and_bounded() {
+        let s = settings("vhostAuthMaxFailures = 3\nvhostAuthMaxBackoff = 60").unwrap();
+        assert_eq!(
+            (s.auth_max_failures, s.auth_max_backoff),
+            (3, Duration::from_secs(60))
+        );
+        let d = settings("").unwrap();
+        assert_eq!(
+            (d.auth_max_failures, d.auth_max_backoff),
+            (10, Duration::from_secs(600))
+        );
+        for bad in [
+            "vhostAuthMaxFailures = 0",
+            "vhostAuthMaxFailures = 1001",
+            "vhostAuthMaxBackoff = 0",
+            "vhostAuthMaxBackoff = 86401",
+        ] {
+            let e = settings(bad).unwrap_err();
+            assert!(e.contains(bad) && e.contains("must be between"), "{e}");
+        }
     }
 
     #[test]

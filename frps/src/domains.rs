@@ -3,10 +3,13 @@
 //! A name may be routed only when it is covered by the global `allowDomains` **and**, when the
 //! identity has a `[[clients]]` entry with its own `allowDomains`, by that list too. A wildcard
 //! `*.example.com` matches every name ending in `.example.com` (any depth, as frp does); a
-//! more specific entry wins when routing.
+//! more specific entry wins when routing. Identities are matched to `[[clients]]` entries
+//! without regard to case.
 
 use std::collections::HashMap;
 use std::fmt;
+
+use crate::identity::canonical;
 
 /// The refusal when the server's `allowDomains` is empty.
 pub const NO_DOMAINS: &str =
@@ -147,7 +150,8 @@ impl fmt::Display for DomainSet {
 pub struct DomainPolicy {
     /// Global `allowDomains`; empty means no http/https proxy may be registered.
     pub global: DomainSet,
-    /// Per-identity `allowDomains` from `[[clients]]` entries that have one.
+    /// Per-identity `allowDomains` from `[[clients]]` entries that have one, keyed by the
+    /// [`canonical`] (lowercase) identity.
     pub per_client: HashMap<String, DomainSet>,
 }
 
@@ -166,7 +170,7 @@ impl DomainPolicy {
                 self.global
             ));
         }
-        match self.per_client.get(identity) {
+        match self.own(identity) {
             Some(own) if !own.covers(name) => Err(format!(
                 "domain {name} is outside the allowDomains of client '{identity}' ({own})"
             )),
@@ -177,9 +181,13 @@ impl DomainPolicy {
     /// Whether `identity`'s own `[[clients]] allowDomains` names `host` exactly (not through
     /// a wildcard). Identities that all do may serve locations of that one host together.
     pub fn names_exactly(&self, identity: &str, host: &DomainPattern) -> bool {
-        self.per_client
-            .get(identity)
+        self.own(identity)
             .is_some_and(|own| own.patterns().contains(host))
+    }
+
+    /// The `[[clients]]` narrowing of `identity`, in any case.
+    fn own(&self, identity: &str) -> Option<&DomainSet> {
+        self.per_client.get(&canonical(identity))
     }
 }
 
@@ -272,6 +280,12 @@ mod tests {
         assert!(policy.check("alice", &p("x.a.example.com")).is_ok());
         let e = policy.check("alice", &p("x.example.com")).unwrap_err();
         assert!(e.contains("client 'alice'"), "{e}");
+        let e = policy.check("Alice", &p("x.example.com")).unwrap_err();
+        assert!(
+            e.contains("client 'Alice'"),
+            "case variants are narrowed too: {e}"
+        );
+        assert!(policy.names_exactly("ALICE", &p("*.a.example.com")));
         assert!(DomainSet::parse(&["bad domain".into()]).is_err());
     }
 }

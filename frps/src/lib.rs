@@ -6,17 +6,22 @@
 //! `proxyBindAddr`, and answered in the `Welcome`. Each public TCP connection becomes a fresh
 //! server-opened QUIC stream: a data header plus the visitor's first bytes, then raw bytes
 //! both ways. When a client's connection ends its listeners close at once, so its ports are
-//! free for its next connection; a newer connection of the same identity replaces an older one.
+//! free for its next connection; a newer connection of the same identity replaces an older one
+//! (unless the two keep replacing each other: [`takeover`]). Identities ignore case
+//! ([`identity`]).
 //!
 //! `http` and `https` proxies share the server's `vhostHTTPPort` and `vhostHTTPSPort` and are
 //! chosen by name ([`vhost`]); the names a client may claim are deny-by-default like ports
 //! ([`domains`]).
 
+pub mod budget;
+pub mod ca_revoke;
 pub mod cli;
 pub mod config;
 mod config_vhost;
 pub mod domains;
 pub mod gauges;
+pub mod identity;
 pub mod policy;
 mod proxy;
 pub mod registry;
@@ -24,6 +29,7 @@ pub mod revocation;
 mod server;
 mod session;
 mod session_vhost;
+pub mod takeover;
 pub mod vhost;
 
 pub use config::ServerSettings;

@@ -3,7 +3,8 @@
 use std::process::ExitCode;
 
 use clap::Parser as _;
-use frps::cli::{CaCommand, Cli, Command};
+use frp_runtime::shutdown::{log_ignored, Signal};
+use frps::cli::{CaCommand, CaRevoke, Cli, Command};
 use frps::{Reloader, Server, ServerSettings};
 use tokio_util::sync::CancellationToken;
 
@@ -24,6 +25,7 @@ fn run_ca(cmd: CaCommand) -> ExitCode {
             println!("wrote {}", p.server_cert.display());
             println!("wrote {} (private, mode 0600)", p.server_key.display());
         }),
+        CaCommand::Revoke(a) => return revoke(&a),
         CaCommand::Issue(a) => {
             frp_certs::issue_client_in_dir(&a.dir, &a.name, a.force).map(|(crt, key)| {
                 println!("wrote {}", crt.display());
@@ -35,6 +37,38 @@ fn run_ca(cmd: CaCommand) -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("error: {}", frp_runtime::config::error_chain(&e));
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// `frps ca revoke`: appends the certificate to the list and says how to apply it.
+fn revoke(a: &CaRevoke) -> ExitCode {
+    let cert = frps::ca_revoke::certificate_path(&a.target, &a.dir);
+    let list = a
+        .file
+        .clone()
+        .unwrap_or_else(|| a.dir.join(frps::ca_revoke::DEFAULT_LIST));
+    match frps::ca_revoke::revoke(&cert, &list) {
+        Ok(r) if r.already => {
+            println!(
+                "{} is already in {}; nothing written",
+                r.subject,
+                r.list.display()
+            );
+            ExitCode::SUCCESS
+        }
+        Ok(r) => {
+            println!("revoked {} (sha256 {})", r.subject, r.fingerprint);
+            println!("appended to {}", r.list.display());
+            println!(
+                "frps applies it on SIGHUP (kill -HUP <frps pid>) when revocationFile in \
+                 frps.toml names that file; clients using the certificate are then disconnected"
+            );
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("error: {e:#}");
             ExitCode::FAILURE
         }
     }
@@ -61,22 +95,28 @@ fn serve(cli: &Cli) -> ExitCode {
 
 async fn run(settings: ServerSettings) -> anyhow::Result<()> {
     let token = CancellationToken::new();
-    frp_runtime::shutdown::cancel_on_signals(token.clone())?;
+    let has_list = settings.revocation_file.is_some();
     let server = Server::bind(settings)?;
-    reload_on_sighup(server.reloader())?;
+    let reloader = server.reloader();
+    frp_runtime::shutdown::handle_signals(token.clone(), move |signal| {
+        on_signal(signal, &reloader, has_list);
+    })?;
     server.run(token).await
 }
 
-/// Rereads the revocation list on every SIGHUP.
-fn reload_on_sighup(reloader: Reloader) -> std::io::Result<()> {
-    use tokio::signal::unix::{signal, SignalKind};
-    let mut hup = signal(SignalKind::hangup())?;
-    tokio::spawn(async move {
-        while hup.recv().await.is_some() {
+/// SIGHUP rereads the revocation list; SIGUSR1 and SIGUSR2 have no use yet.
+fn on_signal(signal: Signal, reloader: &Reloader, has_list: bool) {
+    match signal {
+        Signal::Hangup if has_list => {
             if let Err(e) = reloader.reload() {
-                tracing::error!(error = %e, "revocation list not reloaded; the old one stays in force");
+                tracing::error!(
+                    signal = signal.name(),
+                    error = %e,
+                    "revocation list not reloaded; the old one stays in force"
+                );
             }
         }
-    });
-    Ok(())
+        Signal::Hangup => log_ignored(signal, "no revocationFile to reload"),
+        Signal::User1 | Signal::User2 => log_ignored(signal, "frps gives it no meaning"),
+    }
 }

@@ -9,6 +9,8 @@ use std::ops::RangeInclusive;
 
 use serde::Deserialize;
 
+use crate::identity::canonical;
+
 /// The refusal when the server's `allowPorts` is empty.
 pub const NO_PORTS: &str = "the server allows no ports: its allowPorts is empty";
 
@@ -112,7 +114,8 @@ fn entry_range(e: &PortRangeEntry) -> Result<RangeInclusive<u16>, String> {
 pub struct PortPolicy {
     /// Global `allowPorts`; empty means nothing may be published.
     pub global: PortSet,
-    /// Per-identity `allowPorts` from `[[clients]]` entries that have one.
+    /// Per-identity `allowPorts` from `[[clients]]` entries that have one, keyed by the
+    /// [`canonical`] (lowercase) identity.
     pub per_client: HashMap<String, PortSet>,
 }
 
@@ -131,7 +134,7 @@ impl PortPolicy {
                 self.global
             ));
         }
-        match self.per_client.get(identity) {
+        match self.own(identity) {
             Some(own) if !own.contains(port) => Err(format!(
                 "port {port} is outside the allowPorts of client '{identity}' ({own})"
             )),
@@ -140,10 +143,16 @@ impl PortPolicy {
     }
 
     /// The ports `identity` may publish, in order, for picking one when the client asks for 0.
-    pub fn candidates<'a>(&'a self, identity: &'a str) -> impl Iterator<Item = u16> + 'a {
+    pub fn candidates(&self, identity: &str) -> impl Iterator<Item = u16> + '_ {
+        let own = self.own(identity);
         self.global
             .ports()
-            .filter(move |p| self.check(identity, *p).is_ok())
+            .filter(move |p| own.is_none_or(|own| own.contains(*p)))
+    }
+
+    /// The `[[clients]]` narrowing of `identity`, in any case.
+    fn own(&self, identity: &str) -> Option<&PortSet> {
+        self.per_client.get(&canonical(identity))
     }
 }
 
@@ -184,6 +193,12 @@ mod tests {
             .check("alice", 6050)
             .unwrap_err()
             .contains("client 'alice'"));
+        let e = p.check("ALICE", 6050).unwrap_err();
+        assert!(
+            e.contains("client 'ALICE'"),
+            "case variants are narrowed too: {e}"
+        );
+        assert_eq!(p.candidates("Alice").count(), 3);
     }
 
     #[test]

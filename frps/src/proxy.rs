@@ -1,4 +1,11 @@
 //! Public TCP listeners: each accepted connection becomes a server-opened QUIC stream.
+//!
+//! A connection is admitted only while its source address holds fewer than
+//! `maxConnectionsPerIP` connections to this port (an IPv4 address or IPv6 /64, four times
+//! that per /48, as on the vhost ports) and the proxy gets a ticket from its client's
+//! [`Budget`](crate::budget::Budget) (`maxConnectionsPerProxy`, and its share of
+//! `maxConnectionsPerClient`); otherwise it is reset at once rather than left waiting for a
+//! stream other proxies hold.
 
 use std::io::Read as _;
 use std::net::SocketAddr;
@@ -13,7 +20,9 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio_util::task::TaskTracker;
 use tracing::{debug, warn};
 
+use crate::budget::{Share, Ticket};
 use crate::gauges::ServerGauges;
+use crate::vhost::io::{Admission, Slot};
 
 /// Room for the data header and the visitor's first bytes, sent in one write.
 const FIRST_WRITE: usize = 16 * 1024;
@@ -38,9 +47,11 @@ pub struct TcpProxy {
     /// the kernel's accept queue instead of being reset, and a client that cannot take new
     /// streams costs at most this many tasks.
     pub pending: Arc<Semaphore>,
-    /// Public connections open at once on this proxy; full means new ones are reset, so one
-    /// busy port cannot use up the client's whole stream credit and starve its other proxies.
-    pub active: Arc<Semaphore>,
+    /// Public connections per source address (`maxConnectionsPerIP`); more are reset.
+    pub admission: Admission,
+    /// This proxy's part of its client's connection budget; when it has no ticket left, new
+    /// connections are reset, so one busy port cannot starve the client's other proxies.
+    pub share: Share,
     /// The server's resource counters.
     pub gauges: ServerGauges,
 }
@@ -66,11 +77,22 @@ impl TcpProxy {
         }
     }
 
-    /// Starts forwarding one connection, or resets it when too many are already open.
+    /// Starts forwarding one connection, or resets it when its source or its proxy has too
+    /// many open.
     fn dispatch(&self, tcp: TcpStream, visitor: SocketAddr, permit: OwnedSemaphorePermit) {
-        let Ok(active) = Arc::clone(&self.active).try_acquire_owned() else {
-            debug!(proxy = %self.name, %visitor, "too many open connections; resetting");
-            return reset_tcp(tcp);
+        let slot = match self.admission.admit(visitor.ip()) {
+            Ok(slot) => slot,
+            Err(limit) => {
+                debug!(proxy = %self.name, %visitor, ?limit, "too many connections from this source; resetting");
+                return reset_tcp(tcp);
+            }
+        };
+        let ticket = match self.share.try_take() {
+            Ok(ticket) => ticket,
+            Err(e) => {
+                debug!(proxy = %self.name, %visitor, reason = %e, "no connection left; resetting");
+                return reset_tcp(tcp);
+            }
         };
         let open = OpenStream {
             conn: self.conn.clone(),
@@ -78,7 +100,7 @@ impl TcpProxy {
             name: self.name.clone(),
             timeout: self.open_timeout,
             permit: Some(permit),
-            _active: active,
+            _held: (ticket, Some(slot)),
             gauges: self.gauges.clone(),
         };
         self.streams
@@ -94,8 +116,8 @@ pub(crate) struct OpenStream {
     pub(crate) timeout: Duration,
     /// Held until the stream is open and its header written.
     pub(crate) permit: Option<OwnedSemaphorePermit>,
-    /// Held until the connection ends.
-    pub(crate) _active: OwnedSemaphorePermit,
+    /// Its place in the client's budget and its source's count, held until it ends.
+    pub(crate) _held: (Ticket, Option<Slot>),
     pub(crate) gauges: ServerGauges,
 }
 

@@ -2,10 +2,16 @@
 //!
 //! One mutex guards both maps; it is never held across an `.await`. Every change republishes
 //! a [`ServerStatus`] snapshot on a watch channel, which tests and (later) the admin API read.
+//!
+//! Identities are keyed by their [`ClientId::key`], so case variants are one client. A newer
+//! session of an identity replaces the older one (unless [`crate::takeover`] finds it
+//! flapping); what the older one held, ports and routes, stays reserved for that identity
+//! until the newer one has claimed its own ([`Registry::release_predecessors`]).
 
 use std::collections::{BTreeMap, HashMap};
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Instant;
 
 use frp_proto::ProxyName;
 use rustls::pki_types::CertificateDer;
@@ -13,6 +19,8 @@ use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
 use crate::domains::DomainPattern;
+use crate::identity::ClientId;
+use crate::takeover::{Contested, Takeovers, Verdict};
 use crate::vhost::backend::{HttpBackend, Routed};
 use crate::vhost::routes::{Owner, RouteTable, Shares, TlsRoute};
 use crate::vhost::TlsTarget;
@@ -23,13 +31,15 @@ type Routes = RouteTable<Arc<HttpBackend>, Arc<TlsTarget>>;
 /// A snapshot of the server's clients and their published proxies.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct ServerStatus {
-    /// Connected clients by identity.
+    /// Connected clients by identity, in lowercase (identities ignore case).
     pub clients: BTreeMap<String, ClientStatus>,
 }
 
 /// One connected client.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ClientStatus {
+    /// The identity as the client's certificate spells it.
+    pub name: String,
     /// Session number (grows with each connection the server accepts).
     pub session: u64,
     /// The client's UDP address.
@@ -50,6 +60,7 @@ pub struct Replaced {
 #[derive(Debug)]
 struct SessionEntry {
     id: u64,
+    identity: ClientId,
     conn: quinn::Connection,
     /// The client's certificate, to recheck against a reloaded revocation list.
     cert: CertificateDer<'static>,
@@ -62,11 +73,22 @@ struct SessionEntry {
 struct Inner {
     next_session: u64,
     sessions: HashMap<String, SessionEntry>,
-    /// Public port -> (identity, session id).
+    /// Public port -> (identity key, session id).
     ports: HashMap<u16, (String, u64)>,
     /// Virtual-host routes, released with the ports.
     routes: Routes,
+    /// Recent takeovers, to tell a reconnect from two clients sharing a certificate.
+    takeovers: Takeovers,
     status: ServerStatus,
+}
+
+impl Inner {
+    /// Releases the ports and routes `identity` holds from sessions up to `session`.
+    fn release_up_to(&mut self, identity: &str, session: u64) {
+        self.ports
+            .retain(|_, (owner, s)| !(owner == identity && *s <= session));
+        self.routes.release_identity_up_to(identity, session);
+    }
 }
 
 /// Shared registry of sessions and ports.
@@ -98,40 +120,47 @@ impl Registry {
     }
 
     /// Registers a new session for `identity`; returns its id and the session it replaces.
+    ///
+    /// # Errors
+    /// [`Contested`] when the identity's live connection may not be taken over: more than
+    /// `takeover_limit` takeovers within a minute (see [`crate::takeover`]).
     pub fn open_session(
         &self,
-        identity: &str,
+        identity: &ClientId,
         conn: &quinn::Connection,
         cert: CertificateDer<'static>,
         finished: CancellationToken,
-    ) -> (u64, Option<Replaced>) {
+        takeover_limit: usize,
+    ) -> Result<(u64, Option<Replaced>), Contested> {
         let mut g = self.lock();
+        let remote = conn.remote_address();
+        check_takeover(&mut g, identity.key(), remote, takeover_limit)?;
         g.next_session += 1;
         let id = g.next_session;
         let entry = SessionEntry {
             id,
+            identity: identity.clone(),
             conn: conn.clone(),
             cert,
             finished,
             predecessors_released: false,
         };
-        let old = g.sessions.insert(identity.to_string(), entry);
+        let old = g.sessions.insert(identity.key().to_string(), entry);
         g.status.clients.insert(
-            identity.to_string(),
+            identity.key().to_string(),
             ClientStatus {
+                name: identity.name().to_string(),
                 session: id,
-                remote: conn.remote_address(),
+                remote,
                 proxies: BTreeMap::new(),
             },
         );
         self.publish(&g);
-        (
-            id,
-            old.map(|o| Replaced {
-                conn: o.conn,
-                finished: o.finished,
-            }),
-        )
+        let replaced = old.map(|o| Replaced {
+            conn: o.conn,
+            finished: o.finished,
+        });
+        Ok((id, replaced))
     }
 
     /// Connections of the sessions whose certificate matches `pred`, with their identities.
@@ -141,30 +170,34 @@ impl Registry {
     ) -> Vec<(String, quinn::Connection)> {
         let g = self.lock();
         g.sessions
-            .iter()
-            .filter(|(_, e)| pred(&e.cert))
-            .map(|(identity, e)| (identity.clone(), e.conn.clone()))
+            .values()
+            .filter(|e| pred(&e.cert))
+            .map(|e| (e.identity.name().to_string(), e.conn.clone()))
             .collect()
     }
 
-    /// Claims `port` for a session.
+    /// Claims `port` for a session: a free port, or one an older session of the same
+    /// identity left reserved for it.
     ///
     /// # Errors
-    /// Returns the identity that holds the port already.
-    pub fn claim_port(&self, port: u16, identity: &str, session: u64) -> Result<(), String> {
+    /// Returns the identity key that holds the port already.
+    pub fn claim_port(&self, port: u16, identity: &ClientId, session: u64) -> Result<(), String> {
         let mut g = self.lock();
         match g.ports.get(&port) {
-            Some((owner, _)) => Err(owner.clone()),
-            None => {
-                g.ports.insert(port, (identity.to_string(), session));
+            Some((owner, s)) if !reserved_for(owner, *s, identity, session) => Err(owner.clone()),
+            _ => {
+                g.ports.insert(port, (identity.key().to_string(), session));
                 Ok(())
             }
         }
     }
 
-    /// Whether `port` is held by any session.
-    pub fn port_taken(&self, port: u16) -> bool {
-        self.lock().ports.contains_key(&port)
+    /// Whether `port` is held by a session other than `session`'s predecessors.
+    pub fn port_taken(&self, port: u16, identity: &ClientId, session: u64) -> bool {
+        let g = self.lock();
+        g.ports
+            .get(&port)
+            .is_some_and(|(owner, s)| !reserved_for(owner, *s, identity, session))
     }
 
     /// Gives back a port claimed by `session` (when binding it failed).
@@ -292,15 +325,14 @@ impl Registry {
     /// Releases a session's ports and routes, and drops its proxies from the status (its
     /// listeners were closed early). The one place a session gives back what it held.
     ///
-    /// A session replaced by a newer one of the same identity keeps its routes, for that
-    /// identity only, until the newer one has claimed its own
-    /// ([`Registry::release_predecessors`]): no other client can take a name in between.
+    /// A session replaced by a newer one of the same identity keeps its ports and routes, for
+    /// that identity only, until the newer one has claimed its own
+    /// ([`Registry::release_predecessors`]): no other client can take one in between.
     pub fn proxies_withdrawn(&self, identity: &str, session: u64) {
         let mut g = self.lock();
-        g.ports.retain(|_, (_, s)| *s != session);
         let successor = g.sessions.get(identity).filter(|e| e.id > session);
         if successor.is_none_or(|e| e.predecessors_released) {
-            g.routes.release_identity_up_to(identity, session);
+            g.release_up_to(identity, session);
         }
         if let Some(c) = g
             .status
@@ -336,18 +368,49 @@ impl Registry {
         self.publish(&g);
     }
 
-    /// Releases the routes older sessions of `identity` left reserved for `session`, once it
-    /// has claimed its own (or its grace ran out); nothing if a newer session replaced it.
+    /// Releases the ports and routes older sessions of `identity` left reserved for
+    /// `session`, once it has claimed its own (or its grace ran out); nothing if a newer
+    /// session replaced it.
     pub fn release_predecessors(&self, identity: &str, session: u64) {
         let mut g = self.lock();
         let Some(entry) = g.sessions.get_mut(identity).filter(|e| e.id == session) else {
             return;
         };
         entry.predecessors_released = true;
-        g.routes.release_identity_up_to(identity, session - 1);
+        g.release_up_to(identity, session - 1);
     }
 
     fn publish(&self, g: &Inner) {
         self.status.send_replace(g.status.clone());
+    }
+}
+
+/// Whether a port held by `(owner, held_by)` is reserved for `session` of `identity`: held
+/// by an older session of that identity, which it replaced.
+fn reserved_for(owner: &str, held_by: u64, identity: &ClientId, session: u64) -> bool {
+    owner == identity.key() && held_by < session
+}
+
+/// Lets a connection from `remote` replace `identity`'s live one, unless that is flapping.
+fn check_takeover(
+    g: &mut Inner,
+    identity: &str,
+    remote: SocketAddr,
+    limit: usize,
+) -> Result<(), Contested> {
+    let live = g.sessions.get(identity).map(|e| &e.conn);
+    let Some(holder) = live.filter(|c| c.close_reason().is_none()) else {
+        return Ok(());
+    };
+    let holder = holder.remote_address();
+    if holder == remote {
+        return Ok(());
+    }
+    match g.takeovers.attempt(identity, Instant::now(), limit) {
+        Verdict::Allow => Ok(()),
+        v => Err(Contested {
+            holder,
+            tripped: v == Verdict::Tripped,
+        }),
     }
 }

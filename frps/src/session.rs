@@ -20,9 +20,13 @@ use tokio_util::codec::{FramedRead, FramedWrite};
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
 
+use crate::budget::Budget;
+use crate::identity::ClientId;
 use crate::policy::NO_PORTS;
 use crate::proxy::TcpProxy;
 use crate::server::Shared;
+use crate::takeover::refuse_takeover;
+use crate::vhost::io::Admission;
 
 /// How often the status picks up a client's new address after a migration.
 const PATH_CHECK: Duration = Duration::from_secs(1);
@@ -43,9 +47,11 @@ pub(crate) fn close(conn: &Connection, code: CloseCode, reason: &str) {
 pub(crate) struct Session {
     pub(crate) shared: Arc<Shared>,
     pub(crate) conn: Connection,
-    pub(crate) identity: String,
+    pub(crate) identity: ClientId,
     pub(crate) id: u64,
     pub(crate) listeners: JoinSet<()>,
+    /// The connections this client's proxies may hold at once (`maxConnectionsPerClient`).
+    pub(crate) budget: Arc<Budget>,
     /// Names of the proxies asked for (in `Hello` and `AddProxies`) and not removed since,
     /// each once; their count is what `maxPortsPerClient` bounds.
     asked: HashSet<ProxyName>,
@@ -74,32 +80,38 @@ impl Session {
         cert: CertificateDer<'static>,
     ) {
         let _counted = shared.gauges.sessions.enter();
+        let identity = ClientId::new(identity);
         let finished = CancellationToken::new();
         let registry = &shared.registry;
-        let (id, old) = registry.open_session(&identity, &conn, cert.clone(), finished.clone());
+        let limit = shared.settings.max_takeovers_per_minute;
+        let opened = registry.open_session(&identity, &conn, cert.clone(), finished.clone(), limit);
+        let (id, old) = match opened {
+            Ok(opened) => opened,
+            Err(contested) => return refuse_takeover(&conn, &identity, &contested),
+        };
         // A reload may have run between the check at connect and the registration above.
         if shared.revoked().is_revoked(&cert) {
             close(&conn, CloseCode::Revoked, "certificate revoked");
         }
         if let Some(old) = old {
-            info!(client = %identity, "replacing the client's previous connection");
-            close(
-                &old.conn,
-                CloseCode::Replaced,
-                "replaced by a newer connection of the same client",
-            );
+            let remote = conn.remote_address();
+            info!(client = %identity, %remote, "replacing the client's previous connection");
+            let reason = format!("replaced by a newer connection of the same client from {remote}");
+            close(&old.conn, CloseCode::Replaced, &reason);
             // Our own connection may end meanwhile; either way, go on.
             tokio::select! {
                 _ = tokio::time::timeout(REPLACE_WAIT, old.finished.cancelled()) => {}
                 _ = conn.closed() => {}
             }
         }
+        let budget = Budget::new(shared.settings.max_connections_per_client);
         let mut session = Session {
             shared,
             conn,
             identity,
             id,
             listeners: JoinSet::new(),
+            budget,
             asked: HashSet::new(),
             last_id: 0,
             published: HashMap::new(),
@@ -107,7 +119,8 @@ impl Session {
         };
         let reason = session.serve().await;
         session.withdraw().await;
-        session.shared.registry.close_session(&session.identity, id);
+        let key = session.identity.key();
+        session.shared.registry.close_session(key, id);
         finished.cancel();
         info!(client = %session.identity, session = id, %reason, "client disconnected");
     }
@@ -176,7 +189,7 @@ impl Session {
                 e = self.conn.closed() => return e.to_string(),
                 _ = path_check.tick() => {
                     let remote = self.conn.remote_address();
-                    self.shared.registry.client_moved(&self.identity, self.id, remote);
+                    self.shared.registry.client_moved(self.identity.key(), self.id, remote);
                 }
                 () = &mut reserved, if !state.released => self.release_predecessors(&mut state),
                 _ = shutdown.cancelled(), if !state.shutting_down => {
@@ -287,7 +300,7 @@ impl Session {
         let (client, session) = (&self.identity, self.id);
         self.shared
             .registry
-            .proxy_withdrawn(client, session, name, port);
+            .proxy_withdrawn(client.key(), session, name, port);
         info!(%client, proxy = %name, "proxy removed by the client");
         "removed by the client".into()
     }
@@ -297,7 +310,7 @@ impl Session {
         state.released = true;
         self.shared
             .registry
-            .release_predecessors(&self.identity, self.id);
+            .release_predecessors(self.identity.key(), self.id);
     }
 
     /// The control stream failed or ended: when the connection itself is gone (the client
@@ -323,7 +336,7 @@ impl Session {
         while self.listeners.join_next().await.is_some() {}
         self.shared
             .registry
-            .proxies_withdrawn(&self.identity, self.id);
+            .proxies_withdrawn(self.identity.key(), self.id);
     }
 
     /// Authorizes and binds each requested proxy; one refusal never affects the others.
@@ -356,7 +369,7 @@ impl Session {
                 info!(%client, %proxy, %remote_addr, kind = spec.kind.as_str(), "proxy published");
                 self.shared
                     .registry
-                    .proxy_published(client, self.id, proxy, remote_addr);
+                    .proxy_published(client.key(), self.id, proxy, remote_addr);
                 ProxyOutcome::Bound { id, remote_addr }
             }
             Err(reason) => {
@@ -381,17 +394,17 @@ impl Session {
         }
         let listener = self.bind_port(spec.remote_port).await?;
         let addr = listener.local_addr().map_err(|e| e.to_string())?;
+        let settings = &self.shared.settings;
         let proxy = TcpProxy {
             name: spec.name.clone(),
             id,
             listener,
             conn: self.conn.clone(),
             streams: self.shared.streams.clone(),
-            open_timeout: self.shared.settings.open_stream_timeout,
-            pending: Arc::new(Semaphore::new(self.shared.settings.max_pending_per_proxy)),
-            active: Arc::new(Semaphore::new(
-                self.shared.settings.max_connections_per_proxy,
-            )),
+            open_timeout: settings.open_stream_timeout,
+            pending: Arc::new(Semaphore::new(settings.max_pending_per_proxy)),
+            admission: Admission::new(Semaphore::MAX_PERMITS, settings.max_connections_per_ip),
+            share: self.budget.join(settings.max_connections_per_proxy),
             gauges: self.shared.gauges.clone(),
         };
         let handle = self.listeners.spawn(proxy.serve());
@@ -406,14 +419,15 @@ impl Session {
     async fn bind_port(&self, port: u16) -> Result<TcpListener, String> {
         let policy = &self.shared.settings.policy;
         if port != 0 {
-            policy.check(&self.identity, port)?;
+            policy.check(self.identity.name(), port)?;
             return self.claim_and_bind(port).await;
         }
         if policy.global.is_empty() {
             return Err(NO_PORTS.into());
         }
-        for candidate in policy.candidates(&self.identity) {
-            if self.shared.registry.port_taken(candidate) {
+        let registry = &self.shared.registry;
+        for candidate in policy.candidates(self.identity.name()) {
+            if registry.port_taken(candidate, &self.identity, self.id) {
                 continue;
             }
             if let Ok(l) = self.claim_and_bind(candidate).await {
@@ -427,7 +441,7 @@ impl Session {
         let registry = &self.shared.registry;
         if let Err(owner) = registry.claim_port(port, &self.identity, self.id) {
             debug!(client = %self.identity, port, %owner, "port already claimed");
-            return Err(match owner == self.identity {
+            return Err(match owner == self.identity.key() {
                 true => format!("port {port} is already used by another proxy of this client"),
                 false => format!("port {port} is already in use by another client"),
             });

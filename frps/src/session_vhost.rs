@@ -6,7 +6,6 @@ use std::sync::Arc;
 
 use frp_proto::vhost::path::location_key;
 use frp_proto::{ProxyId, ProxyKind, ProxySpec};
-use tokio::sync::Semaphore;
 use tracing::warn;
 
 use crate::domains::DomainPattern;
@@ -47,7 +46,7 @@ impl Session {
         }
         let hosts = self.hosts(spec)?;
         let owner = Owner {
-            identity: self.identity.clone(),
+            identity: self.identity.key().to_string(),
             session: self.id,
             proxy: spec.name.clone(),
         };
@@ -81,7 +80,7 @@ impl Session {
         let policy = &self.shared.settings.domains;
         hosts
             .iter()
-            .try_for_each(|h| policy.check(&self.identity, h))?;
+            .try_for_each(|h| policy.check(self.identity.name(), h))?;
         Ok(hosts)
     }
 
@@ -107,8 +106,7 @@ impl Session {
         let parts = BackendParts {
             conn: self.conn.clone(),
             tracker: self.shared.streams.clone(),
-            open_timeout: settings.open_stream_timeout,
-            max_connections: settings.max_connections_per_proxy,
+            share: self.budget.join(settings.max_connections_per_proxy),
             gauges: self.shared.gauges.clone(),
         };
         let policy = HttpPolicy::new(&spec.vhost)?;
@@ -131,9 +129,9 @@ impl Session {
             name: owner.proxy.clone(),
             id,
             conn: self.conn.clone(),
-            active: Arc::new(Semaphore::new(
-                self.shared.settings.max_connections_per_proxy,
-            )),
+            share: self
+                .budget
+                .join(self.shared.settings.max_connections_per_proxy),
         });
         let registry = &self.shared.registry;
         registry

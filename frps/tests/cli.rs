@@ -166,6 +166,27 @@ fn ca_issue_refuses_bad_and_reserved_names_without_writing() {
 }
 
 #[test]
+fn ca_issue_refuses_a_name_that_differs_only_in_case() {
+    let (tmp, certs) = with_ca();
+    let out = ca_issue(&certs, "narrow", &[]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let before = (listing(tmp.path()), listing(&certs));
+    let key = fs::read(certs.join("narrow.key")).expect("narrow.key");
+    for extra in [&[][..], &["--force"][..]] {
+        let out = ca_issue(&certs, "NARROW", extra);
+        assert!(!out.status.success(), "NARROW {extra:?} was accepted");
+        let err = stderr(&out);
+        for needle in ["\"NARROW\"", "narrow.crt", "ignore case"] {
+            assert!(err.contains(needle), "{extra:?}: lacks {needle}: {err}");
+        }
+        assert_eq!((listing(tmp.path()), listing(&certs)), before, "{extra:?}");
+    }
+    assert_eq!(fs::read(certs.join("narrow.key")).expect("key"), key);
+    let out = ca_issue(&certs, "narrow2", &[]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+}
+
+#[test]
 fn ca_issue_without_a_ca_fails() {
     let tmp = tempfile::tempdir().expect("tempdir");
     let out = ca_issue(tmp.path(), "node1", &[]);
@@ -181,6 +202,39 @@ fn check_accepts_a_good_config() {
     let out = check(tmp.path(), "good.toml", &text);
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     assert!(stdout(&out).contains("ok"), "{}", stdout(&out));
+}
+
+#[test]
+fn clients_differing_only_in_case_are_a_config_error() {
+    let (tmp, _certs) = with_ca();
+    let entries = "[[clients]]\nname = \"narrow\"\n[[clients]]\nname = \"NARROW\"";
+    let out = check(tmp.path(), "case.toml", &server_config(entries));
+    assert_config_error(
+        &out,
+        &[
+            "case.toml",
+            "\"NARROW\"",
+            "\"narrow\"",
+            "differ only in case",
+        ],
+    );
+}
+
+#[test]
+fn takeover_limit_is_checked() {
+    let (tmp, _certs) = with_ca();
+    let out = check(
+        tmp.path(),
+        "ok.toml",
+        &server_config("maxTakeoversPerMinute = 5"),
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let out = check(
+        tmp.path(),
+        "zero.toml",
+        &server_config("maxTakeoversPerMinute = 0"),
+    );
+    assert_config_error(&out, &["zero.toml", "maxTakeoversPerMinute = 0"]);
 }
 
 #[test]

@@ -28,11 +28,15 @@ pub enum CloseCode {
     Revoked = 9,
     /// A resource limit (connections, proxies, streams) was exceeded.
     LimitExceeded = 10,
+    /// Another connection with the same identity is connected and keeps being replaced: two
+    /// clients share one certificate. Retry, but not for a minute. (An older client sees an
+    /// unknown code, which it retries with its usual backoff.)
+    IdentityInUse = 11,
 }
 
 impl CloseCode {
     /// Every close code, in wire order.
-    pub const ALL: [Self; 11] = [
+    pub const ALL: [Self; 12] = [
         Self::Normal,
         Self::ProtocolViolation,
         Self::UnsupportedVersion,
@@ -44,6 +48,7 @@ impl CloseCode {
         Self::Internal,
         Self::Revoked,
         Self::LimitExceeded,
+        Self::IdentityInUse,
     ];
 
     /// Returns the wire value of the code.
@@ -70,6 +75,7 @@ impl CloseCode {
             Self::Internal => "internal error",
             Self::Revoked => "the client certificate was revoked",
             Self::LimitExceeded => "a resource limit was exceeded",
+            Self::IdentityInUse => "another connection of the same client is connected",
         }
     }
 }
@@ -98,11 +104,13 @@ pub enum StreamCode {
     Shutdown = 6,
     /// An internal error on the resetting side.
     Internal = 7,
+    /// No byte moved either way for the proxy's `idleTimeout`.
+    IdleTimeout = 8,
 }
 
 impl StreamCode {
     /// Every stream code, in wire order.
-    pub const ALL: [Self; 7] = [
+    pub const ALL: [Self; 8] = [
         Self::LocalUnreachable,
         Self::LocalReset,
         Self::VisitorReset,
@@ -110,6 +118,7 @@ impl StreamCode {
         Self::BadHeader,
         Self::Shutdown,
         Self::Internal,
+        Self::IdleTimeout,
     ];
 
     /// Returns the wire value of the code.
@@ -132,6 +141,7 @@ impl StreamCode {
             Self::BadHeader => "malformed data stream header",
             Self::Shutdown => "shutting down",
             Self::Internal => "internal error",
+            Self::IdleTimeout => "no byte either way for the idle timeout",
         }
     }
 }
@@ -154,7 +164,7 @@ mod tests {
             assert!(!code.describe().is_empty());
             assert_eq!(code.describe(), code.describe().to_lowercase());
         }
-        assert_eq!(CloseCode::from_code(11), None);
+        assert_eq!(CloseCode::from_code(12), None);
         assert_eq!(CloseCode::from_code(u64::MAX), None);
         assert_eq!(CloseCode::from_code(1 << 32), None);
     }
@@ -165,6 +175,7 @@ mod tests {
         assert_eq!(CloseCode::Unauthorized.code(), 3);
         assert_eq!(CloseCode::HelloTimeout.code(), 7);
         assert_eq!(CloseCode::LimitExceeded.code(), 10);
+        assert_eq!(CloseCode::IdentityInUse.code(), 11);
     }
 
     #[test]
@@ -176,7 +187,7 @@ mod tests {
             assert_eq!(code.to_string(), code.describe());
         }
         assert_eq!(StreamCode::from_code(0), None);
-        assert_eq!(StreamCode::from_code(8), None);
+        assert_eq!(StreamCode::from_code(9), None);
         assert_eq!(StreamCode::from_code(u64::MAX), None);
     }
 }

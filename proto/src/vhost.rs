@@ -7,6 +7,8 @@
 
 use std::fmt;
 
+#[path = "vhost_guard.rs"]
+pub mod guard;
 #[path = "vhost_path.rs"]
 pub mod path;
 

@@ -9,19 +9,21 @@
 //! refused rather than guessed ([`PathError`]): encoded `/` and `\`, a backslash, a NUL, a
 //! malformed escape, `.`/`..` segments with parameters (`/..;/admin`, which Tomcat reads
 //! as `/../admin`), an escaped `%` before a dot, slash, backslash, NUL or `%` (`%252e`, which
-//! a service that decodes twice reads as `.`), and the overlong UTF-8 leads `%C0`/`%C1`
-//! (`%C0%AE` is a `.` to a lax decoder).
+//! a service that decodes twice reads as `.`, and likewise before `;`, `?`, `#` or a control
+//! character), an encoded control character (`%01`..`%1F`, `%7F`, which servers trim or
+//! reject), and overlong UTF-8 (`%C0`/`%C1`, `%E0` or `%F0` before a low continuation, as in
+//! `%C0%AE` or `%E0%80%AE`: a `.` to a lax decoder).
 //!
 //! Canonical form, like nginx's: escapes of unreserved characters decoded (`%61` is `a`,
-//! `%2E` is `.`), other escapes kept with uppercase hex, empty segments merged (`//` is
-//! `/`), dot segments removed as in RFC 3986 section 5.2.4 (never above the root), a trailing
-//! `/` kept. [`canonical_keeping_slashes`] also accepts `%2F` and keeps it encoded (for a
-//! proxy with `allowEncodedSlashes`); its match form reads each `%2F` as `/`.
+//! `%2E` is `.`), other escapes kept with uppercase hex, a raw non-ASCII character encoded
+//! as its UTF-8 escapes (`é` is `%C3%A9`, as browsers send it), empty segments merged (`//`
+//! is `/`), dot segments removed as in RFC 3986 section 5.2.4 (never above the root), a
+//! trailing `/` kept. [`canonical_keeping_slashes`] also accepts `%2F` and keeps it encoded
+//! (for a proxy with `allowEncodedSlashes`); its match form reads each `%2F` as `/`.
 //!
-//! Routing is case-sensitive, but services on Windows, or that fold case, read `/ADMIN` or
-//! `/admin.` as `/admin`. [`guard_forms`] gives the spellings of a path such a service may
-//! serve, for frps to check that no location they reach (ignoring ASCII case) asks for a
-//! stricter policy than the one routed to.
+//! Routing is case-sensitive, but lenient services read `/ADMIN`, `/admin.` or `/adm%C4%B0n`
+//! as `/admin`: [`guard`](super::guard) gives the spellings of a path such services may
+//! serve, for frps to check that no location they reach asks for a stricter policy.
 
 /// Why a path is refused (answered with `400`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
@@ -44,13 +46,24 @@ pub enum PathError {
     /// A `.` or `..` segment with parameters (`..;x`), read as `..` by some servers only.
     #[error("the path has a dot segment with parameters")]
     DotParams,
-    /// `%25` before `2e`, `2f`, `5c`, `00` or `25`: a dot, separator, NUL or escape to a
-    /// service that decodes twice.
-    #[error("the path has a double-encoded '.', '/', '\\', NUL or '%'")]
+    /// `%25` before the escape of a dot, separator, NUL, `%`, `;`, `?`, `#` or a control
+    /// character: what a service that decodes twice reads as one of those.
+    #[error(
+        "the path has a double-encoded '.', '/', '\\', '%', ';', '?', '#' or control character"
+    )]
     DoubleEncoded,
-    /// `%C0` or `%C1`, which start only overlong (invalid) UTF-8, such as `%C0%AE` for `.`.
+    /// An escaped control character (`%01`..`%1F`, `%7F`): trimmed by some servers (Java's
+    /// `trim()`), refused by others.
+    #[error("the path has an encoded control character")]
+    Control,
+    /// Overlong (invalid) UTF-8 escapes, which a lax decoder reads as another character:
+    /// `%C0`/`%C1` (`%C0%AE` for `.`), `%E0` before `%80`..`%9F`, `%F0` before `%80`..`%8F`.
     #[error("the path has an overlong UTF-8 escape")]
     Overlong,
+    /// A segment a lenient service reads as `.` or `..` once it has decoded, trimmed or
+    /// normalized it (`..%20`, `..%3B`, `%EF%BC%8E%EF%BC%8E`): see [`guard`](super::guard).
+    #[error("the path has a segment a lenient service reads as '.' or '..'")]
+    LooseDotSegment,
     /// An encoded `/` that makes a `.` or `..` segment (`/a/..%2Fadmin`), or that sits in
     /// a segment with parameters.
     #[error("the path has an encoded '/' next to a dot segment or a parameter")]
@@ -92,22 +105,25 @@ fn decode_unreserved(raw: &str) -> Result<String, PathError> {
         if b == b'\\' {
             return Err(PathError::Backslash);
         }
+        if b.is_ascii() && b != b'%' {
+            out.push(char::from(b));
+            i += 1;
+            continue;
+        }
         if b != b'%' {
-            // `raw` is a str and every multi-byte character is copied whole below.
-            let ch = raw[i..]
-                .chars()
-                .next()
-                .unwrap_or(char::REPLACEMENT_CHARACTER);
-            out.push(ch);
-            i += ch.len_utf8();
+            // A raw non-ASCII byte (of a character `raw` holds whole): encoded, as a browser
+            // sends it, so `é` and `%C3%A9` are one path.
+            push_escape(&mut out, b);
+            i += 1;
             continue;
         }
         match escaped(bytes, i)? {
             0 => return Err(PathError::Nul),
             b'\\' => return Err(PathError::EncodedSeparator),
-            0xC0 | 0xC1 => return Err(PathError::Overlong),
+            v if v < 0x20 || v == 0x7F => return Err(PathError::Control),
+            v if overlong(v, next_escaped(bytes, i + 3)) => return Err(PathError::Overlong),
             v if unreserved(v) => out.push(char::from(v)),
-            v => out.push_str(&format!("%{v:02X}")),
+            v => push_escape(&mut out, v),
         }
         i += 3;
     }
@@ -117,14 +133,41 @@ fn decode_unreserved(raw: &str) -> Result<String, PathError> {
     Ok(out)
 }
 
+/// The byte an escape starting at `i` encodes, if one starts there.
+fn next_escaped(bytes: &[u8], i: usize) -> Option<u8> {
+    (bytes.get(i) == Some(&b'%'))
+        .then(|| escaped(bytes, i).ok())
+        .flatten()
+}
+
+/// Appends `%HH` (uppercase hex) for `b`.
+fn push_escape(out: &mut String, b: u8) {
+    const HEX: &[u8; 16] = b"0123456789ABCDEF";
+    out.push('%');
+    out.push(char::from(HEX[usize::from(b >> 4)]));
+    out.push(char::from(HEX[usize::from(b & 0xF)]));
+}
+
+/// Whether the escaped byte `lead`, followed by the escaped byte `next` (if any), starts an
+/// overlong UTF-8 sequence.
+fn overlong(lead: u8, next: Option<u8>) -> bool {
+    match (lead, next) {
+        (0xC0 | 0xC1, _) => true,
+        (0xE0, Some(n)) => (0x80..=0x9F).contains(&n),
+        (0xF0, Some(n)) => (0x80..=0x8F).contains(&n),
+        _ => false,
+    }
+}
+
 /// Whether a decoded path has `%25` before what a second decoding makes a dot, separator,
-/// NUL or another escape (the hex digits may have been escapes themselves: `%25%32%65`).
+/// NUL, `%`, `;`, `?`, `#` or control character (the hex digits may have been escapes
+/// themselves: `%25%32%65`).
 fn double_encoded(decoded: &str) -> bool {
     decoded.match_indices("%25").any(|(i, _)| {
-        let next = decoded.get(i + 3..i + 5).unwrap_or_default();
-        ["2e", "2f", "5c", "00", "25"]
-            .iter()
-            .any(|d| next.eq_ignore_ascii_case(d))
+        let next = decoded.as_bytes().get(i + 3..).unwrap_or_default();
+        hex_pair(next).is_some_and(|v| {
+            v < 0x20 || v == 0x7F || matches!(v, b'.' | b'/' | b'\\' | b'%' | b';' | b'?' | b'#')
+        })
     })
 }
 
@@ -209,58 +252,6 @@ pub fn match_form(canonical: &str) -> Result<String, PathError> {
     Ok(joined(&kept, trailing))
 }
 
-/// The spellings of a match-form path that a service folding case, trimming trailing dots
-/// and spaces from segments (Windows), or decoding twice may serve, ASCII-lowercased: to be
-/// matched with [`location_covers_ci`]. The first is the path itself.
-pub fn guard_forms(match_path: &str) -> Vec<String> {
-    let mut forms = vec![match_path.to_ascii_lowercase()];
-    let loose = trimmed(&decoded_twice(match_path)).to_ascii_lowercase();
-    if loose != forms[0] {
-        forms.push(loose);
-    }
-    forms
-}
-
-/// `%25HH` read as the unreserved character `HH` encodes (what a second decoding makes of
-/// it); the dangerous ones were refused already.
-fn decoded_twice(path: &str) -> String {
-    let mut out = String::with_capacity(path.len());
-    let mut rest = path;
-    while let Some(i) = rest.find("%25") {
-        out.push_str(&rest[..i]);
-        let after = &rest[i + 3..];
-        match hex_pair(after.as_bytes()) {
-            Some(v) if unreserved(v) => {
-                out.push(char::from(v));
-                rest = &after[2..];
-            }
-            _ => {
-                out.push_str("%25");
-                rest = after;
-            }
-        }
-    }
-    out.push_str(rest);
-    out
-}
-
-/// Each segment without its trailing dots and spaces (`/admin.` and `/admin%20` are
-/// `/admin` on Windows).
-fn trimmed(path: &str) -> String {
-    let segments: Vec<&str> = path
-        .split('/')
-        .skip(1)
-        .map(|mut s| loop {
-            match s.strip_suffix('.').or_else(|| s.strip_suffix("%20")) {
-                Some(shorter) => s = shorter,
-                None => break s,
-            }
-        })
-        .filter(|s| !s.is_empty())
-        .collect();
-    joined(&segments, path.len() > 1 && path.ends_with('/'))
-}
-
 /// The routing key of a location: its canonical form without a trailing `/` (`/api/` and
 /// `/api` are the same location), `/` for the root.
 ///
@@ -285,17 +276,6 @@ pub fn location_covers(location: &str, path: &str) -> bool {
         || path
             .strip_prefix(location)
             .is_some_and(|rest| rest.is_empty() || rest.starts_with('/'))
-}
-
-/// [`location_covers`] ignoring ASCII case; `form` is one of the [`guard_forms`] (lowercase).
-pub fn location_covers_ci(location: &str, form: &str) -> bool {
-    // Lowercasing keeps the byte length, so the prefix is compared in place, without the
-    // copy a lowercased location would need on every request.
-    location == "/"
-        || form
-            .get(..location.len())
-            .is_some_and(|head| head.eq_ignore_ascii_case(location))
-            && matches!(form.as_bytes().get(location.len()), None | Some(b'/'))
 }
 
 #[cfg(test)]

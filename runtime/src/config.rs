@@ -2,8 +2,9 @@
 //!
 //! Loading happens in three steps, all before anything binds: keys that frp has but frp-quic
 //! does not support are refused by name with what to use instead; the rest is deserialized
-//! with `deny_unknown_fields`, so a typo names the file, the line, the key and its value; then
-//! each program validates values into typed settings.
+//! with `deny_unknown_fields`, so a typo names the file, the line, the key and its value, and
+//! the closest known key when one is near (`did you mean remotePort?`, also for frp's old
+//! `remote_port` spelling); then each program validates values into typed settings.
 
 use std::fmt;
 use std::path::{Path, PathBuf};
@@ -99,7 +100,41 @@ fn toml_error(text: &str, e: &toml::de::Error) -> String {
         Some((key, value)) => format!("{} = {}", key.trim(), redact(key.trim(), value.trim())),
         None => line.to_string(),
     };
-    format!("line {line_no}: `{shown}`: {}", e.message())
+    let hint = suggestion(e.message())
+        .map(|name| format!("; did you mean `{name}`?"))
+        .unwrap_or_default();
+    format!("line {line_no}: `{shown}`: {}{hint}", e.message())
+}
+
+/// The known name closest to the unknown one in serde's "unknown field `x`, expected one of
+/// `a`, `b`" (or "unknown variant") message, if one is close enough to be a misspelling.
+fn suggestion(message: &str) -> Option<&str> {
+    let rest = message
+        .strip_prefix("unknown field `")
+        .or_else(|| message.strip_prefix("unknown variant `"))?;
+    let (unknown, rest) = rest.split_once('`')?;
+    let (_, expected) = rest.split_once("expected ")?;
+    // The names are every other piece between backticks: "`a`, `b` or `c`".
+    let names = expected.split('`').skip(1).step_by(2);
+    closest(unknown, names)
+}
+
+/// The name in `names` nearest to `unknown` by edit distance (case, `_` and `-` ignored, so
+/// frp's INI-era `remote_port` finds `remotePort`), if within a third of its length.
+fn closest<'a>(unknown: &str, names: impl Iterator<Item = &'a str>) -> Option<&'a str> {
+    let fold = |s: &str| -> String {
+        s.chars()
+            .filter(|c| !matches!(c, '_' | '-'))
+            .map(|c| c.to_ascii_lowercase())
+            .collect()
+    };
+    let wanted = fold(unknown);
+    let allowed = (wanted.chars().count() / 3).clamp(1, 3);
+    names
+        .map(|name| (strsim::damerau_levenshtein(&wanted, &fold(name)), name))
+        .filter(|(distance, _)| *distance <= allowed)
+        .min_by_key(|(distance, _)| *distance)
+        .map(|(_, name)| name)
 }
 
 /// A value as it may be shown: secrets replaced, credentials in URLs removed.
@@ -231,6 +266,41 @@ mod tests {
         assert!(msg.starts_with("x.toml: "), "{msg}");
         assert!(msg.contains("bindPortt"), "{msg}");
         assert!(msg.contains("7000"), "{msg}");
+    }
+
+    #[test]
+    fn typo_suggests_the_closest_key() {
+        let cases = [
+            ("bindPortt = 7000\n", "bindPort"),
+            ("bind_port = 7000\n", "bindPort"),
+            ("BINDPORT = 7000\n", "bindPort"),
+            ("[[proxies]]\nx = 1\n[[proxie]]\n", "proxies"),
+        ];
+        for (text, want) in cases {
+            let msg = parse_toml::<Demo>(Path::new("x.toml"), text, NONE)
+                .unwrap_err()
+                .to_string();
+            assert!(
+                msg.ends_with(&format!("; did you mean `{want}`?")),
+                "{text}: {msg}"
+            );
+        }
+        let msg = parse_toml::<Demo>(Path::new("x.toml"), "colour = 1\n", NONE)
+            .unwrap_err()
+            .to_string();
+        assert!(!msg.contains("did you mean"), "nothing close: {msg}");
+    }
+
+    #[test]
+    fn suggestions_read_serdes_messages() {
+        let field = "unknown field `remotPort`, expected one of `localPort`, `remotePort`";
+        assert_eq!(suggestion(field), Some("remotePort"));
+        let two = "unknown field `nme`, expected `name` or `type`";
+        assert_eq!(suggestion(two), Some("name"));
+        let variant = "unknown variant `tpc`, expected one of `tcp`, `http`, `https`";
+        assert_eq!(suggestion(variant), Some("tcp"));
+        assert_eq!(suggestion("unknown field `x`, there are no fields"), None);
+        assert_eq!(suggestion("invalid type: string, expected u16"), None);
     }
 
     #[test]

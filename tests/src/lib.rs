@@ -4,9 +4,11 @@
 //! libraries publish, never from sleeps; every wait is under [`TIMEOUT`].
 
 pub mod backends;
+pub mod deployment;
 pub mod frpc_admin;
 pub mod http;
 pub mod procs;
+pub mod prometheus;
 pub mod raw;
 pub mod rawhttp;
 pub mod relay;
@@ -143,6 +145,7 @@ pub fn tcp_proxy(name: &str, local: SocketAddr, remote_port: u16) -> LocalProxy 
         local_port: local.port(),
         remote_port,
         vhost: Default::default(),
+        idle_timeout: None,
     }
 }
 

@@ -12,7 +12,8 @@ use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 use tokio::net::TcpStream;
 use tokio::sync::Barrier;
 
-/// Concurrent tunneled connections: more than a thousand, within the default limits.
+/// Concurrent tunneled connections: more than a thousand, within the default limits but
+/// `maxConnectionsPerIP` (256), which this test, a single source, lifts.
 const CONNECTIONS: usize = 1_500;
 /// What each connection sends and reads back once all of them are open.
 const PAYLOAD: usize = 64 * 1024;
@@ -41,7 +42,9 @@ async fn fifteen_hundred_connections_at_once_through_one_client() {
     // Each connection is four sockets in this process (visitor, public, local, echo side).
     let _ = rlimit::increase_nofile_limit(u64::MAX);
     let pki = Pki::new();
-    let server = TestServer::start(server_settings(&pki, 1024..=65535));
+    let mut settings = server_settings(&pki, 1024..=65535);
+    settings.max_connections_per_ip = CONNECTIONS;
+    let server = TestServer::start(settings);
     let (echo, _e) = frp_tests::backends::echo_server().await;
     let mut client =
         TestClient::connect(&pki, "busy", server.addr, vec![tcp_proxy("echo", echo, 0)]);

@@ -4,16 +4,15 @@
 //! Configs and certificates are files in a temp dir, as an operator writes them; readiness
 //! comes from the binaries' log lines and from binding or reaching the public ports.
 
-use std::ffi::OsStr;
-use std::net::{SocketAddr, TcpListener};
 use std::os::unix::process::ExitStatusExt as _;
-use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use frp_tests::backends::{echo_once, echo_server};
-use frp_tests::procs::{binary, fixed_port, Proc};
-use frp_tests::{init_logs, LOCALHOST};
-use tempfile::TempDir;
+use frp_tests::backends::echo_server;
+use frp_tests::deployment::{
+    echo_through, free_ports, until_bindable, Deployment, CONNECTED, PUBLISHED,
+};
+use frp_tests::init_logs;
+use frp_tests::procs::binary;
 
 /// `transport.quic.maxIdleTimeout` on both sides.
 const IDLE: Duration = Duration::from_secs(3);
@@ -21,100 +20,10 @@ const IDLE: Duration = Duration::from_secs(3);
 const KEEPALIVE: Duration = Duration::from_secs(1);
 /// Scheduling slack on a loaded machine on top of the idle timeout.
 const SLACK: Duration = Duration::from_secs(5);
-/// The log line frpc (and frps) write when a proxy's public port is bound.
-const PUBLISHED: &str = r#""message":"proxy published""#;
-/// The log line frpc writes for each session.
-const CONNECTED: &str = r#""message":"connected to server""#;
 
-/// A temp dir with a CA, server and client certificates, `frps.toml` and `frpc.toml`.
-struct Deployment {
-    dir: TempDir,
-}
-
-impl Deployment {
-    /// Writes the files: frps allowing `ports` (and on a fixed UDP port), frpc publishing `local`
-    /// on each of them.
-    fn new(local: SocketAddr, ports: &[u16]) -> Self {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let certs = dir.path().join("certs");
-        let names = ["localhost".to_string(), "127.0.0.1".to_string()];
-        frp_certs::init_ca_dir(&certs, &names, false).expect("ca init");
-        frp_certs::issue_client_in_dir(&certs, "node1", false).expect("ca issue");
-        let quic = format!(
-            "[transport.quic]\nkeepalivePeriod = {}\nmaxIdleTimeout = {}\n",
-            KEEPALIVE.as_secs(),
-            IDLE.as_secs()
-        );
-        let udp_port = fixed_port();
-        let allow: Vec<String> = ports
-            .iter()
-            .map(|p| format!("{{ single = {p} }}"))
-            .collect();
-        let frps = format!(
-            "bindAddr = \"127.0.0.1\"\nbindPort = {udp_port}\nallowPorts = [{}]\n\
-             gracefulShutdownTimeout = 1\n\n[transport.tls]\ncertFile = \"certs/server.crt\"\n\
-             keyFile = \"certs/server.key\"\ntrustedCaFile = \"certs/ca.crt\"\n\n{quic}",
-            allow.join(", ")
-        );
-        let mut frpc = format!(
-            "serverAddr = \"127.0.0.1\"\nserverPort = {udp_port}\ngracefulShutdownTimeout = 1\n\n\
-             [transport]\nreconnectMinDelayMs = 50\nreconnectMaxDelayMs = 500\n\n\
-             [transport.tls]\ncertFile = \"certs/node1.crt\"\nkeyFile = \"certs/node1.key\"\n\
-             trustedCaFile = \"certs/ca.crt\"\n\n{quic}"
-        );
-        for (i, port) in ports.iter().enumerate() {
-            frpc.push_str(&format!(
-                "\n[[proxies]]\nname = \"web{i}\"\ntype = \"tcp\"\nlocalIP = \"127.0.0.1\"\n\
-                 localPort = {}\nremotePort = {port}\n",
-                local.port()
-            ));
-        }
-        std::fs::write(dir.path().join("frps.toml"), frps).expect("write frps.toml");
-        std::fs::write(dir.path().join("frpc.toml"), frpc).expect("write frpc.toml");
-        Self { dir }
-    }
-
-    /// Starts `name` (frps or frpc) on its config; `run` numbers the log file.
-    fn start(&self, name: &str, run: u32) -> Proc {
-        let config: PathBuf = self.dir.path().join(format!("{name}.toml"));
-        let args = [
-            OsStr::new("--log-format"),
-            OsStr::new("json"),
-            OsStr::new("-c"),
-            config.as_os_str(),
-        ];
-        let log = self.dir.path().join(format!("{name}-{run}.log"));
-        Proc::spawn(&format!("{name} run {run}"), &binary(name), args, log)
-    }
-}
-
-/// `n` distinct ports for frps to publish on (see [`fixed_port`]).
-fn free_ports(n: usize) -> Vec<u16> {
-    let mut ports: Vec<u16> = Vec::new();
-    while ports.len() < n {
-        let p = fixed_port();
-        if !ports.contains(&p) {
-            ports.push(p);
-        }
-    }
-    ports
-}
-
-/// An echo round trip through each public port.
-async fn echo_through(ports: &[u16], msg: &[u8]) {
-    for &port in ports {
-        let public = SocketAddr::new(LOCALHOST, port);
-        assert_eq!(echo_once(public, msg).await, msg, "echo through {public}");
-    }
-}
-
-/// Polls until every port in `ports` can be bound by us, i.e. frps closed its listeners.
-async fn until_bindable(ports: &[u16]) {
-    for &port in ports {
-        while TcpListener::bind((LOCALHOST, port)).is_err() {
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-    }
+/// frps allowing `ports`, frpc publishing `local` on them, with the short idle timeout.
+fn deployment(local: std::net::SocketAddr, ports: &[u16]) -> Deployment {
+    Deployment::new(local, ports, KEEPALIVE, IDLE)
 }
 
 #[tokio::test]
@@ -124,7 +33,7 @@ async fn frpc_sigkill_frees_ports_within_idle_timeout_and_restart_gets_them_back
     binary("frps");
     let (echo, _e) = echo_server().await;
     let ports = free_ports(2);
-    let d = Deployment::new(echo, &ports);
+    let d = deployment(echo, &ports);
     let mut frps = d.start("frps", 1);
     let mut frpc = d.start("frpc", 1);
     frpc.wait_log(PUBLISHED, ports.len()).await;
@@ -167,7 +76,7 @@ async fn frps_sigkill_and_restart_frpc_reconnects_by_itself() {
     binary("frps");
     let (echo, _e) = echo_server().await;
     let ports = free_ports(1);
-    let d = Deployment::new(echo, &ports);
+    let d = deployment(echo, &ports);
     let mut frps = d.start("frps", 1);
     let mut frpc = d.start("frpc", 1);
     frpc.wait_log(PUBLISHED, 1).await;
@@ -203,7 +112,7 @@ async fn sighup_rereads_the_revocation_list_and_disconnects_the_client() {
     binary("frps");
     let (echo, _e) = echo_server().await;
     let ports = free_ports(1);
-    let d = Deployment::new(echo, &ports);
+    let d = deployment(echo, &ports);
     let list = d.dir.path().join("revoked.txt");
     std::fs::write(&list, "# nothing revoked yet\n").expect("write list");
     let frps_toml = d.dir.path().join("frps.toml");

@@ -101,6 +101,8 @@ fn frps_config(certs: &Path, udp: u16, public: Ports) -> String {
          bindPort = {udp}\n\
          allowPorts = [{{ single = {} }}, {{ single = {} }}, {{ single = {} }}]\n\
          maxConnectionsPerProxy = 12000\n\
+         maxConnectionsPerClient = 18000\n\
+         maxConnectionsPerIP = 12000\n\
          gracefulShutdownTimeout = 1\n\
          \n\
          [transport.tls]\n\

@@ -3,8 +3,11 @@
 //!
 //! Each connection is a data stream like a tcp proxy's (data header, then raw bytes that frpc
 //! splices to the local service), with a hyper client connection running over it. The stream
-//! holds the proxy's connection permit for as long as it lives, upgraded (WebSocket) tunnels
-//! included, so they count against `maxConnectionsPerProxy`.
+//! holds a ticket from the client's connection budget for as long as it lives, upgraded
+//! (WebSocket) tunnels included, so they count against `maxConnectionsPerProxy` and the
+//! proxy's share of `maxConnectionsPerClient` ([`crate::budget`]). A request that finds no
+//! ticket, or no stream credit left in the client's connection, gets `503` at once instead of
+//! waiting for a stream.
 //!
 //! A connection goes back to the pool once its previous response has been read to the end,
 //! for [`IDLE_TIMEOUT`] or less if the service's `Keep-Alive: timeout=N` says so, and a
@@ -12,7 +15,7 @@
 //! closed meanwhile is retried once on a fresh stream: always when it was not sent, and when
 //! it was sent but no response came if it is safe (a GET) or carries an `Idempotency-Key`,
 //! with an empty body, as Go's client does. The retry waits briefly for the closed
-//! connection's permit. All pooled connections close when the proxy goes away (its session
+//! connection's ticket. All pooled connections close when the proxy goes away (its session
 //! ends).
 
 use std::io;
@@ -23,11 +26,11 @@ use std::time::{Duration, Instant};
 
 use bytes::BytesMut;
 use frp_proto::{encode_data_header, DataHeader, ProxyId, ProxyName};
+use futures_util::FutureExt as _;
 use hyper::body::{Body as _, Incoming};
 use hyper::client::conn::http1::{self, SendRequest};
 use hyper::{HeaderMap, Method, Request, Response};
 use hyper_util::rt::TokioIo;
-use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::debug;
@@ -35,6 +38,7 @@ use tracing::debug;
 use super::body::RequestBody;
 use super::policy::HttpPolicy;
 pub use super::quic_io::QuicIo;
+use crate::budget::{Exhausted, Share};
 use crate::gauges::ServerGauges;
 
 /// Idle connections kept per proxy.
@@ -43,7 +47,7 @@ const MAX_IDLE: usize = 32;
 /// servers (Node.js, Apache), so a pooled connection is rarely closed under a request.
 pub const IDLE_TIMEOUT: Duration = Duration::from_secs(4);
 /// How long a request sent again after a pooled connection closed under it waits for a
-/// connection permit (the closed connection gives its own back as its task ends).
+/// connection ticket (the closed connection gives its own back as its task ends).
 const RETRY_PERMIT_WAIT: Duration = Duration::from_secs(1);
 /// Largest buffer hyper keeps for one backend connection, and largest response head.
 const MAX_BUF: usize = 64 * 1024;
@@ -51,15 +55,15 @@ const MAX_BUF: usize = 64 * 1024;
 /// Why a request could not be answered by the backend.
 #[derive(Debug, thiserror::Error)]
 pub enum BackendError {
-    /// The client's connection had no stream to give in time (its stream credit is used up).
-    #[error("no stream to the client in time")]
-    OpenTimeout,
+    /// The client's connection has no stream to give (its stream credit is used up).
+    #[error("no free stream to the client")]
+    NoStream,
     /// No stream could be opened: the client's connection is gone.
     #[error("no stream to the client: {0}")]
     Gone(String),
-    /// Too many connections to this proxy are open.
-    #[error("too many open connections to this proxy")]
-    Busy,
+    /// The proxy has no connection left: its own limit or its client's budget.
+    #[error("{0}")]
+    Busy(#[from] Exhausted),
     /// The exchange failed (the local service was unreachable, reset, or spoke no HTTP).
     #[error("backend exchange failed: {0}")]
     Http(#[from] hyper::Error),
@@ -85,10 +89,9 @@ pub struct HttpBackend {
     conn: quinn::Connection,
     idle: Mutex<Vec<Idle>>,
     next_idle: AtomicU64,
-    /// Backend connections open at once; full means 503.
-    active: Arc<Semaphore>,
+    /// Backend connections this proxy may open; none left means 503.
+    share: Share,
     tracker: TaskTracker,
-    open_timeout: Duration,
     gauges: ServerGauges,
     /// Cancelled when the proxy goes away: the pool's timers stop.
     gone: CancellationToken,
@@ -99,8 +102,8 @@ pub struct HttpBackend {
 pub struct Routed {
     /// The proxy the request is forwarded to.
     pub backend: Arc<HttpBackend>,
-    /// Other proxies a case-folding service could serve the path from (see
-    /// [`guard_forms`](frp_proto::vhost::path::guard_forms)).
+    /// Other proxies a lenient service could serve the path from (see
+    /// [`guard_forms`](frp_proto::vhost::guard::guard_forms)).
     pub guards: Vec<Arc<HttpBackend>>,
 }
 
@@ -111,10 +114,8 @@ pub struct BackendParts {
     pub conn: quinn::Connection,
     /// Where connection tasks are tracked.
     pub tracker: TaskTracker,
-    /// How long opening a stream may take.
-    pub open_timeout: Duration,
-    /// Connections open at once.
-    pub max_connections: usize,
+    /// The proxy's part of its client's connection budget.
+    pub share: Share,
     /// The server's counters.
     pub gauges: ServerGauges,
 }
@@ -187,22 +188,6 @@ fn keep_for(headers: &HeaderMap) -> Duration {
     }
 }
 
-/// A connection permit from `active`, waiting up to `wait` for one (none: at once or `Busy`).
-async fn acquire(
-    active: &Arc<Semaphore>,
-    wait: Option<Duration>,
-) -> Result<OwnedSemaphorePermit, BackendError> {
-    let active = Arc::clone(active);
-    let permit = match wait {
-        None => active.try_acquire_owned().ok(),
-        Some(wait) => tokio::time::timeout(wait, active.acquire_owned())
-            .await
-            .ok()
-            .and_then(Result::ok),
-    };
-    permit.ok_or(BackendError::Busy)
-}
-
 impl Drop for HttpBackend {
     fn drop(&mut self) {
         self.gone.cancel();
@@ -219,9 +204,8 @@ impl HttpBackend {
             conn: parts.conn,
             idle: Mutex::new(Vec::new()),
             next_idle: AtomicU64::new(0),
-            active: Arc::new(Semaphore::new(parts.max_connections)),
+            share: parts.share,
             tracker: parts.tracker,
-            open_timeout: parts.open_timeout,
             gauges: parts.gauges,
             gone: CancellationToken::new(),
         }
@@ -239,7 +223,7 @@ impl HttpBackend {
         let (req, wait) = match self.take_idle() {
             Some(sender) => match self.send_pooled(sender, req).await? {
                 Ok(resp) => return Ok(resp),
-                // The dead connection's permit comes back when its task ends, soon.
+                // The dead connection's ticket comes back when its task ends, soon.
                 Err(again) => (again, Some(RETRY_PERMIT_WAIT)),
             },
             None => (req, None),
@@ -329,18 +313,22 @@ impl HttpBackend {
     }
 
     /// Opens a stream to the local service and starts an HTTP/1.1 connection on it; waits
-    /// up to `wait` for a connection permit (none: `Busy` at once when all are taken).
+    /// up to `wait` for a connection ticket (none: `Busy` at once when none is left). Never
+    /// waits for stream credit: a client that has none gets `NoStream` at once.
     async fn connect(
         &self,
         visitor: SocketAddr,
         wait: Option<Duration>,
     ) -> Result<SendRequest<RequestBody>, BackendError> {
-        let permit = acquire(&self.active, wait).await?;
-        let opened = tokio::time::timeout(self.open_timeout, self.conn.open_bi()).await;
-        let (mut send, recv) = match opened {
-            Ok(Ok(s)) => s,
-            Ok(Err(e)) => return Err(BackendError::Gone(e.to_string())),
-            Err(_) => return Err(BackendError::OpenTimeout),
+        let ticket = match wait {
+            None => self.share.try_take()?,
+            Some(wait) => self.share.take_within(wait).await?,
+        };
+        // Polled once: quinn opens at once while the client's credit lasts.
+        let (mut send, recv) = match self.conn.open_bi().now_or_never() {
+            Some(Ok(s)) => s,
+            Some(Err(e)) => return Err(BackendError::Gone(e.to_string())),
+            None => return Err(BackendError::NoStream),
         };
         let mut head = BytesMut::new();
         let header = DataHeader {
@@ -351,7 +339,7 @@ impl HttpBackend {
         send.write_all(&head)
             .await
             .map_err(|e| BackendError::Gone(e.to_string()))?;
-        let io = QuicIo::new(send, recv, permit, self.gauges.streams.enter());
+        let io = QuicIo::new(send, recv, ticket, self.gauges.streams.enter());
         let (sender, conn) = http1::Builder::new()
             .max_buf_size(MAX_BUF)
             .max_header_size(MAX_BUF)

@@ -2,24 +2,6 @@
 
 use super::*;
 
-#[tokio::test]
-async fn a_retry_waits_for_the_permit_of_the_connection_that_closed() {
-    let active = Arc::new(Semaphore::new(1));
-    let held = acquire(&active, None).await.ok();
-    assert!(matches!(
-        acquire(&active, None).await,
-        Err(BackendError::Busy)
-    ));
-    // The closed connection's task drops its permit a moment after the error is seen.
-    let release = tokio::spawn(async move {
-        tokio::task::yield_now().await;
-        drop(held);
-    });
-    let waited = acquire(&active, Some(RETRY_PERMIT_WAIT)).await;
-    assert!(waited.is_ok(), "the retry got the permit back");
-    release.await.ok();
-}
-
 fn request(method: Method, headers: &[&'static str]) -> Request<RequestBody> {
     let mut req = Request::new(RequestBody::empty());
     *req.method_mut() = method;

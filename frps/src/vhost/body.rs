@@ -6,7 +6,9 @@
 //! - [`Progress::deadline`] gives up when the body made no progress for `idle` while the
 //!   backend was not taking it (a service that stopped reading: `504`), and starts the
 //!   `vhostHTTPTimeout` for the response head only once the body has been sent, so a slow
-//!   upload is not cut off by it (like Go's `ResponseHeaderTimeout`).
+//!   upload is not cut off by it (like Go's `ResponseHeaderTimeout`);
+//! - a body the visitor frames wrongly (a malformed chunk) is marked, so the visitor gets
+//!   `400`, not the `502` of a failed exchange.
 
 use std::future::Future as _;
 use std::pin::Pin;
@@ -36,6 +38,7 @@ pub struct Progress {
     finished: Notify,
     waiting_on_visitor: AtomicBool,
     visitor_idle: AtomicBool,
+    visitor_malformed: AtomicBool,
 }
 
 /// Why an exchange was given up.
@@ -57,6 +60,7 @@ impl Progress {
             finished: Notify::new(),
             waiting_on_visitor: AtomicBool::new(false),
             visitor_idle: AtomicBool::new(false),
+            visitor_malformed: AtomicBool::new(false),
         }
     }
 
@@ -80,6 +84,11 @@ impl Progress {
         self.visitor_idle.load(Ordering::Acquire)
     }
 
+    /// Whether the body failed because the visitor framed it wrongly (not because it hung up).
+    pub fn visitor_malformed(&self) -> bool {
+        self.visitor_malformed.load(Ordering::Acquire)
+    }
+
     /// Resolves when the exchange should be given up (see the module docs). Cancel-safe.
     pub async fn deadline(&self, response: Duration, idle: Duration) -> Stall {
         loop {
@@ -101,6 +110,18 @@ impl Progress {
             }
         }
     }
+}
+
+/// Whether a body error is the visitor's framing (hyper's chunked decoder says
+/// `InvalidData`/`InvalidInput`), not a visitor that hung up or reset.
+fn malformed(e: &hyper::Error) -> bool {
+    let io = std::error::Error::source(e).and_then(|s| s.downcast_ref::<std::io::Error>());
+    io.is_some_and(|io| {
+        matches!(
+            io.kind(),
+            std::io::ErrorKind::InvalidData | std::io::ErrorKind::InvalidInput
+        )
+    })
 }
 
 /// A request body forwarded to the backend; see the module docs.
@@ -184,7 +205,14 @@ impl Body for RequestBody {
                 }
                 Poll::Ready(Some(Ok(frame)))
             }
-            Poll::Ready(Some(Err(e))) => Poll::Ready(Some(Err(Box::new(e)))),
+            Poll::Ready(Some(Err(e))) => {
+                if malformed(&e) {
+                    this.progress
+                        .visitor_malformed
+                        .store(true, Ordering::Release);
+                }
+                Poll::Ready(Some(Err(Box::new(e))))
+            }
             Poll::Ready(None) => {
                 this.progress.finish();
                 Poll::Ready(None)

@@ -16,12 +16,14 @@ mod auth;
 pub mod backend;
 mod body;
 mod cors;
+mod gate;
 pub mod io;
 pub mod policy;
 mod quic_io;
 pub mod routes;
 mod service;
 mod target;
+mod throttle;
 pub mod tls;
 mod tunnel;
 
@@ -37,7 +39,6 @@ use hyper::service::service_fn;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::Semaphore;
 use tokio_util::task::TaskTracker;
 use tracing::{debug, info, warn};
 
@@ -45,6 +46,7 @@ pub use access::{AccessEntry, AccessLog};
 pub use service::{Conn, Frontend};
 pub use tls::CertStore;
 
+use crate::budget::Share;
 use crate::domains::DomainPattern;
 use crate::proxy::{forward, OpenStream};
 use crate::server::Shared;
@@ -83,6 +85,11 @@ pub struct VhostSettings {
     /// `vhostUpgradeIdleTimeout`: how long an upgraded (WebSocket) connection may carry no
     /// bytes either way (1 hour).
     pub upgrade_idle_timeout: Duration,
+    /// `vhostAuthMaxFailures`: wrong basic-auth passwords from one address (IPv4, IPv6 /64)
+    /// before it must wait (10).
+    pub auth_max_failures: u32,
+    /// `vhostAuthMaxBackoff`: the longest such wait (10 minutes).
+    pub auth_max_backoff: Duration,
 }
 
 impl Default for VhostSettings {
@@ -97,6 +104,8 @@ impl Default for VhostSettings {
             max_connections_per_ip: 256,
             body_idle_timeout: Duration::from_secs(60),
             upgrade_idle_timeout: Duration::from_secs(3600),
+            auth_max_failures: 10,
+            auth_max_backoff: Duration::from_secs(600),
         }
     }
 }
@@ -110,8 +119,8 @@ pub struct TlsTarget {
     pub id: ProxyId,
     /// The client's connection.
     pub conn: quinn::Connection,
-    /// Connections open at once on this proxy.
-    pub active: Arc<Semaphore>,
+    /// The proxy's part of its client's connection budget.
+    pub share: Share,
 }
 
 /// The bound vhost listeners (bound before `run`, so their addresses are known).
@@ -152,8 +161,12 @@ impl Listeners {
 pub(crate) fn spawn(listeners: Listeners, shared: &Arc<Shared>, tasks: &TaskTracker) {
     let s = &shared.settings.vhost;
     let admission = Admission::new(s.max_connections, s.max_connections_per_ip);
+    let throttle = Arc::new(throttle::AuthThrottle::new(
+        s.auth_max_failures,
+        s.auth_max_backoff,
+    ));
     if let Some(l) = listeners.http {
-        let front = frontend(shared, "http");
+        let front = frontend(shared, "http", &throttle);
         let serve = move |tcp, peer, slot, shared: Arc<Shared>| {
             let front = Arc::clone(&front);
             async move {
@@ -169,7 +182,7 @@ pub(crate) fn spawn(listeners: Listeners, shared: &Arc<Shared>, tasks: &TaskTrac
         tasks.spawn(accept_loop(l, Arc::clone(shared), admission.clone(), serve));
     }
     if let Some(l) = listeners.https {
-        let front = frontend(shared, "https");
+        let front = frontend(shared, "https", &throttle);
         let serve = move |tcp, peer, slot, shared| {
             let front = Arc::clone(&front);
             async move { serve_tls(tcp, peer, slot, front, shared).await }
@@ -178,11 +191,20 @@ pub(crate) fn spawn(listeners: Listeners, shared: &Arc<Shared>, tasks: &TaskTrac
     }
 }
 
-fn frontend(shared: &Shared, scheme: &'static str) -> Arc<Frontend> {
+fn frontend(
+    shared: &Shared,
+    scheme: &'static str,
+    throttle: &Arc<throttle::AuthThrottle>,
+) -> Arc<Frontend> {
     let s = &shared.settings.vhost;
+    let (http, https) = shared.vhost_addrs;
+    let bound = if scheme == "http" { http } else { https };
     Arc::new(Frontend {
         registry: shared.registry.clone(),
         scheme,
+        port: bound.map_or(0, |a| a.port()),
+        https_port: https.map(|a| a.port()),
+        throttle: Arc::clone(throttle),
         timeout: s.response_timeout,
         body_idle: s.body_idle_timeout,
         upgrade_idle: s.upgrade_idle_timeout,
@@ -339,9 +361,12 @@ async fn passthrough(
     t: &TlsTarget,
     shared: &Shared,
 ) {
-    let Ok(active) = Arc::clone(&t.active).try_acquire_owned() else {
-        debug!(proxy = %t.name, %peer, "too many open connections; resetting");
-        return frp_runtime::splice::reset_tcp(tcp);
+    let ticket = match t.share.try_take() {
+        Ok(ticket) => ticket,
+        Err(e) => {
+            debug!(proxy = %t.name, %peer, reason = %e, "no connection left; resetting");
+            return frp_runtime::splice::reset_tcp(tcp);
+        }
     };
     let open = OpenStream {
         conn: t.conn.clone(),
@@ -349,7 +374,7 @@ async fn passthrough(
         name: t.name.clone(),
         timeout: shared.settings.open_stream_timeout,
         permit: None,
-        _active: active,
+        _held: (ticket, None),
         gauges: shared.gauges.clone(),
     };
     forward(open, tcp, peer, hello).await;

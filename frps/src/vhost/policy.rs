@@ -1,7 +1,9 @@
 //! What frps does to each request and response of an http proxy: the proxy's own policy
 //! (header rewrites, basic auth, CORS, redirect) and the proxy headers every request gets
 //! (`X-Forwarded-*`, `X-Real-IP`, hop-by-hop headers removed, and the proxy headers frps does
-//! not set removed, so a visitor cannot forge them).
+//! not set removed, so a visitor cannot forge them, nor the URL-overriding headers some
+//! frameworks honour). An `h2c` upgrade is never forwarded: a lenient service would switch
+//! the connection to HTTP/2 and serve requests frps never routed.
 
 use std::net::IpAddr;
 
@@ -11,8 +13,9 @@ use hyper::header::{self, HeaderMap, HeaderName, HeaderValue};
 use super::auth::BasicAuth;
 use super::cors::Cors;
 
-/// Headers that describe one hop, never forwarded (RFC 9110 7.6.1).
-const HOP_BY_HOP: [&str; 8] = [
+/// Headers that describe one hop, never forwarded (RFC 9110 7.6.1, and `HTTP2-Settings`
+/// of an h2c upgrade, RFC 7540 3.2.1).
+const HOP_BY_HOP: [&str; 9] = [
     "connection",
     "keep-alive",
     "proxy-connection",
@@ -21,6 +24,7 @@ const HOP_BY_HOP: [&str; 8] = [
     "te",
     "trailer",
     "transfer-encoding",
+    "http2-settings",
 ];
 
 /// Headers a `Connection` header cannot have removed: `Host` (routing and the service need
@@ -36,13 +40,20 @@ const NEVER_HOP_BY_HOP: [&str; 6] = [
 
 /// Proxy headers a visitor could forge to mislead the service, and frps does not set: removed
 /// from every request (frps sets `X-Forwarded-For`, `-Proto`, `-Host` and `X-Real-IP`).
-const FORGEABLE: [&str; 6] = [
+/// `X-Original-URL` and `X-Rewrite-URL` (IIS URL Rewrite; honoured by Symfony, Laminas and
+/// others) and `X-Original-URI` / `X-Forwarded-Uri` (read by auth services behind nginx or
+/// Traefik) name another URL than the one frps routed, and so would bypass its locations.
+const FORGEABLE: [&str; 10] = [
     "forwarded",
     "x-forwarded-port",
     "x-forwarded-prefix",
     "x-forwarded-server",
     "x-forwarded-scheme",
     "x-forwarded-ssl",
+    "x-original-url",
+    "x-rewrite-url",
+    "x-original-uri",
+    "x-forwarded-uri",
 ];
 
 /// The policy of one http proxy, parsed from its registration.
@@ -123,26 +134,73 @@ impl HttpPolicy {
             headers.insert(name.clone(), value.clone());
         }
     }
+
+    /// Applies `responseHeaders.set` to an answer frps gives itself for this proxy (`401`,
+    /// `429`, `308`, a preflight, `5xx`), without replacing a header the answer carries
+    /// (`WWW-Authenticate`, `Location`, `Access-Control-*`, `Content-Type`).
+    pub fn rewrite_own(&self, headers: &mut HeaderMap) {
+        for (name, value) in &self.response_headers {
+            if !headers.contains_key(name) {
+                headers.insert(name.clone(), value.clone());
+            }
+        }
+    }
 }
 
-/// Whether a request asks to switch protocols (WebSocket and other `Upgrade`s).
+/// Whether a request asks to switch protocols (WebSocket and other `Upgrade`s). An upgrade
+/// that offers `h2c` is not one frps forwards: it is refused as RFC 9110 7.8 lets a server
+/// refuse it, by serving the request over HTTP/1.1 without `Upgrade`.
 pub fn is_upgrade(headers: &HeaderMap) -> bool {
-    headers.contains_key(header::UPGRADE) && connection_has(headers, "upgrade")
+    headers.contains_key(header::UPGRADE)
+        && connection_has(headers, "upgrade")
+        && !tokens(headers, header::UPGRADE.as_str()).any(|t| t.eq_ignore_ascii_case("h2c"))
 }
 
-fn connection_has(headers: &HeaderMap, token: &str) -> bool {
+/// The comma-separated tokens of every `name` header, trimmed.
+fn tokens<'a>(headers: &'a HeaderMap, name: &str) -> impl Iterator<Item = &'a str> {
     headers
-        .get_all(header::CONNECTION)
+        .get_all(name)
         .iter()
         .filter_map(|v| v.to_str().ok())
         .flat_map(|v| v.split(','))
-        .any(|t| t.trim().eq_ignore_ascii_case(token))
+        .map(str::trim)
+        .filter(|t| !t.is_empty())
+}
+
+fn connection_has(headers: &HeaderMap, token: &str) -> bool {
+    tokens(headers, header::CONNECTION.as_str()).any(|t| t.eq_ignore_ascii_case(token))
+}
+
+/// Whether a request's `Transfer-Encoding` is one frps forwards: none, or exactly `chunked`.
+/// Other codings (`gzip, chunked`) get `501`, as nginx answers: few services decode them,
+/// and a proxy that re-frames the body must not lose them.
+pub fn request_coding_supported(headers: &HeaderMap) -> bool {
+    let mut codings = tokens(headers, header::TRANSFER_ENCODING.as_str());
+    match codings.next() {
+        None => true,
+        Some(first) => first.eq_ignore_ascii_case("chunked") && codings.next().is_none(),
+    }
+}
+
+/// The transfer codings of a message other than its final `chunked` (`gzip` for `gzip,
+/// chunked`): hyper re-frames the body, so these are sent on with it.
+fn content_codings(headers: &HeaderMap) -> Option<HeaderValue> {
+    let codings: Vec<&str> = tokens(headers, header::TRANSFER_ENCODING.as_str()).collect();
+    let kept = match codings.split_last() {
+        Some((last, rest)) if last.eq_ignore_ascii_case("chunked") => rest,
+        _ => &codings[..],
+    };
+    match kept.is_empty() {
+        true => None,
+        false => HeaderValue::from_str(&kept.join(", ")).ok(),
+    }
 }
 
 /// Removes hop-by-hop headers, and those `Connection` names (except `Host` and the headers
 /// frps manages, [`NEVER_HOP_BY_HOP`]); keeps `Connection: upgrade` and `Upgrade` when
-/// `keep_upgrade`.
+/// `keep_upgrade`, and transfer codings other than `chunked` (hyper adds `chunked` back).
 pub fn strip_hop_by_hop(headers: &mut HeaderMap, keep_upgrade: bool) {
+    let codings = content_codings(headers);
     let named: Vec<String> = headers
         .get_all(header::CONNECTION)
         .iter()
@@ -154,6 +212,9 @@ pub fn strip_hop_by_hop(headers: &mut HeaderMap, keep_upgrade: bool) {
         .collect();
     for name in named.iter().map(String::as_str).chain(HOP_BY_HOP) {
         headers.remove(name);
+    }
+    if let Some(codings) = codings {
+        headers.insert(header::TRANSFER_ENCODING, codings);
     }
     if keep_upgrade {
         headers.insert(header::CONNECTION, HeaderValue::from_static("upgrade"));
@@ -277,6 +338,32 @@ mod tests {
             "Connection cannot drop Host"
         );
         assert!(!managed.contains_key("x-hop"));
+    }
+
+    #[test]
+    fn codings_and_h2c() {
+        assert!(request_coding_supported(&map(&[(
+            "transfer-encoding",
+            "Chunked"
+        )])));
+        assert!(request_coding_supported(&HeaderMap::new()));
+        for bad in ["gzip, chunked", "chunked, chunked", "identity"] {
+            assert!(
+                !request_coding_supported(&map(&[("transfer-encoding", bad)])),
+                "{bad}"
+            );
+        }
+        let mut resp = map(&[
+            ("transfer-encoding", "gzip"),
+            ("transfer-encoding", "chunked"),
+        ]);
+        strip_hop_by_hop(&mut resp, false);
+        assert_eq!(resp["transfer-encoding"], "gzip", "hyper adds chunked back");
+        let h2c = map(&[
+            ("connection", "Upgrade, HTTP2-Settings"),
+            ("upgrade", "H2C"),
+        ]);
+        assert!(!is_upgrade(&h2c));
     }
 
     #[test]

@@ -9,7 +9,8 @@ use frp_runtime::gauge::GaugeGuard;
 use frp_runtime::splice::reset_stream;
 use quinn::{RecvStream, SendStream};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
-use tokio::sync::OwnedSemaphorePermit;
+
+use crate::budget::Ticket;
 
 /// A quinn bidirectional stream as one tokio IO. Dropped before a clean shutdown (an error,
 /// an abandoned exchange), it resets the stream, so a truncated request never looks complete.
@@ -18,23 +19,23 @@ pub struct QuicIo {
     send: SendStream,
     recv: RecvStream,
     finished: bool,
-    /// The proxy's connection permit and the stream gauge, released with the stream.
-    _held: (OwnedSemaphorePermit, GaugeGuard),
+    /// The proxy's connection ticket and the stream gauge, released with the stream.
+    _held: (Ticket, GaugeGuard),
 }
 
 impl QuicIo {
-    /// Joins the two halves of a stream, holding `permit` and `gauge` until it is dropped.
+    /// Joins the two halves of a stream, holding `ticket` and `gauge` until it is dropped.
     pub(crate) fn new(
         send: SendStream,
         recv: RecvStream,
-        permit: OwnedSemaphorePermit,
+        ticket: Ticket,
         gauge: GaugeGuard,
     ) -> Self {
         Self {
             send,
             recv,
             finished: false,
-            _held: (permit, gauge),
+            _held: (ticket, gauge),
         }
     }
 }

@@ -20,7 +20,8 @@
 
 use std::collections::HashMap;
 
-use frp_proto::vhost::path::{location_covers, location_covers_ci};
+use frp_proto::vhost::guard::{self, guard_key};
+use frp_proto::vhost::path::location_covers;
 use frp_proto::ProxyName;
 
 use crate::domains::{lookup_keys, DomainPattern};
@@ -40,6 +41,8 @@ pub struct Owner {
 struct Entry<T> {
     owner: Owner,
     target: T,
+    /// The location's [`guard_key`] (http entries; empty for https).
+    guard: String,
 }
 
 /// Http and https routes to targets of type `H` and `S`.
@@ -114,6 +117,7 @@ impl<H: Clone, S: Clone> RouteTable<H, S> {
                 let entry = Entry {
                     owner: owner.clone(),
                     target: target.clone(),
+                    guard: guard_key(loc),
                 };
                 locs.push((loc.clone(), entry));
             }
@@ -187,6 +191,7 @@ impl<H: Clone, S: Clone> RouteTable<H, S> {
             let entry = Entry {
                 owner: owner.clone(),
                 target: target.clone(),
+                guard: String::new(),
             };
             self.https.insert(host.as_str().to_string(), entry);
         }
@@ -226,17 +231,21 @@ impl<H: Clone, S: Clone> RouteTable<H, S> {
     /// under the most specific key that has entries, or under a less specific one of the same
     /// holders.
     pub fn lookup_http(&self, host: &str, path: &str) -> Option<(H, Owner)> {
-        self.lookup_by(host, |loc| location_covers(loc, path))
+        self.lookup_by(host, |loc, _| location_covers(loc, path))
     }
 
-    /// The http target a service that ignores ASCII case would be asked for: as
-    /// [`RouteTable::lookup_http`], with locations compared to `form` (one of the
-    /// [`guard_forms`](frp_proto::vhost::path::guard_forms)) ignoring case.
+    /// The http target a lenient service would serve a request from: as
+    /// [`RouteTable::lookup_http`], with each location's guard key compared to `form` (one of
+    /// the [`guard_forms`](frp_proto::vhost::guard::guard_forms)).
     pub fn lookup_http_ci(&self, host: &str, form: &str) -> Option<(H, Owner)> {
-        self.lookup_by(host, |loc| location_covers_ci(loc, form))
+        self.lookup_by(host, |_, e| guard::covers(&e.guard, form))
     }
 
-    fn lookup_by(&self, host: &str, covers: impl Fn(&str) -> bool) -> Option<(H, Owner)> {
+    fn lookup_by(
+        &self,
+        host: &str,
+        covers: impl Fn(&str, &Entry<H>) -> bool,
+    ) -> Option<(H, Owner)> {
         let mut holders: Option<Vec<&str>> = None;
         for key in lookup_keys(host) {
             if !self.http.contains_key(&key) && !self.https.contains_key(&key) {
@@ -248,7 +257,7 @@ impl<H: Clone, S: Clone> RouteTable<H, S> {
             };
             let found = locs
                 .iter()
-                .find(|(loc, e)| holders.contains(&e.owner.identity.as_str()) && covers(loc));
+                .find(|(loc, e)| holders.contains(&e.owner.identity.as_str()) && covers(loc, e));
             if let Some((_, e)) = found {
                 return Some((e.target.clone(), e.owner.clone()));
             }

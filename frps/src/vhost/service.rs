@@ -9,7 +9,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use http_body_util::{BodyExt as _, Empty, Full};
+use http_body_util::{BodyExt as _, Full};
 use hyper::body::Incoming;
 use hyper::header::{self, HeaderValue};
 use hyper::{Request, StatusCode};
@@ -17,18 +17,20 @@ use tokio_util::task::TaskTracker;
 use tracing::debug;
 
 use super::access::{AccessEntry, AccessLog, LoggedBody, Pending, RespBody};
-use super::auth::BasicAuth;
 use super::backend::{BackendError, HttpBackend, Routed};
 use super::body::{Progress, RequestBody, Stall};
-use super::cors::{is_preflight, Preflight};
+use super::gate::{gate, required_auths, AuthThrottle};
 use super::io::ConnState;
-use super::policy::{is_upgrade, set_forwarded, strip_hop_by_hop, HttpPolicy};
-use super::target::Target;
+use super::policy::{
+    is_upgrade, request_coding_supported, set_forwarded, strip_hop_by_hop, HttpPolicy,
+};
+use super::target::{Refusal, Target};
 use super::tunnel::{tunnel, TunnelLog, Upgrade};
+use crate::budget::Exhausted;
 use crate::registry::Registry;
 
 /// A response frps answers itself.
-type Response = hyper::Response<RespBody>;
+pub type Response = hyper::Response<RespBody>;
 
 /// What every request on one listener shares.
 #[derive(Debug)]
@@ -37,6 +39,13 @@ pub struct Frontend {
     pub registry: Registry,
     /// `http`, or `https` for connections whose TLS frps terminated.
     pub scheme: &'static str,
+    /// The port this listener is bound to: a `Host` port the visitor names is passed on in
+    /// `X-Forwarded-Host` only when it is this one.
+    pub port: u16,
+    /// The bound `vhostHTTPSPort`, for `redirectHTTPS`.
+    pub https_port: Option<u16>,
+    /// Wrong passwords per visitor address, shared by both listeners.
+    pub throttle: Arc<AuthThrottle>,
     /// How long a backend may take to send its response head once the request is sent
     /// (`vhostHTTPTimeout`).
     pub timeout: Duration,
@@ -89,7 +98,14 @@ pub async fn handle(
         ..AccessEntry::placeholder()
     };
     let mut pending = Pending::new(entry, started, front.access.clone());
-    let (resp, upgrade) = match Target::of(&req, conn.sni.as_deref()) {
+    let target = match request_coding_supported(req.headers()) {
+        true => Target::of(&req, conn.sni.as_deref()),
+        false => Err(Refusal {
+            status: StatusCode::NOT_IMPLEMENTED,
+            why: "501 not implemented: the only transfer coding accepted is chunked".into(),
+        }),
+    };
+    let (resp, upgrade) = match target {
         Err(refused) => (text(refused.status, &refused.why), None),
         Ok(target) => {
             let e = pending.entry();
@@ -126,20 +142,37 @@ async fn route(
     req: Request<Incoming>,
     pending: &mut Pending,
 ) -> (Response, Option<Upgrade>) {
-    let forms = target.guard_forms();
     let Some(routed) = front
         .registry
-        .lookup_http(&target.host, &target.match_path, &forms)
+        .lookup_http(&target.host, &target.match_path, &target.guards)
     else {
         let why = "404 not found: no site is served under this name";
         return (text(StatusCode::NOT_FOUND, why), None);
     };
     pending.entry().proxy = routed.backend.name.to_string();
-    if target.encoded_slash && !routed.backend.policy.allow_encoded_slashes {
+    let policy = &routed.backend.policy;
+    if target.encoded_slash && !policy.allow_encoded_slashes {
         let why = "400 bad request: the path has an encoded '/' or '\\'";
-        return (text(StatusCode::BAD_REQUEST, why), None);
+        return (own(policy, text(StatusCode::BAD_REQUEST, why)), None);
     }
-    serve(front, &routed, conn, target, req).await
+    match serve(front, &routed, conn, target, req).await {
+        Served::Backend(resp, up) => (resp, up),
+        Served::Own(resp) => (own(policy, resp), None),
+    }
+}
+
+/// An answer frps gives itself for a routed request, with the proxy's response headers.
+fn own(policy: &HttpPolicy, mut resp: Response) -> Response {
+    policy.rewrite_own(resp.headers_mut());
+    resp
+}
+
+/// Who answered a routed request.
+enum Served {
+    /// The service (and an upgrade, when both sides switched protocols).
+    Backend(Response, Option<Upgrade>),
+    /// frps itself.
+    Own(Response),
 }
 
 /// The proxy's policy, then the backend; an upgrade when both sides switch protocols.
@@ -149,11 +182,11 @@ async fn serve(
     conn: &Conn,
     target: &Target,
     mut req: Request<Incoming>,
-) -> (Response, Option<Upgrade>) {
+) -> Served {
     let backend = &routed.backend;
     let policy = &backend.policy;
-    if let Some(answer) = gate(front, routed, target, &req) {
-        return (answer, None);
+    if let Some(answer) = gate(front, routed, target, &req, conn.peer.ip()) {
+        return Served::Own(answer);
     }
     let origin = req.headers().get(header::ORIGIN).cloned();
     let upgrade = is_upgrade(req.headers());
@@ -167,7 +200,7 @@ async fn serve(
     let req = prepare(req, policy, front, target, &forward);
     let mut resp = match exchange(front, backend, conn, req).await {
         Ok(resp) => resp,
-        Err(answer) => return (answer, None),
+        Err(answer) => return Served::Own(answer),
     };
     let switching = resp.status() == StatusCode::SWITCHING_PROTOCOLS;
     let up = match (switching, on_client) {
@@ -177,7 +210,7 @@ async fn serve(
         }),
         (true, None) => {
             let why = "502 bad gateway: the service switched protocols unasked";
-            return (text(StatusCode::BAD_GATEWAY, why), None);
+            return Served::Own(text(StatusCode::BAD_GATEWAY, why));
         }
         (false, _) => None,
     };
@@ -186,15 +219,7 @@ async fn serve(
     if let Some(cors) = &policy.cors {
         cors.apply(origin.as_ref(), resp.headers_mut());
     }
-    (resp.map(|b| b.boxed()), up)
-}
-
-/// The passwords a request must pass: its proxy's, and those of the proxies a case-folding
-/// service could serve its path from (the stricter policy wins).
-fn required_auths(routed: &Routed) -> impl Iterator<Item = &BasicAuth> {
-    std::iter::once(&routed.backend)
-        .chain(&routed.guards)
-        .filter_map(|b| b.policy.auth.as_ref())
+    Served::Backend(resp.map(|b| b.boxed()), up)
 }
 
 /// Sends the request and waits for the response head, within the clocks of [`Progress`].
@@ -214,46 +239,14 @@ async fn exchange(
             return Err(stalled(stall));
         }
     };
-    sent.map_err(|e| match progress.visitor_idle() {
-        true => stalled(Stall::Visitor),
-        false => failed(backend, conn.peer, &e),
+    sent.map_err(|e| match () {
+        () if progress.visitor_idle() => stalled(Stall::Visitor),
+        () if progress.visitor_malformed() => text(
+            StatusCode::BAD_REQUEST,
+            "400 bad request: the request body is malformed",
+        ),
+        () => failed(backend, conn.peer, &e),
     })
-}
-
-/// What frps answers itself, before anything reaches the client: the https redirect, a CORS
-/// preflight, a missing or wrong password.
-fn gate<B>(
-    front: &Frontend,
-    routed: &Routed,
-    target: &Target,
-    req: &Request<B>,
-) -> Option<Response> {
-    let policy = &routed.backend.policy;
-    if policy.redirect_https && front.scheme == "http" {
-        return Some(redirect(target));
-    }
-    if let (Some(cors), true) = (&policy.cors, is_preflight(req)) {
-        return Some(match cors.preflight(req.headers()) {
-            Preflight::Allowed(headers) => {
-                let body = Empty::new().map_err(|e| match e {}).boxed();
-                let mut resp = hyper::Response::new(body);
-                *resp.status_mut() = StatusCode::NO_CONTENT;
-                resp.headers_mut().extend(headers);
-                resp
-            }
-            Preflight::Refused(why) => text(StatusCode::FORBIDDEN, &format!("cors: {why}")),
-        });
-    }
-    let mut auths = required_auths(routed).peekable();
-    auths.peek()?;
-    let given = req.headers().get(header::AUTHORIZATION);
-    if auths.all(|auth| auth.allows(given)) {
-        return None;
-    }
-    let mut resp = text(StatusCode::UNAUTHORIZED, "401 unauthorized");
-    resp.headers_mut()
-        .insert(header::WWW_AUTHENTICATE, BasicAuth::challenge());
-    Some(resp)
 }
 
 /// The answer for an exchange given up.
@@ -279,11 +272,11 @@ fn stalled(stall: Stall) -> Response {
 fn failed(backend: &HttpBackend, client: SocketAddr, e: &BackendError) -> Response {
     debug!(proxy = %backend.name, %client, error = %e, "backend failed");
     match e {
-        BackendError::Busy => text(
+        BackendError::Busy(Exhausted::Proxy) => text(
             StatusCode::SERVICE_UNAVAILABLE,
             "503 too many connections to this service",
         ),
-        BackendError::OpenTimeout => text(
+        BackendError::Busy(Exhausted::Client) | BackendError::NoStream => text(
             StatusCode::SERVICE_UNAVAILABLE,
             "503 the service's client has no free stream",
         ),
@@ -320,17 +313,8 @@ fn prepare(
     if let (true, Ok(h)) = (target.absolute, HeaderValue::from_str(&target.shown)) {
         headers.insert(header::HOST, h);
     }
-    set_forwarded(headers, how.client.ip(), front.scheme, &target.shown);
+    let host = target.forwarded_host(front.port);
+    set_forwarded(headers, how.client.ip(), front.scheme, &host);
     policy.rewrite_request(headers, how.authenticated);
     Request::from_parts(parts, RequestBody::new(body, front.body_idle))
-}
-
-/// 308 to the same URL over https.
-fn redirect(target: &Target) -> Response {
-    let mut resp = text(StatusCode::PERMANENT_REDIRECT, "308 use https");
-    let location = format!("https://{}{}", target.host, target.uri);
-    if let Ok(location) = HeaderValue::from_str(&location) {
-        resp.headers_mut().insert(header::LOCATION, location);
-    }
-    resp
 }

@@ -6,7 +6,8 @@
 use hyper::header::{self, HeaderValue};
 use hyper::{Method, Request, StatusCode, Uri};
 
-use frp_proto::vhost::path::{canonical_keeping_slashes, guard_forms, match_form};
+use frp_proto::vhost::guard::guard_forms;
+use frp_proto::vhost::path::{canonical_keeping_slashes, match_form};
 
 use crate::domains::normalize_host;
 
@@ -40,6 +41,9 @@ pub struct Target {
     pub path: String,
     /// The path as locations are matched against it (`%2F` read as `/`).
     pub match_path: String,
+    /// The spellings of the path a lenient service may serve ([`guard_forms`]): the
+    /// passwords of the locations they reach are asked for too.
+    pub guards: Vec<String>,
     /// Whether the path holds an encoded `/`, which only a proxy with
     /// `allowEncodedSlashes` accepts.
     pub encoded_slash: bool,
@@ -82,6 +86,7 @@ impl Target {
         };
         let path = canonical_keeping_slashes(raw_path).map_err(|e| bad(&e.to_string()))?;
         let match_path = match_form(&path).map_err(|e| bad(&e.to_string()))?;
+        let guards = guard_forms(&match_path).map_err(|e| bad(&e.to_string()))?;
         let pq = match req.uri().query() {
             Some(q) => format!("{path}?{q}"),
             None => path.clone(),
@@ -97,14 +102,24 @@ impl Target {
             encoded_slash: path.contains("%2F"),
             path,
             match_path,
+            guards,
             uri,
         })
     }
 
-    /// The spellings of the path a case-folding service may serve (see
-    /// [`guard_forms`]).
-    pub fn guard_forms(&self) -> Vec<String> {
-        guard_forms(&self.match_path)
+    /// The host for `X-Forwarded-Host`: the normalized host, with the port the visitor named
+    /// only when it is `listener`, the port frps was reached on (a port the visitor made up
+    /// must not reach the links a service builds from this header).
+    pub fn forwarded_host(&self, listener: u16) -> String {
+        let port = self
+            .shown
+            .rsplit_once(':')
+            .filter(|(host, _)| !host.contains(':') || host.ends_with(']'))
+            .and_then(|(_, port)| port.parse::<u16>().ok());
+        match port {
+            Some(p) if p == listener => format!("{}:{p}", self.host),
+            _ => self.host.clone(),
+        }
     }
 }
 
