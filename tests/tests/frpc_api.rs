@@ -10,7 +10,7 @@ use frp_tests::frpc_admin::{
     client_toml, json_of, proxy_in, tcp_entry, write_identity, ApiClient, RunningClient, USER,
 };
 use frp_tests::procs::fixed_port;
-use frp_tests::{eventually, init_logs, port_free, server_settings, Pki, TestServer};
+use frp_tests::{eventually, init_logs, port_free, server_settings, within, Pki, TestServer};
 use serde_json::json;
 
 const ALLOWED: std::ops::RangeInclusive<u16> = 20_000..=20_999;
@@ -65,17 +65,29 @@ async fn status_reports_the_connection_and_every_proxy() {
         (ready.status.as_u16(), json_of(&ready)["status"].as_str()),
         (200, Some("ready"))
     );
-    let metrics = client.api.get("/metrics").await;
-    assert!(
-        metrics.body.contains("\nfrpc_connected 1\n"),
-        "{}",
-        metrics.body
-    );
-    assert!(
-        metrics.body.contains("frpc_proxies{state=\"running\"} 1"),
-        "{}",
-        metrics.body
-    );
+    let metrics = client.api.get("/metrics").await.body;
+    for line in [
+        "\nfrpc_connected 1\n",
+        "frpc_proxies{state=\"running\"} 1",
+        "\nfrpc_rtt_seconds ",
+    ] {
+        assert!(metrics.contains(line), "{line}: {metrics}");
+    }
+    // Bytes per proxy, counted when a connection closes.
+    let back = frp_tests::backends::echo_once(public, b"twelve bytes").await;
+    assert_eq!(back, b"twelve bytes");
+    within("bytes counted", async {
+        loop {
+            let body = client.api.get("/metrics").await.body;
+            if body.contains("frpc_proxy_bytes_in_total{proxy=\"ssh\"} 12\n")
+                && body.contains("frpc_proxy_bytes_out_total{proxy=\"ssh\"} 12\n")
+            {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+    })
+    .await;
     client.stop().await;
     server.stop().await.expect("stop");
 }
