@@ -1,23 +1,20 @@
-//! The reconnect loop: connect, run a session, back off, again, until told to stop.
+//! The reconnect loop: connect, run a session, back off, again, until told to stop. Reloads
+//! that arrive between sessions are applied here; those during a session, by the session.
 
-use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr};
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant, SystemTime};
 
-use anyhow::Context as _;
-use frp_proto::CloseCode;
-use frp_runtime::handshake::{Problem, RefusedBy, TlsRefusal};
-use quinn::crypto::rustls::QuicClientConfig;
-use quinn::{ConnectionError, TransportErrorCode};
-use tokio::sync::watch;
+use tokio::sync::{mpsc, watch};
 use tokio_util::sync::CancellationToken;
 use tracing::{error, info, warn};
 
 use crate::backoff::Backoff;
 use crate::config::ClientSettings;
-use crate::session::{SessionEnd, SessionError};
-use crate::status::{ClientStatus, ProxyState};
+use crate::handle::{ClientHandle, Shared};
+use crate::register::{Registered, SessionError};
+use crate::reload::{restart_needed, Apply, Origin, ProxyDiff, ReloadError, ReloadReport};
+use crate::session::{Answer, Session, SessionEnd};
+use crate::status::ClientStatus;
 use crate::stream::ClientGauges;
 
 /// Why the client gave up.
@@ -34,12 +31,20 @@ pub enum ClientError {
 /// An frpc client; [`run`](Client::run) it.
 #[derive(Debug)]
 pub struct Client {
-    pub(crate) settings: Arc<ClientSettings>,
-    pub(crate) status: Arc<watch::Sender<ClientStatus>>,
-    pub(crate) gauges: ClientGauges,
-    quic: quinn::ClientConfig,
-    /// Connection attempts so far; picks which resolved address to try next.
-    attempts: AtomicUsize,
+    shared: Arc<Shared>,
+    commands: mpsc::Receiver<Apply>,
+}
+
+/// What the reconnect loop does next.
+enum Next {
+    /// Connect now; answer this reload once registered.
+    Connect(Option<Answer>),
+    /// Wait out the backoff, then connect.
+    Wait(Duration),
+    /// Serve this registered session; answer this reload.
+    Serve(Box<Registered>, Option<Answer>),
+    /// Stop with this result.
+    Stop(Result<(), ClientError>),
 }
 
 impl Client {
@@ -48,292 +53,207 @@ impl Client {
     /// # Errors
     /// Fails when the TLS config is unusable for QUIC.
     pub fn new(settings: ClientSettings) -> Result<Self, ClientError> {
-        let crypto = QuicClientConfig::try_from(Arc::clone(&settings.tls))
-            .context("tls config is not usable for quic")?;
-        let mut quic = quinn::ClientConfig::new(Arc::new(crypto));
-        quic.transport_config(settings.quic.transport_config()?);
-        let proxies = settings
-            .proxies
-            .iter()
-            .map(|p| (p.name.clone(), ProxyState::Pending))
-            .collect();
-        let status = ClientStatus {
-            proxies,
-            ..ClientStatus::default()
-        };
-        Ok(Self {
-            settings: Arc::new(settings),
-            status: Arc::new(watch::channel(status).0),
-            gauges: ClientGauges::default(),
-            quic,
-            attempts: AtomicUsize::new(0),
-        })
+        crate::dial::quic_config(&settings)?;
+        let (shared, commands) = Shared::new(settings);
+        Ok(Self { shared, commands })
     }
 
     /// Snapshots of the client's state, updated on every change.
     pub fn status(&self) -> watch::Receiver<ClientStatus> {
-        self.status.subscribe()
+        self.shared.status.subscribe()
     }
 
     /// Live counts of open streams and local connections.
     pub fn gauges(&self) -> ClientGauges {
-        self.gauges.clone()
+        self.shared.gauges.clone()
+    }
+
+    /// A handle for the admin API and signal handlers: status, settings, metrics, reloads.
+    pub fn handle(&self) -> ClientHandle {
+        ClientHandle {
+            shared: Arc::clone(&self.shared),
+        }
     }
 
     /// Connects and serves until `shutdown` is cancelled (then `Ok(())`), reconnecting with
-    /// backoff whenever the connection fails or ends.
+    /// backoff whenever the connection fails or ends, and applying reloads.
     ///
     /// # Errors
     /// [`ClientError::Permanent`] when the server refuses this client's certificate or
     /// version, or this client refuses the server's certificate.
-    pub async fn run(self, shutdown: CancellationToken) -> Result<(), ClientError> {
-        let mut backoff = Backoff::new(self.settings.backoff);
-        let mut contested = false;
-        loop {
-            let outcome = tokio::select! {
-                _ = shutdown.cancelled() => return Ok(()),
-                o = self.connect() => o,
-            };
-            let (session_result, what) = match outcome {
-                Ok((endpoint, conn)) => (
-                    self.serve(endpoint, conn, &shutdown, &mut backoff).await,
-                    "connection to server ended",
-                ),
-                Err(e) => (Err(e), "could not connect to the server"),
-            };
-            match session_result {
-                Ok(SessionEnd::Shutdown) => return Ok(()),
-                Ok(SessionEnd::Lost(reason)) => self.note_error(what, reason),
-                Err(SessionError::Permanent(reason)) => {
-                    // Said once, here: the reason names the side that refused and why.
-                    error!(%reason, "giving up: retrying cannot fix this");
-                    self.status
-                        .send_modify(|s| s.last_error = Some(reason.clone()));
-                    return Err(ClientError::Permanent(reason));
-                }
-                Err(SessionError::Transient(reason)) => self.note_error(what, reason),
-                Err(SessionError::Contested(reason)) => {
-                    error!(%reason, "the server keeps another connection with this certificate");
-                    self.note_error(what, reason);
-                    contested = true;
-                }
+    pub async fn run(mut self, shutdown: CancellationToken) -> Result<(), ClientError> {
+        let mut bounds = self.shared.current().backoff;
+        let mut backoff = Backoff::new(bounds);
+        let mut next = Next::Connect(None);
+        let result = loop {
+            // A reload may have changed the reconnect delays.
+            if self.shared.current().backoff != bounds {
+                bounds = self.shared.current().backoff;
+                backoff = Backoff::new(bounds);
             }
-            let mut delay = backoff.next_delay();
-            if std::mem::take(&mut contested) {
-                delay = delay.max(contested_delay());
+            next = match next {
+                Next::Connect(answer) => self.connect(answer, &shutdown, &mut backoff).await,
+                Next::Wait(delay) => self.wait(delay, &shutdown).await,
+                Next::Serve(reg, answer) => self.serve(*reg, answer, &shutdown, &mut backoff).await,
+                Next::Stop(result) => break result,
+            };
+        };
+        // Sessions a reload replaced finish draining (each within its grace period).
+        self.shared.background.close();
+        self.shared.background.wait().await;
+        result
+    }
+
+    /// One connection attempt with the settings in force.
+    async fn connect(
+        &mut self,
+        answer: Option<Answer>,
+        shutdown: &CancellationToken,
+        backoff: &mut Backoff,
+    ) -> Next {
+        self.shared.status.send_modify(|s| s.next_retry = None);
+        let attempt = self.shared.attempt(self.shared.current());
+        let outcome = tokio::select! {
+            _ = shutdown.cancelled() => None,
+            cmd = self.commands.recv() => {
+                answer_unconnected(answer);
+                return self.offline(cmd, shutdown).await;
             }
-            info!(retry_in = ?delay, "reconnecting");
-            tokio::select! {
-                _ = shutdown.cancelled() => return Ok(()),
-                _ = tokio::time::sleep(delay) => {}
+            r = attempt => Some(r),
+        };
+        match outcome {
+            None => {
+                answer_unconnected(answer);
+                Next::Stop(Ok(()))
+            }
+            Some(Ok(reg)) => Next::Serve(Box::new(reg), answer),
+            Some(Err(e)) => {
+                answer_unconnected(answer);
+                self.failed(e, backoff)
             }
         }
     }
 
+    /// Waits out a backoff delay; a reload cuts it short.
+    async fn wait(&mut self, delay: Duration, shutdown: &CancellationToken) -> Next {
+        info!(retry_in = ?delay, "reconnecting");
+        let at = SystemTime::now() + delay;
+        self.shared.status.send_modify(|s| s.next_retry = Some(at));
+        tokio::select! {
+            _ = shutdown.cancelled() => Next::Stop(Ok(())),
+            cmd = self.commands.recv() => self.offline(cmd, shutdown).await,
+            _ = tokio::time::sleep(delay) => Next::Connect(None),
+        }
+    }
+
+    /// Serves a registered session until it ends.
     async fn serve(
-        &self,
-        endpoint: quinn::Endpoint,
-        conn: quinn::Connection,
+        &mut self,
+        reg: Registered,
+        answer: Option<Answer>,
         shutdown: &CancellationToken,
         backoff: &mut Backoff,
-    ) -> Result<SessionEnd, SessionError> {
-        let started = std::time::Instant::now();
-        let end = crate::session::run(self, &conn, shutdown).await;
+    ) -> Next {
+        let started = Instant::now();
+        let session = Session::start(Arc::clone(&self.shared), reg, answer);
+        let end = session.run(&mut self.commands, shutdown).await;
         // Only a session that stayed up a while resets the backoff: a server that accepts and
         // then drops us at once must not make us reconnect in a tight loop.
         if started.elapsed() >= STABLE_SESSION {
             backoff.reset();
         }
-        self.status.send_modify(|s| {
-            s.connected = false;
-            s.proxies
-                .values_mut()
-                .for_each(|p| *p = ProxyState::Pending);
+        match end {
+            SessionEnd::Shutdown => Next::Stop(Ok(())),
+            SessionEnd::Lost(reason) => self.failed(SessionError::Transient(reason), backoff),
+            SessionEnd::Permanent(reason) => self.failed(SessionError::Permanent(reason), backoff),
+            SessionEnd::Contested(reason) => self.failed(SessionError::Contested(reason), backoff),
+            SessionEnd::Reconnect(answer) => Next::Connect(Some(answer)),
+            SessionEnd::Moved(reg, answer) => Next::Serve(reg, Some(answer)),
+        }
+    }
+
+    /// A connection attempt failed or a session ended with `e`.
+    fn failed(&self, e: SessionError, backoff: &mut Backoff) -> Next {
+        match e {
+            SessionError::Permanent(reason) => {
+                // Said once, here: the reason names the side that refused and why.
+                error!(%reason, "giving up: retrying cannot fix this");
+                self.shared
+                    .status
+                    .send_modify(|s| s.last_error = Some(reason.clone()));
+                Next::Stop(Err(ClientError::Permanent(reason)))
+            }
+            SessionError::Transient(reason) => {
+                self.note_error(reason);
+                Next::Wait(backoff.next_delay())
+            }
+            SessionError::Contested(reason) => {
+                error!(%reason, "the server keeps another connection with this certificate");
+                self.note_error(reason);
+                Next::Wait(backoff.next_delay().max(crate::dial::contested_delay()))
+            }
+        }
+    }
+
+    /// A reload while no session is up: a reloaded file is adopted as it is (the next
+    /// connection uses it, at once); new server settings only once they work.
+    async fn offline(&mut self, cmd: Option<Apply>, shutdown: &CancellationToken) -> Next {
+        let Some(apply) = cmd else {
+            return Next::Connect(None);
+        };
+        let old = self.shared.current();
+        let mut report = ProxyDiff::between(&old.proxies, &apply.settings.proxies).report();
+        report.restart_needed = restart_needed(&old, &apply.settings);
+        report.server_moved = !old.same_server(&apply.settings);
+        if apply.origin == Origin::Reload {
+            self.shared.adopt(&apply.settings);
+            let _ = apply.reply.send(Ok(report));
+            return Next::Connect(None);
+        }
+        let attempt = self.shared.attempt(Arc::clone(&apply.settings));
+        let outcome = tokio::select! {
+            _ = shutdown.cancelled() => None,
+            r = attempt => Some(r),
+        };
+        match outcome {
+            Some(Ok(reg)) => Next::Serve(
+                Box::new(reg),
+                Some(Answer {
+                    reply: apply.reply,
+                    report,
+                }),
+            ),
+            Some(Err(e)) => {
+                warn!(reason = %e.reason(), "new server settings failed; keeping the current ones");
+                let _ = apply
+                    .reply
+                    .send(Err(ReloadError::Server(e.reason().to_string())));
+                Next::Connect(None)
+            }
+            None => Next::Stop(Ok(())),
+        }
+    }
+
+    fn note_error(&self, reason: String) {
+        warn!(%reason, "connection to server ended");
+        self.shared.metrics.reconnected();
+        self.shared.status.send_modify(|s| {
+            s.last_error = Some(reason);
+            s.reconnects += 1;
         });
-        // Give the close a moment to reach the server so it frees our ports at once.
-        let _ = tokio::time::timeout(std::time::Duration::from_secs(1), endpoint.wait_idle()).await;
-        end
     }
+}
 
-    fn note_error(&self, what: &'static str, reason: String) {
-        warn!(%reason, "{what}");
-        self.status.send_modify(|s| s.last_error = Some(reason));
-    }
-
-    /// Resolves the server, binds a UDP socket of the same family and completes a handshake.
-    async fn connect(&self) -> Result<(quinn::Endpoint, quinn::Connection), SessionError> {
-        let s = &self.settings;
-        let transient = |e: anyhow::Error| SessionError::Transient(format!("{e:#}"));
-        let addrs: Vec<SocketAddr> =
-            tokio::net::lookup_host((s.server_host.as_str(), s.server_port))
-                .await
-                .with_context(|| format!("resolving {}:{}", s.server_host, s.server_port))
-                .map_err(transient)?
-                .collect();
-        // Each attempt takes the next address, so one unreachable address (an IPv6 one on an
-        // IPv4-only host, say) cannot hide the others.
-        let attempt = self.attempts.fetch_add(1, Ordering::Relaxed);
-        let addr = *addrs
-            .get(attempt % addrs.len().max(1))
-            .ok_or_else(|| SessionError::Transient(format!("{} has no address", s.server_host)))?;
-        let local: SocketAddr = match addr {
-            SocketAddr::V4(_) => (Ipv4Addr::UNSPECIFIED, 0).into(),
-            SocketAddr::V6(_) => (Ipv6Addr::UNSPECIFIED, 0).into(),
+/// Answers a reload that waited for a session which did not come (yet).
+fn answer_unconnected(answer: Option<Answer>) {
+    if let Some(a) = answer {
+        let report = ReloadReport {
+            connected: false,
+            ..a.report
         };
-        let socket = frp_runtime::transport::bind_udp(local).map_err(transient)?;
-        let endpoint = frp_runtime::transport::endpoint(socket, None).map_err(transient)?;
-        let connecting = endpoint
-            .connect_with(self.quic.clone(), addr, &s.server_name)
-            .map_err(|e| connect_error(addr, e))?;
-        let conn = match tokio::time::timeout(s.connect_timeout, connecting).await {
-            Ok(Ok(conn)) => conn,
-            Ok(Err(e)) => return Err(classify(&e)),
-            Err(_) => return Err(no_answer(addr, s.connect_timeout)),
-        };
-        info!(server = %addr, "connected to server");
-        Ok((endpoint, conn))
+        let _ = a.reply.send(Ok(report));
     }
 }
 
 /// A session must stay up this long before the reconnect backoff starts over.
 const STABLE_SESSION: Duration = Duration::from_secs(10);
-
-/// The least a client waits after the server refused it because another connection with its
-/// certificate is connected ([`CloseCode::IdentityInUse`]); frps stops refusing after two
-/// quiet minutes, so clients that keep trying every minute or so stay apart.
-pub(crate) const CONTESTED_WAIT: Duration = Duration::from_secs(60);
-
-/// [`CONTESTED_WAIT`] plus up to half of it again, so clients refused together spread out.
-fn contested_delay() -> Duration {
-    use rand::Rng as _;
-    CONTESTED_WAIT.mul_f64(rand::rng().random_range(1.0..=1.5))
-}
-
-/// Sorts a connection error into "retry" and "give up", with a reason in words that says
-/// which side refused.
-///
-/// Certificate and version failures and explicit refusals by the server are permanent; other
-/// TLS alerts (internal errors, decode errors) and everything else are retried.
-pub(crate) fn classify(e: &ConnectionError) -> SessionError {
-    if let Some(refusal) = TlsRefusal::of(e) {
-        let reason = refusal_words(&refusal);
-        return if refusal.is_permanent() {
-            SessionError::Permanent(reason)
-        } else {
-            SessionError::Transient(reason)
-        };
-    }
-    match e {
-        ConnectionError::ApplicationClosed(c) => {
-            let code = CloseCode::from_code(c.error_code.into_inner());
-            let reason = String::from_utf8_lossy(&c.reason);
-            match code {
-                Some(
-                    CloseCode::UnsupportedVersion | CloseCode::Unauthorized | CloseCode::Revoked,
-                ) => SessionError::Permanent(format!("server refused this client: {reason}")),
-                Some(CloseCode::IdentityInUse) => {
-                    SessionError::Contested(format!("server refused this client: {reason}"))
-                }
-                _ => SessionError::Transient(format!("server closed the connection: {reason}")),
-            }
-        }
-        ConnectionError::VersionMismatch => {
-            SessionError::Permanent("server speaks no QUIC version we support".into())
-        }
-        ConnectionError::ConnectionClosed(c)
-            if c.error_code == TransportErrorCode::CONNECTION_REFUSED =>
-        {
-            SessionError::Transient(
-                "the server is busy (too many handshakes under way) and refused the connection"
-                    .into(),
-            )
-        }
-        ConnectionError::Reset => SessionError::Transient(
-            "the server reset the connection: it restarted, or no longer knows this connection"
-                .into(),
-        ),
-        ConnectionError::TimedOut => {
-            SessionError::Transient("the server stopped answering (idle timeout)".into())
-        }
-        other => SessionError::Transient(other.to_string()),
-    }
-}
-
-/// A TLS refusal in words, naming the side that refused and the setting to look at.
-fn refusal_words(r: &TlsRefusal) -> String {
-    let p = &r.problem;
-    match (r.by, p) {
-        (RefusedBy::Us, Problem::WrongName { .. }) => format!(
-            "this client refused the server's certificate: {p}; set transport.tls.serverName \
-             to a name it is valid for"
-        ),
-        (RefusedBy::Us, Problem::UnknownCa) => format!(
-            "this client refused the server's certificate: {p} (transport.tls.trustedCaFile \
-             must be the CA that issued the server's certificate)"
-        ),
-        (RefusedBy::Us, p) if p.about_certificate() => format!(
-            "this client refused the server's certificate (checked against \
-             transport.tls.trustedCaFile): {p}"
-        ),
-        (RefusedBy::Peer, Problem::UnknownCa) => format!(
-            "the server refused this client's certificate: {p} (transport.tls.certFile must be \
-             issued by the CA the server trusts, its trustedCaFile)"
-        ),
-        (RefusedBy::Peer, p) if p.about_certificate() => {
-            format!("the server refused this client's certificate (transport.tls.certFile): {p}")
-        }
-        (RefusedBy::Us, p) => format!("this client refused the TLS handshake with the server: {p}"),
-        (RefusedBy::Peer, p) => format!("the server refused the TLS handshake: {p}"),
-    }
-}
-
-/// A connection attempt nobody answered, with where to look.
-fn no_answer(addr: SocketAddr, waited: Duration) -> SessionError {
-    SessionError::Transient(format!(
-        "no answer from {addr} within {}s: is frps running there, and does every firewall on \
-         the way let UDP port {} through?",
-        waited.as_secs_f64(),
-        addr.port()
-    ))
-}
-
-/// A connection that could not even start: a bad server name is permanent, the rest retried.
-fn connect_error(addr: SocketAddr, e: quinn::ConnectError) -> SessionError {
-    let reason = format!("cannot connect to {addr}: {e}");
-    match e {
-        quinn::ConnectError::InvalidServerName(_) | quinn::ConnectError::UnsupportedVersion => {
-            SessionError::Permanent(reason)
-        }
-        _ => SessionError::Transient(reason),
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn closed(code: u32, reason: &str) -> ConnectionError {
-        ConnectionError::ApplicationClosed(quinn::ApplicationClose {
-            error_code: quinn::VarInt::from_u32(code),
-            reason: reason.as_bytes().to_vec().into(),
-        })
-    }
-
-    #[test]
-    fn a_contested_identity_waits_a_minute_and_unknown_codes_are_retried() {
-        let code = CloseCode::IdentityInUse.code();
-        match classify(&closed(code, "identity x is already connected")) {
-            SessionError::Contested(r) => assert!(r.contains("already connected"), "{r}"),
-            other => panic!("{other:?}"),
-        }
-        assert!(matches!(
-            classify(&closed(99, "newer")),
-            SessionError::Transient(_)
-        ));
-        let delay = contested_delay();
-        assert!(
-            delay >= CONTESTED_WAIT && delay <= CONTESTED_WAIT * 3 / 2,
-            "{delay:?}"
-        );
-    }
-}

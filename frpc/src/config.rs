@@ -4,10 +4,14 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
+use frp_admin::{WebServerSection, WebServerSettings};
 use frp_proto::{ProxyKind, ProxyName, ProxySpec, VhostSpec};
-use frp_runtime::config::{error_chain, load_toml, QuicSection, TlsSection, Unsupported};
+use frp_runtime::config::{
+    error_chain, load_toml, parse_toml, QuicSection, TlsSection, Unsupported,
+};
 use frp_runtime::{ConfigError, QuicTuning};
 use serde::Deserialize;
+use sha2::{Digest as _, Sha256};
 
 use crate::backoff::BackoffSettings;
 pub use crate::config_http::{CorsSection, HeaderSection, Password};
@@ -28,6 +32,11 @@ pub struct ClientFile {
     /// `transport.*`.
     #[serde(default)]
     pub transport: ClientTransport,
+    /// `webServer.*`: the admin API.
+    #[serde(default)]
+    pub web_server: WebServerSection,
+    /// Serve Prometheus metrics on the admin server's `/metrics`.
+    pub enable_prometheus: Option<bool>,
     /// Published services.
     #[serde(default)]
     pub proxies: Vec<ProxyEntry>,
@@ -115,10 +124,6 @@ pub const UNSUPPORTED: &[Unsupported] = &[
     Unsupported {
         key: "loginFailExit",
         hint: "frpc retries while the server is unreachable and exits only on a permanent refusal",
-    },
-    Unsupported {
-        key: "webServer",
-        hint: "the client admin API is not available yet",
     },
     Unsupported {
         key: "log",
@@ -258,6 +263,43 @@ pub struct ClientSettings {
     pub local_connect_timeout: Duration,
     /// How long open streams may take to finish on shutdown.
     pub grace: Duration,
+    /// The admin web server (`[webServer]`), when `webServer.port` is set.
+    pub web: Option<WebServerSettings>,
+    /// Proxies in the file with `enabled = false`: kept, not published, shown as disabled.
+    pub disabled: Vec<LocalProxy>,
+    /// The TLS files and a digest of their contents; `None` for settings made in code.
+    pub tls_source: Option<TlsSource>,
+}
+
+/// Where the client's TLS identity was loaded from.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TlsSource {
+    /// The certificate, key and CA files.
+    pub files: frp_runtime::config::TlsFiles,
+    /// SHA-256 over the three files' contents: a reload finds renewed certificates by it.
+    pub digest: [u8; 32],
+}
+
+impl TlsSource {
+    /// The source for `files` whose contents are `pems` (certificate, key, CA).
+    pub(crate) fn new(files: frp_runtime::config::TlsFiles, pems: [&[u8]; 3]) -> Self {
+        let mut h = Sha256::new();
+        for bytes in pems {
+            h.update((bytes.len() as u64).to_be_bytes());
+            h.update(bytes);
+        }
+        Self {
+            files,
+            digest: h.finalize().into(),
+        }
+    }
+
+    fn read(files: frp_runtime::config::TlsFiles) -> Self {
+        // A file that cannot be read fails the TLS load with a better message anyway.
+        let read = |p: &Path| std::fs::read(p).unwrap_or_default();
+        let (cert, key, ca) = (read(&files.cert), read(&files.key), read(&files.ca));
+        Self::new(files, [&cert, &key, &ca])
+    }
 }
 
 impl ClientSettings {
@@ -275,6 +317,39 @@ impl ClientSettings {
             connect_timeout: Duration::from_secs(10),
             local_connect_timeout: Duration::from_secs(10),
             grace: Duration::from_secs(10),
+            web: None,
+            disabled: Vec::new(),
+            tls_source: None,
+        }
+    }
+
+    /// Validates `text` as the contents of `path` (`PUT /api/v1/config`, a proxy added
+    /// through the API), exactly as [`ClientSettings::from_file`] would.
+    ///
+    /// # Errors
+    /// A [`ConfigError`] naming the file and what is wrong.
+    pub fn from_text(path: &Path, text: &str) -> Result<Self, ConfigError> {
+        let file: ClientFile = parse_toml(path, text, UNSUPPORTED)?;
+        Self::from_parsed(path, file)
+    }
+
+    /// Whether `other` reaches the same server the same way: address, port, name, TLS
+    /// identity and QUIC tuning. Anything else can change without a new connection.
+    pub fn same_server(&self, other: &ClientSettings) -> bool {
+        let same_tls = Arc::ptr_eq(&self.tls, &other.tls)
+            || matches!((&self.tls_source, &other.tls_source), (Some(a), Some(b)) if a == b);
+        same_tls
+            && self.server_host == other.server_host
+            && self.server_port == other.server_port
+            && self.server_name == other.server_name
+            && self.quic == other.quic
+    }
+
+    /// The server as configured, `host:port`.
+    pub fn server_display(&self) -> String {
+        match self.server_host.contains(':') {
+            true => format!("[{}]:{}", self.server_host, self.server_port),
+            false => format!("{}:{}", self.server_host, self.server_port),
         }
     }
 
@@ -301,11 +376,15 @@ impl ClientSettings {
         let tls = frp_certs::load_client_tls(&files.cert, &files.key, &files.ca)
             .map_err(|e| err(format!("transport.tls: {}", error_chain(&e))))?;
         let mut s = Self::new(host, file.server_port.unwrap_or(7000), Arc::new(tls));
+        s.tls_source = Some(TlsSource::read(files));
         if let Some(name) = &file.transport.tls.server_name {
             s.server_name = name.clone();
         }
         check_server(&s).map_err(err)?;
-        s.proxies = crate::config_proxies::proxies(&file.proxies).map_err(err)?;
+        let proxies = crate::config_proxies::proxies(&file.proxies).map_err(err)?;
+        (s.proxies, s.disabled) = (proxies.enabled, proxies.disabled);
+        let prometheus = file.enable_prometheus.unwrap_or(false);
+        s.web = file.web_server.settings(path, prometheus)?;
         file.transport.quic.refuse_server_keys(path)?;
         s.quic = file.transport.quic.tuning(path, s.quic)?;
         apply_timing(&mut s, &file).map_err(err)?;
@@ -314,7 +393,7 @@ impl ClientSettings {
 }
 
 /// Refuses a server address, port or name that can never work.
-fn check_server(s: &ClientSettings) -> Result<(), String> {
+pub(crate) fn check_server(s: &ClientSettings) -> Result<(), String> {
     if s.server_host.trim().is_empty() {
         return Err("`serverAddr` is empty".into());
     }

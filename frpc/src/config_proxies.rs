@@ -7,23 +7,32 @@ use frp_proto::{encode_control, AddProxies, ControlMsg, Hello, ProxyKind, ProxyN
 
 use crate::config::{LocalProxy, ProxyEntry};
 
-/// Validates every entry; disabled ones are checked but left out.
+/// The `[[proxies]]` of a file: those to publish, and the names of the disabled ones.
+#[derive(Debug)]
+pub(crate) struct Proxies {
+    pub(crate) enabled: Vec<LocalProxy>,
+    pub(crate) disabled: Vec<LocalProxy>,
+}
+
+/// Validates every entry; disabled ones are checked but only their names kept.
 ///
 /// # Errors
 /// Names the entry and key that is wrong.
-pub(crate) fn proxies(entries: &[ProxyEntry]) -> Result<Vec<LocalProxy>, String> {
+pub(crate) fn proxies(entries: &[ProxyEntry]) -> Result<Proxies, String> {
     let mut out: Vec<LocalProxy> = Vec::new();
+    let mut disabled: Vec<LocalProxy> = Vec::new();
     for (i, e) in entries.iter().enumerate() {
         let at = format!("proxies[{i}]");
         let proxy = proxy(&at, e)?;
-        if out.iter().any(|p| p.name == proxy.name) {
+        if out.iter().chain(&disabled).any(|p| p.name == proxy.name) {
             return Err(format!(
                 "{at}.name = {:?}: another proxy has that name",
                 e.name
             ));
         }
-        if e.enabled != Some(false) {
-            out.push(proxy);
+        match e.enabled {
+            Some(false) => disabled.push(proxy),
+            _ => out.push(proxy),
         }
     }
     if out.len() > frp_proto::MAX_PROXIES {
@@ -34,7 +43,10 @@ pub(crate) fn proxies(entries: &[ProxyEntry]) -> Result<Vec<LocalProxy>, String>
         ));
     }
     fits_one_hello(&out)?;
-    Ok(out)
+    Ok(Proxies {
+        enabled: out,
+        disabled,
+    })
 }
 
 fn proxy(at: &str, e: &ProxyEntry) -> Result<LocalProxy, String> {

@@ -1,7 +1,7 @@
 //! One server-opened data stream: read its header, dial the local service, splice.
 
 use std::collections::HashMap;
-use std::sync::Arc;
+use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use frp_proto::{read_data_header, ProxyId, StreamCode};
@@ -12,6 +12,7 @@ use tokio::net::TcpStream;
 use tracing::{debug, warn};
 
 use crate::config::LocalProxy;
+use crate::handle::Shared;
 
 /// How long the server has to deliver a stream's header (it sends it in its first write).
 const HEADER_TIMEOUT: Duration = Duration::from_secs(10);
@@ -25,8 +26,9 @@ pub struct ClientGauges {
     pub local_connections: Gauge,
 }
 
-/// Proxy ids from the server's `Welcome`, mapped to the local services they reach.
-pub(crate) type Targets = Arc<HashMap<ProxyId, LocalProxy>>;
+/// Proxy ids from the server's answers, mapped to the local services they reach; a reload
+/// changes them in place.
+pub(crate) type Targets = Arc<RwLock<HashMap<ProxyId, Arc<LocalProxy>>>>;
 
 /// Serves one data stream to its end. Failures reset the stream with a code that tells the
 /// server why, so it can reset the visitor's TCP connection at once.
@@ -34,9 +36,10 @@ pub(crate) async fn handle(
     mut send: SendStream,
     mut recv: RecvStream,
     targets: Targets,
-    connect_timeout: Duration,
-    gauges: ClientGauges,
+    shared: Arc<Shared>,
 ) {
+    let gauges = &shared.gauges;
+    let connect_timeout = shared.settings.borrow().local_connect_timeout;
     let _stream = gauges.streams.enter();
     let header = match tokio::time::timeout(HEADER_TIMEOUT, read_data_header(&mut recv)).await {
         Ok(Ok(h)) => h,
@@ -50,7 +53,12 @@ pub(crate) async fn handle(
             )
         }
     };
-    let Some(target) = targets.get(&header.proxy) else {
+    let target = targets
+        .read()
+        .unwrap_or_else(|p| p.into_inner())
+        .get(&header.proxy)
+        .cloned();
+    let Some(target) = target else {
         return refuse(
             &mut send,
             &mut recv,
@@ -85,10 +93,13 @@ pub(crate) async fn handle(
     let visitor = header.visitor;
     let idle = target.idle_timeout;
     match splice_idle(tcp, send, recv, StreamCode::LocalReset, idle).await {
-        Ok(stats) => debug!(
-            proxy = %target.name, %visitor, sent = stats.tcp_to_quic, received = stats.quic_to_tcp,
-            "stream closed"
-        ),
+        Ok(stats) => {
+            shared.metrics.transferred(&target.name, stats);
+            debug!(
+                proxy = %target.name, %visitor, sent = stats.tcp_to_quic, received = stats.quic_to_tcp,
+                "stream closed"
+            );
+        }
         Err(e) => debug!(proxy = %target.name, %visitor, error = %e, "stream reset"),
     }
 }

@@ -1,5 +1,6 @@
-//! The `frpc` binary as an operator runs it: `--check` and config errors. Every config here is
-//! refused or only checked, so nothing opens a socket.
+//! The `frpc` binary as an operator runs it: `--check` and config errors (every such config is
+//! refused or only checked, so nothing opens a socket), and `frpc status` / `frpc reload`
+//! against a running frpc whose server is not there.
 
 use std::ffi::OsStr;
 use std::fs;
@@ -208,9 +209,9 @@ fn unsupported_secret_tables_are_named_without_their_values() {
     let cases = [
         ("[auth]\ntoken = \"tok-4711\"\n", "auth", "tok-4711"),
         (
-            "[webServer]\nuser = \"admin\"\npassword = \"pw-4711\"\n",
-            "webServer",
-            "pw-4711",
+            "[[visitors]]\nname = \"v\"\nsecretKey = \"sk-4711\"\n",
+            "visitors",
+            "sk-4711",
         ),
     ];
     for (table, key, secret) in cases {
@@ -245,4 +246,173 @@ fn server_only_quic_keys_are_refused_by_name() {
             ],
         );
     }
+}
+
+/// A port that was free a moment ago.
+fn free_port() -> u16 {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind :0");
+    l.local_addr().expect("addr").port()
+}
+
+/// A child process killed when dropped, so a failing test leaks none.
+struct Running(std::process::Child);
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+#[test]
+fn web_server_is_checked_and_open_addresses_need_credentials() {
+    let tmp = with_certs();
+    let with = |web: &str| format!("{}\n{web}", client_config(TLS, SSH));
+    let open = "[webServer]\naddr = \"0.0.0.0\"\nport = 7400\n";
+    let out = run(tmp.path(), "open.toml", &with(open), true);
+    assert_config_error(&out, &["open.toml", "webServer.addr", "insecureAllowOpen"]);
+    // Refused before anything binds or connects, not only by --check.
+    let out = run(tmp.path(), "open.toml", &with(open), false);
+    assert_config_error(&out, &["insecureAllowOpen"]);
+    let out = run(
+        tmp.path(),
+        "open.toml",
+        &with(&format!("{open}insecureAllowOpen = true\n")),
+        true,
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let creds = format!("{open}user = \"admin\"\npassword = \"pw-4711\"\n");
+    let out = run(tmp.path(), "creds.toml", &with(&creds), true);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let half = "[webServer]\nport = 7400\nuser = \"admin\"\n";
+    assert_config_error(
+        &run(tmp.path(), "half.toml", &with(half), true),
+        &["webServer.password"],
+    );
+    let typo = format!("{creds}prot = 1\n");
+    let out = run(tmp.path(), "typo.toml", &with(&typo), true);
+    assert_config_error(&out, &["prot"]);
+    assert!(!stderr(&out).contains("pw-4711"), "{}", stderr(&out));
+    let prom = format!("enablePrometheus = true\n{}", client_config(TLS, SSH));
+    assert_config_error(
+        &run(tmp.path(), "prom.toml", &prom, true),
+        &["enablePrometheus", "webServer.port"],
+    );
+}
+
+#[test]
+fn status_needs_a_web_server_port_and_a_running_frpc() {
+    let tmp = with_certs();
+    let path = tmp.path().join("frpc.toml");
+    fs::write(&path, client_config(TLS, SSH)).expect("write");
+    let out = frpc([OsStr::new("status"), OsStr::new("-c"), path.as_os_str()]);
+    assert_config_error(&out, &["webServer.port", "no admin API"]);
+    let web = format!("[webServer]\nport = {}\n", free_port());
+    fs::write(&path, format!("{}\n{web}", client_config(TLS, SSH))).expect("write");
+    let out = frpc([OsStr::new("reload"), OsStr::new("-c"), path.as_os_str()]);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("is the program running"),
+        "{}",
+        stderr(&out)
+    );
+}
+
+#[test]
+fn status_and_reload_show_a_frpc_waiting_for_its_server() {
+    let tmp = with_certs();
+    let path = tmp.path().join("frpc.toml");
+    let nowhere = std::net::UdpSocket::bind("127.0.0.1:0").expect("udp");
+    let udp = nowhere.local_addr().expect("addr").port();
+    drop(nowhere);
+    let off = "[[proxies]]\nname = \"off\"\ntype = \"tcp\"\nlocalPort = 23\nenabled = false\n";
+    let text = format!(
+        "serverAddr = \"127.0.0.1\"\nserverPort = {udp}\n\n[webServer]\nport = {}\n\n\
+         [transport]\nreconnectMinDelayMs = 50\nreconnectMaxDelayMs = 200\n\n{TLS}\n{SSH}\n{off}",
+        free_port()
+    );
+    fs::write(&path, &text).expect("write");
+    let child = std::process::Command::new(env!("CARGO_BIN_EXE_frpc"))
+        .arg("-c")
+        .arg(&path)
+        .env_remove("RUST_LOG")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("start frpc");
+    let _running = Running(child);
+    let status = |json: bool| {
+        let mut args = vec![OsStr::new("status"), OsStr::new("-c"), path.as_os_str()];
+        if json {
+            args.push(OsStr::new("--json"));
+        }
+        frpc(args)
+    };
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    let table = loop {
+        let out = status(false);
+        if out.status.code() == Some(0) {
+            break String::from_utf8_lossy(&out.stdout).into_owned();
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no answer: {}",
+            stderr(&out)
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    };
+    let lines: Vec<&str> = table.lines().collect();
+    let server = format!("server  127.0.0.1:{udp}  ");
+    assert!(lines[0].starts_with(&server), "{table}");
+    assert!(
+        lines[0].contains("waiting") || lines[0].contains("connecting"),
+        "{table}"
+    );
+    let rows: Vec<Vec<&str>> = lines
+        .iter()
+        .skip_while(|l| !l.starts_with("NAME"))
+        .map(|l| l.split_whitespace().collect())
+        .collect();
+    assert_eq!(
+        rows[0],
+        ["NAME", "TYPE", "STATE", "PUBLIC", "LOCAL", "DETAIL"],
+        "{table}"
+    );
+    assert_eq!(
+        rows[1],
+        ["ssh", "tcp", "pending", "-", "127.0.0.1:22"],
+        "{table}"
+    );
+    assert_eq!(
+        rows[2],
+        ["off", "tcp", "disabled", "-", "127.0.0.1:23"],
+        "{table}"
+    );
+    assert_eq!(rows.len(), 3, "{table}");
+    let json: String = String::from_utf8_lossy(&status(true).stdout).into_owned();
+    assert!(json.starts_with("{\"server\":{"), "{json}");
+    assert!(
+        json.contains("\"name\":\"ssh\",\"type\":\"tcp\",\"state\":\"pending\""),
+        "{json}"
+    );
+
+    let db = "[[proxies]]\nname = \"db\"\ntype = \"tcp\"\nlocalPort = 5432\n";
+    fs::write(&path, format!("{text}\n{db}")).expect("write");
+    let out = frpc([OsStr::new("reload"), OsStr::new("-c"), path.as_os_str()]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let said = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(
+        said,
+        format!(
+            "reloaded {}\n  added: db\n  not connected: the proxies register at the next connection\n",
+            path.display()
+        )
+    );
+    let table = String::from_utf8_lossy(&status(false).stdout).into_owned();
+    assert!(
+        table
+            .lines()
+            .any(|l| l.split_whitespace().take(3).eq(["db", "tcp", "pending"])),
+        "{table}"
+    );
 }

@@ -345,6 +345,29 @@ impl Registry {
         self.publish(&g);
     }
 
+    /// Releases what one proxy of `session` held (its `port`, if tcp, and its routes) and
+    /// drops it from the status: the client removed it (protocol minor 2).
+    pub fn proxy_withdrawn(
+        &self,
+        identity: &str,
+        session: u64,
+        name: &ProxyName,
+        port: Option<u16>,
+    ) {
+        let mut g = self.lock();
+        if let Some(port) = port {
+            if g.ports.get(&port).is_some_and(|(_, s)| *s == session) {
+                g.ports.remove(&port);
+            }
+        }
+        g.routes.release_proxy(identity, session, name);
+        let client = g.status.clients.get_mut(identity);
+        if let Some(c) = client.filter(|c| c.session == session) {
+            c.proxies.remove(name);
+        }
+        self.publish(&g);
+    }
+
     /// Releases the ports and routes older sessions of `identity` left reserved for
     /// `session`, once it has claimed its own (or its grace ran out); nothing if a newer
     /// session replaced it.

@@ -1,20 +1,21 @@
 //! One client connection: identity, the control stream, its proxies, and clean-up.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
 use frp_proto::{
-    truncate_text, AddResults, CloseCode, ControlCodec, ControlMsg, GoingAway, Hello, ProxyId,
-    ProxyName, ProxyOutcome, ProxyResult, ProxySpec, Welcome, MAX_SAFE_REASON_LEN, PROTOCOL_MINOR,
+    truncate_text, AddResults, CloseCode, ControlCodec, ControlMsg, GoingAway, Hello,
+    ProxiesClosed, ProxyClosed, ProxyId, ProxyName, ProxyOutcome, ProxyResult, ProxySpec, Welcome,
+    MAX_SAFE_REASON_LEN, PROTOCOL_MINOR,
 };
 use futures_util::{SinkExt as _, StreamExt as _};
 use quinn::{Connection, RecvStream, SendStream, VarInt};
 use rustls::pki_types::CertificateDer;
 use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
-use tokio::task::JoinSet;
+use tokio::task::{AbortHandle, JoinSet};
 use tokio_util::codec::{FramedRead, FramedWrite};
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
@@ -51,9 +52,23 @@ pub(crate) struct Session {
     pub(crate) listeners: JoinSet<()>,
     /// The connections this client's proxies may hold at once (`maxConnectionsPerClient`).
     pub(crate) budget: Arc<Budget>,
-    /// Names of the proxies asked for so far (in `Hello` and `AddProxies`), each once; their
-    /// count is what `maxPortsPerClient` bounds, and the next one gets id `len + 1`.
+    /// Names of the proxies asked for (in `Hello` and `AddProxies`) and not removed since,
+    /// each once; their count is what `maxPortsPerClient` bounds.
     asked: HashSet<ProxyName>,
+    /// The last proxy id handed out: ids are never reused within a session, so a stream
+    /// for a removed proxy can never reach the one added after it.
+    last_id: u32,
+    /// What each published proxy holds, to withdraw it alone (minor 2 `RemoveProxies`).
+    published: HashMap<ProxyName, Published>,
+    /// The client's protocol minor, from its `Hello`.
+    client_minor: u16,
+}
+
+/// What one published proxy holds besides its routes.
+#[derive(Debug)]
+struct Published {
+    /// A tcp proxy's public port and listener task.
+    listener: Option<(u16, AbortHandle)>,
 }
 
 impl Session {
@@ -98,6 +113,9 @@ impl Session {
             listeners: JoinSet::new(),
             budget,
             asked: HashSet::new(),
+            last_id: 0,
+            published: HashMap::new(),
+            client_minor: 0,
         };
         let reason = session.serve().await;
         session.withdraw().await;
@@ -117,6 +135,7 @@ impl Session {
                 return reason;
             }
         };
+        self.client_minor = hello.minor;
         let results = self.publish_all(&hello.proxies).await;
         let welcome = ControlMsg::Welcome(Welcome {
             minor: PROTOCOL_MINOR,
@@ -195,7 +214,8 @@ impl Session {
         }
     }
 
-    /// Handles one message after the `Welcome`: a `GoingAway`, or the one `AddProxies`.
+    /// Handles one message after the `Welcome`: a `GoingAway`, or `AddProxies` (once, or
+    /// any number of times and `RemoveProxies` from a client of minor 2 or later).
     ///
     /// # Errors
     /// Why the session ends: a protocol violation, or the answer could not be sent.
@@ -211,13 +231,26 @@ impl Session {
                 state.client_left = true;
                 self.withdraw().await;
             }
-            ControlMsg::AddProxies(add) if !(state.added || state.client_left) => {
+            ControlMsg::AddProxies(add) if !state.client_left && self.may_add(state) => {
                 state.added = true;
                 let results = self.publish_all(&add.proxies).await;
-                self.release_predecessors(state);
+                if !state.released {
+                    self.release_predecessors(state);
+                }
                 let answer = ControlMsg::AddResults(AddResults { results });
                 if let Err(e) = writer.send(answer).await {
                     return Err(format!("sending add-results: {e}"));
+                }
+            }
+            ControlMsg::RemoveProxies(r) if !state.client_left && self.client_minor >= 2 => {
+                let mut closed = Vec::with_capacity(r.names.len());
+                for name in r.names {
+                    let reason = self.withdraw_one(&name).await;
+                    closed.push(ProxyClosed { name, reason });
+                }
+                let answer = ControlMsg::ProxiesClosed(ProxiesClosed { closed });
+                if let Err(e) = writer.send(answer).await {
+                    return Err(format!("sending proxies-closed: {e}"));
                 }
             }
             ControlMsg::AddProxies(_) if state.client_left => {
@@ -232,6 +265,44 @@ impl Session {
             }
         }
         Ok(())
+    }
+
+    /// Whether an `AddProxies` is allowed now: the first one, or any from minor 2 on.
+    fn may_add(&self, state: &Control) -> bool {
+        !state.added || self.client_minor >= 2
+    }
+
+    /// Withdraws one proxy (minor 2 `RemoveProxies`): its listener closes and its port and
+    /// routes are released before this returns; connections already open go on. Returns the
+    /// reason for the client's `ProxiesClosed`.
+    async fn withdraw_one(&mut self, name: &ProxyName) -> String {
+        let asked = self.asked.remove(name);
+        let Some(published) = self.published.remove(name) else {
+            return match asked {
+                true => "removed by the client (it was not published)".into(),
+                false => "no proxy of that name in this session".into(),
+            };
+        };
+        let port = match published.listener {
+            Some((port, handle)) => {
+                handle.abort();
+                // The port is free once the aborted task (which owns the listener) is reaped.
+                while let Some(done) = self.listeners.join_next_with_id().await {
+                    let id = done.map_or_else(|e| e.id(), |(id, ())| id);
+                    if id == handle.id() {
+                        break;
+                    }
+                }
+                Some(port)
+            }
+            None => None,
+        };
+        let (client, session) = (&self.identity, self.id);
+        self.shared
+            .registry
+            .proxy_withdrawn(client.key(), session, name, port);
+        info!(%client, proxy = %name, "proxy removed by the client");
+        "removed by the client".into()
     }
 
     /// Releases what older sessions of this client left reserved for this one.
@@ -260,6 +331,7 @@ impl Session {
 
     /// Closes every public listener of this session and frees its ports.
     async fn withdraw(&mut self) {
+        self.published.clear();
         self.listeners.abort_all();
         while self.listeners.join_next().await.is_some() {}
         self.shared
@@ -272,7 +344,7 @@ impl Session {
         let mut results = Vec::with_capacity(specs.len());
         for spec in specs {
             let i = self.asked.len();
-            let id = ProxyId(u32::try_from(i).unwrap_or(u32::MAX).saturating_add(1));
+            let id = ProxyId(self.last_id.saturating_add(1));
             let max = self.shared.settings.max_proxies_per_client;
             let outcome = if self.asked.contains(&spec.name) {
                 Err(format!("proxy name '{}' appears twice", spec.name))
@@ -282,6 +354,7 @@ impl Session {
                 ))
             } else {
                 self.asked.insert(spec.name.clone());
+                self.last_id = id.0;
                 self.publish(spec, id).await
             };
             results.push(self.outcome(spec, id, outcome));
@@ -314,7 +387,10 @@ impl Session {
 
     async fn publish(&mut self, spec: &ProxySpec, id: ProxyId) -> Result<SocketAddr, String> {
         if spec.kind.is_vhost() {
-            return self.publish_vhost(spec, id);
+            let addr = self.publish_vhost(spec, id)?;
+            let held = Published { listener: None };
+            self.published.insert(spec.name.clone(), held);
+            return Ok(addr);
         }
         let listener = self.bind_port(spec.remote_port).await?;
         let addr = listener.local_addr().map_err(|e| e.to_string())?;
@@ -331,7 +407,11 @@ impl Session {
             share: self.budget.join(settings.max_connections_per_proxy),
             gauges: self.shared.gauges.clone(),
         };
-        self.listeners.spawn(proxy.serve());
+        let handle = self.listeners.spawn(proxy.serve());
+        let held = Published {
+            listener: Some((addr.port(), handle)),
+        };
+        self.published.insert(spec.name.clone(), held);
         Ok(addr)
     }
 
@@ -383,7 +463,7 @@ struct Control {
     client_left: bool,
     /// The client's stream ended after its `GoingAway`.
     stream_ended: bool,
-    /// The client sent its one `AddProxies`.
+    /// The client sent an `AddProxies` (a client before minor 2 sends one).
     added: bool,
     /// What older sessions of this client left reserved was released.
     released: bool,

@@ -6,6 +6,7 @@
 pub mod backends;
 pub mod deployment;
 pub mod flood;
+pub mod frpc_admin;
 pub mod http;
 pub mod kube;
 pub mod procs;
@@ -372,6 +373,11 @@ pub fn free_tcp_port() -> u16 {
 pub fn free_udp_addr() -> SocketAddr {
     let s = std::net::UdpSocket::bind((LOCALHOST, 0)).expect("bind udp :0");
     s.local_addr().expect("addr")
+}
+
+/// Whether a TCP port on loopback can be bound now (nothing holds it).
+pub fn port_free(port: u16) -> bool {
+    std::net::TcpListener::bind((LOCALHOST, port)).is_ok()
 }
 
 /// Server settings allowing exactly `ports`.

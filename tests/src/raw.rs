@@ -48,9 +48,18 @@ impl RawClient {
 
     /// Opens the control stream, sends a `Hello` with `proxies` and reads the `Welcome`.
     pub async fn welcomed(&self, proxies: Vec<ProxySpec>) -> (SendStream, ControlReader, Welcome) {
+        self.welcomed_as(PROTOCOL_MINOR, proxies).await
+    }
+
+    /// As [`RawClient::welcomed`], for a client of protocol `minor`.
+    pub async fn welcomed_as(
+        &self,
+        minor: u16,
+        proxies: Vec<ProxySpec>,
+    ) -> (SendStream, ControlReader, Welcome) {
         let (mut send, recv) = self.control().await;
         let hello = ControlMsg::Hello(Hello {
-            minor: PROTOCOL_MINOR,
+            minor,
             agent: "raw-test".into(),
             proxies,
         });

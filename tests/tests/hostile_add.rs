@@ -1,6 +1,6 @@
-//! `AddProxies` from a hand-driven client: one per session, after the `Welcome`, never after
-//! the client's `GoingAway`, and bounded with the `Hello` by `maxPortsPerClient` and by the
-//! names already asked for.
+//! `AddProxies` from a hand-driven client: after the `Welcome` (one per session from a client
+//! before minor 2), never after the client's `GoingAway`, and bounded with the `Hello` by
+//! `maxPortsPerClient` and by the names already asked for.
 
 use frp_proto::{AddProxies, CloseCode, ControlMsg, GoingAway, ProxyKind, ProxyOutcome};
 use frp_tests::raw::{encoded, next_msg, spec, RawClient};
@@ -58,12 +58,12 @@ async fn add_proxies_shares_the_hellos_names_and_budget() {
 }
 
 #[tokio::test]
-async fn a_second_add_proxies_is_a_protocol_violation() {
+async fn a_second_add_proxies_from_a_minor_one_client_is_a_protocol_violation() {
     init_logs();
     let pki = Pki::new();
     let server = server(&pki, 256);
     let raw = RawClient::connect(pki.client_tls("mallory"), server.addr).await;
-    let (mut send, mut reader, _) = raw.welcomed(Vec::new()).await;
+    let (mut send, mut reader, _) = raw.welcomed_as(1, Vec::new()).await;
     send.write_all(&add(&["web"])).await.expect("add");
     assert_eq!(reasons(next_msg(&mut reader).await), [None]);
     send.write_all(&add(&["api"])).await.expect("second add");

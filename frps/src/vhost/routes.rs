@@ -208,6 +208,16 @@ impl<H: Clone, S: Clone> RouteTable<H, S> {
         self.https.retain(|_, e| !gone(&e.owner));
     }
 
+    /// Drops every entry of proxy `proxy` of `identity`'s `session`.
+    pub fn release_proxy(&mut self, identity: &str, session: u64, proxy: &ProxyName) {
+        let gone = |o: &Owner| o.session == session && o.identity == identity && o.proxy == *proxy;
+        self.http.retain(|_, locs| {
+            locs.retain(|(_, e)| !gone(&e.owner));
+            !locs.is_empty()
+        });
+        self.https.retain(|_, e| !gone(&e.owner));
+    }
+
     /// The identities holding entries under `key`, http or https.
     fn holders(&self, key: &str) -> Vec<&str> {
         let http = self.http.get(key).into_iter().flatten();

@@ -236,6 +236,32 @@ fn newer_session_replaces_and_release_frees() {
 }
 
 #[test]
+fn one_proxy_is_released_alone_and_its_names_can_be_claimed_again() {
+    let mut t = Table::default();
+    let web = owner("alice", 3, "web");
+    let api = owner("alice", 3, "api");
+    let tls = owner("alice", 3, "tls");
+    http(&mut t, "a.example.com", &["/"], &web, "web");
+    http(&mut t, "a.example.com", &["/api"], &api, "api");
+    t.claim_https(&hosts(&["k.example.com"]), &tls, &"tls")
+        .unwrap();
+    t.release_proxy("alice", 3, &web.proxy);
+    assert_eq!(t.lookup_http("a.example.com", "/api/x").unwrap().0, "api");
+    assert!(t.lookup_http("a.example.com", "/").is_none(), "web is gone");
+    t.release_proxy("alice", 2, &api.proxy);
+    t.release_proxy("bob", 3, &api.proxy);
+    assert!(
+        t.lookup_http("a.example.com", "/api").is_some(),
+        "other owners' stay"
+    );
+    t.release_proxy("alice", 3, &tls.proxy);
+    assert_eq!(t.lookup_tls("k.example.com", none), TlsRoute::Unknown);
+    let again = owner("alice", 3, "web2");
+    http(&mut t, "a.example.com", &["/"], &again, "web2");
+    assert_eq!(t.lookup_http("a.example.com", "/").unwrap().0, "web2");
+}
+
+#[test]
 fn a_case_folding_lookup_finds_the_location_a_service_would_serve() {
     let mut t = Table::default();
     let o = owner("alice", 1, "web");

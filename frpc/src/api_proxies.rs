@@ -1,0 +1,129 @@
+//! `/api/v1/proxies`: list, create and delete proxies, written back to the config file.
+
+use frp_admin::{ApiError, ApiRequest, ApiResponse};
+use hyper::StatusCode;
+use serde::Serialize;
+
+use crate::api::{proxy_views, ClientApi, ProxyView};
+use crate::config::ProxyEntry;
+use crate::config_edit::{self, EditError};
+use crate::reload::ReloadReport;
+
+/// The answer to `POST` and `DELETE`: the reload it caused, and the proxy as it is now.
+#[derive(Debug, Serialize)]
+struct Changed {
+    reload: ReloadReport,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    proxy: Option<ProxyView>,
+}
+
+impl ClientApi {
+    /// `GET /api/v1/proxies`: every proxy with its state and its keys in the file.
+    pub(crate) fn list_proxies(&self) -> Result<ApiResponse, ApiError> {
+        let mut views = proxy_views(&self.handle.status(), &self.handle.settings());
+        let entries = self.file_entries();
+        for v in &mut views {
+            v.config = entries
+                .iter()
+                .find(|e| e.get("name").and_then(|n| n.as_str()) == Some(v.name.as_str()))
+                .cloned();
+        }
+        Ok(ApiResponse::ok(&views))
+    }
+
+    /// `GET /api/v1/proxies/{name}`.
+    pub(crate) fn get_proxy(&self, name: &str) -> Result<ApiResponse, ApiError> {
+        let mut views = proxy_views(&self.handle.status(), &self.handle.settings());
+        let Some(mut v) = views.drain(..).find(|v| v.name == name) else {
+            return Err(ApiError::not_found(format!("no proxy named {name:?}")));
+        };
+        let entries = self.file_entries();
+        v.config = entries
+            .into_iter()
+            .find(|e| e.get("name").and_then(|n| n.as_str()) == Some(name));
+        Ok(ApiResponse::ok(&v))
+    }
+
+    /// `POST /api/v1/proxies`: one proxy as frpc.toml's keys in JSON, validated as the file
+    /// would be, written to it and registered. `201`, `400`, or `409` for a name in use.
+    pub(crate) async fn add_proxy(&self, req: &ApiRequest) -> Result<ApiResponse, ApiError> {
+        let body: serde_json::Value = req.json()?;
+        let Some(entry) = body.as_object() else {
+            return Err(ApiError::bad_request(
+                "the body must be a JSON object of [[proxies]] keys",
+            ));
+        };
+        // The same keys and types as in the file, reported by their names.
+        let parsed: ProxyEntry = serde_json::from_value(body.clone())
+            .map_err(|e| ApiError::bad_request(format!("invalid proxy: {e}")))?;
+        let _one = self.changing.lock().await;
+        let text = self.read()?;
+        if config_edit::proxy_names(&text)
+            .map_err(edit_error)?
+            .contains(&parsed.name)
+        {
+            return Err(ApiError::conflict(format!(
+                "a proxy named {:?} exists",
+                parsed.name
+            )));
+        }
+        let new_text = config_edit::add_proxy(&text, entry).map_err(edit_error)?;
+        let settings = self.validate(&new_text)?;
+        self.write(&new_text)?;
+        let reload = self.apply(settings).await?;
+        let proxy = proxy_views(&self.handle.status(), &self.handle.settings())
+            .into_iter()
+            .find(|v| v.name == parsed.name);
+        Ok(ApiResponse::json(
+            StatusCode::CREATED,
+            &Changed { reload, proxy },
+        ))
+    }
+
+    /// `DELETE /api/v1/proxies/{name}`: removed from the file and withdrawn. `404` for a name
+    /// the file does not have.
+    pub(crate) async fn delete_proxy(&self, name: &str) -> Result<ApiResponse, ApiError> {
+        let _one = self.changing.lock().await;
+        let text = self.read()?;
+        let new_text = match config_edit::remove_proxy(&text, name) {
+            Err(EditError::NotFound(_)) => {
+                return Err(ApiError::not_found(format!("no proxy named {name:?}")))
+            }
+            other => other.map_err(edit_error)?,
+        };
+        let settings = self.validate(&new_text)?;
+        self.write(&new_text)?;
+        let reload = self.apply(settings).await?;
+        Ok(ApiResponse::ok(&Changed {
+            reload,
+            proxy: None,
+        }))
+    }
+
+    /// The `[[proxies]]` entries of the file as JSON, secrets redacted; none if it does not
+    /// parse (the status still lists the running proxies).
+    fn file_entries(&self) -> Vec<serde_json::Value> {
+        let Ok(text) = self.read() else {
+            return Vec::new();
+        };
+        let Ok(table) = toml::from_str::<toml::Table>(&text) else {
+            return Vec::new();
+        };
+        let Some(list) = table.get("proxies").and_then(toml::Value::as_array) else {
+            return Vec::new();
+        };
+        list.iter()
+            .filter_map(|v| {
+                let mut json = serde_json::to_value(v).ok()?;
+                if let Some(pw) = json.get_mut("httpPassword") {
+                    *pw = serde_json::Value::String("<redacted>".into());
+                }
+                Some(json)
+            })
+            .collect()
+    }
+}
+
+fn edit_error(e: EditError) -> ApiError {
+    ApiError::bad_request(format!("the config file cannot be edited: {e}"))
+}
