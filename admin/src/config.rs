@@ -102,6 +102,38 @@ impl WebServerSettings {
     }
 }
 
+/// `[webServer]` and `enablePrometheus` of the config file at `config`, for a command that
+/// calls the running `program`'s admin API (`frpc status`, `frps status`). Only that section
+/// is read (not the certificates, nor the proxies), so a reload can be asked for a file with
+/// mistakes elsewhere.
+///
+/// # Errors
+/// The file cannot be read or is not TOML, the section is invalid, or it sets no port.
+pub fn web_settings_of(config: &Path, program: &str) -> Result<WebServerSettings, String> {
+    let text = std::fs::read_to_string(config)
+        .map_err(|e| format!("{}: cannot read file: {e}", config.display()))?;
+    let table: toml::Table = toml::from_str(&text)
+        .map_err(|e| format!("{}: invalid TOML: {}", config.display(), e.message()))?;
+    let section: WebServerSection = match table.get("webServer") {
+        Some(v) => v.clone().try_into().map_err(|e: toml::de::Error| {
+            format!("{}: webServer: {}", config.display(), e.message())
+        })?,
+        None => WebServerSection::default(),
+    };
+    let prometheus = table
+        .get("enablePrometheus")
+        .and_then(toml::Value::as_bool)
+        .unwrap_or(false);
+    match section.settings(config, prometheus) {
+        Ok(Some(s)) => Ok(s),
+        Ok(None) => Err(format!(
+            "{}: `webServer.port` is not set, so {program} serves no admin API to ask",
+            config.display()
+        )),
+        Err(e) => Err(e.to_string()),
+    }
+}
+
 impl WebServerSection {
     /// Validates the section; `None` when the admin server is off (no port).
     ///

@@ -18,11 +18,12 @@
 
 pub mod api;
 mod auth;
+pub mod cli;
 pub mod client;
 pub mod config;
 pub mod process;
 mod server;
 
 pub use api::{ApiError, ApiRequest, ApiResponse, Handler};
-pub use config::{Credentials, WebServerSection, WebServerSettings};
+pub use config::{web_settings_of, Credentials, WebServerSection, WebServerSettings};
 pub use server::{AdminServer, CONTENT_SECURITY_POLICY};

@@ -4,10 +4,9 @@
 use std::path::Path;
 use std::process::ExitCode;
 
-use frp_admin::client::{AdminClient, Answer};
-use frp_admin::{WebServerSection, WebServerSettings};
-use frp_runtime::config::EXIT_CONFIG;
-use hyper::{Method, StatusCode};
+use frp_admin::cli::table;
+use frp_admin::client::Answer;
+use hyper::Method;
 
 use crate::api::{StatusView, PREFIX};
 use crate::reload::ReloadReport;
@@ -25,65 +24,13 @@ pub enum Call {
 /// with `json`); returns the exit status (0 done, 1 no answer or an error answer, 64 no
 /// usable `[webServer]`).
 pub fn run(call: Call, json: bool, config: &Path) -> ExitCode {
-    let settings = match web_settings(config) {
-        Ok(s) => s,
-        Err(e) => {
-            eprintln!("error: {e}");
-            return ExitCode::from(EXIT_CONFIG as u8);
-        }
-    };
-    let runtime = match frp_runtime::program::runtime(1) {
-        Ok(r) => r,
-        Err(e) => {
-            eprintln!("error: starting runtime: {e}");
-            return ExitCode::FAILURE;
-        }
-    };
     let (method, path) = match call {
         Call::Status => (Method::GET, "status"),
         Call::Reload => (Method::POST, "reload"),
     };
-    let answer = runtime.block_on(async {
-        let client = AdminClient::new(&settings)?;
-        client.call(method, &format!("{PREFIX}/{path}"), None).await
-    });
-    match answer {
-        Ok(a) if a.status == StatusCode::OK => print(call, json, &a, config),
-        Ok(a) => {
-            eprintln!("error: {} ({})", a.error_text(), a.status);
-            ExitCode::FAILURE
-        }
-        Err(e) => {
-            eprintln!("error: {e:#}");
-            ExitCode::FAILURE
-        }
-    }
-}
-
-/// `[webServer]` of the config file. Only that section is read (not the certificates, nor
-/// the proxies), so `frpc reload` can ask the running frpc to check a file with mistakes.
-fn web_settings(config: &Path) -> Result<WebServerSettings, String> {
-    let text = std::fs::read_to_string(config)
-        .map_err(|e| format!("{}: cannot read file: {e}", config.display()))?;
-    let table: toml::Table = toml::from_str(&text)
-        .map_err(|e| format!("{}: invalid TOML: {}", config.display(), e.message()))?;
-    let section: WebServerSection = match table.get("webServer") {
-        Some(v) => v.clone().try_into().map_err(|e: toml::de::Error| {
-            format!("{}: webServer: {}", config.display(), e.message())
-        })?,
-        None => WebServerSection::default(),
-    };
-    let prometheus = table
-        .get("enablePrometheus")
-        .and_then(toml::Value::as_bool)
-        .unwrap_or(false);
-    match section.settings(config, prometheus) {
-        Ok(Some(s)) => Ok(s),
-        Ok(None) => Err(format!(
-            "{}: `webServer.port` is not set, so frpc serves no admin API to ask",
-            config.display()
-        )),
-        Err(e) => Err(e.to_string()),
+    match frp_admin::cli::call(config, "frpc", method, &format!("{PREFIX}/{path}")) {
+        Ok(answer) => print(call, json, &answer, config),
+        Err(status) => status,
     }
 }
 
@@ -145,27 +92,6 @@ pub fn status_table(s: &StatusView) -> String {
         ]);
     }
     out + &table(&rows)
-}
-
-/// Rows as left-aligned columns.
-fn table<const N: usize>(rows: &[[String; N]]) -> String {
-    let mut widths = [0; N];
-    for row in rows {
-        for (w, cell) in widths.iter_mut().zip(row) {
-            *w = (*w).max(cell.chars().count());
-        }
-    }
-    let mut out = String::new();
-    for row in rows {
-        let cells: Vec<String> = row
-            .iter()
-            .zip(widths)
-            .map(|(c, w)| format!("{c:<w$}"))
-            .collect();
-        out += cells.join("  ").trim_end();
-        out.push('\n');
-    }
-    out
 }
 
 /// What a reload changed, one line per kind of change.

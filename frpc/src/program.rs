@@ -7,9 +7,7 @@ use std::sync::Arc;
 
 use frp_admin::{AdminServer, Handler};
 use frp_runtime::shutdown::{log_ignored, Signal};
-use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
-use tracing::{error, info};
 
 use crate::api::ClientApi;
 use crate::config::ClientSettings;
@@ -86,7 +84,11 @@ impl Program {
 pub async fn run(config: &Path, settings: ClientSettings) -> Result<(), ClientError> {
     let shutdown = CancellationToken::new();
     let program = Program::new(config, settings)?;
-    let reload = reload_task(program.api(), shutdown.clone());
+    let api = program.api();
+    let reload = frp_runtime::shutdown::reload_on_poke(shutdown.clone(), move || {
+        let api = Arc::clone(&api);
+        async move { api.reload().await.map(drop).map_err(|e| e.message) }
+    });
     let on_signal = move |signal: Signal| match signal {
         // A reload already waiting covers this one too.
         Signal::Hangup => {
@@ -99,23 +101,4 @@ pub async fn run(config: &Path, settings: ClientSettings) -> Result<(), ClientEr
     // systemd's Type=notify: ready once it dials (the server may be down at boot).
     frp_runtime::notify::ready();
     program.run(shutdown).await
-}
-
-/// A task that rereads the config file each time it is poked; a file that does not validate
-/// is refused and the running config stays.
-fn reload_task(api: Arc<ClientApi>, stop: CancellationToken) -> mpsc::Sender<()> {
-    let (poke, mut poked) = mpsc::channel(1);
-    tokio::spawn(async move {
-        loop {
-            tokio::select! {
-                _ = stop.cancelled() => break,
-                got = poked.recv() => if got.is_none() { break },
-            }
-            info!("SIGHUP: rereading the config file");
-            if let Err(e) = api.reload().await {
-                error!(error = %e.message, "config not reloaded; the running one stays");
-            }
-        }
-    });
-    poke
 }

@@ -163,3 +163,27 @@ mod imp {
         Ok(())
     }
 }
+
+/// A task that runs `reload` each time it is poked (wire the sender to SIGHUP), one at a
+/// time: a poke while one runs makes one more run, further pokes are folded into it. An error
+/// is logged, never fatal: the running configuration stays. It ends with `stop`.
+pub fn reload_on_poke<F, Fut>(stop: CancellationToken, reload: F) -> tokio::sync::mpsc::Sender<()>
+where
+    F: Fn() -> Fut + Send + 'static,
+    Fut: std::future::Future<Output = Result<(), String>> + Send,
+{
+    let (poke, mut poked) = tokio::sync::mpsc::channel(1);
+    tokio::spawn(async move {
+        loop {
+            tokio::select! {
+                _ = stop.cancelled() => break,
+                got = poked.recv() => if got.is_none() { break },
+            }
+            tracing::info!("SIGHUP: rereading the config file");
+            if let Err(e) = reload().await {
+                tracing::error!(signal = "SIGHUP", error = %e, "config not reloaded; the running one stays");
+            }
+        }
+    });
+    poke
+}
