@@ -107,6 +107,24 @@ impl ProxyDiff {
         d
     }
 
+    /// Adds to `added` the proxies of `new` that are unchanged but not registered (the
+    /// server refused or withdrew them): a reload asks for them again.
+    pub(crate) fn retry_unregistered(
+        &mut self,
+        new: &[LocalProxy],
+        registered: impl Fn(&ProxyName) -> bool,
+    ) {
+        let listed = |d: &Self, n: &ProxyName| {
+            let mut all = d.added.iter().chain(&d.changed);
+            all.any(|p| p.name == *n)
+        };
+        for p in new {
+            if !registered(&p.name) && !listed(self, &p.name) {
+                self.added.push(p.clone());
+            }
+        }
+    }
+
     /// Whether the server must be told: something is added, removed or registered anew.
     pub(crate) fn registers(&self) -> bool {
         !(self.removed.is_empty() && self.added.is_empty() && self.changed.is_empty())

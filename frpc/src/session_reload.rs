@@ -98,7 +98,9 @@ impl Session {
     /// otherwise updates local targets in place and registers what changed.
     pub(crate) async fn on_apply(&mut self, apply: Apply) -> Applied {
         let new = Arc::clone(&apply.settings);
-        let mut report = ProxyDiff::between(&self.settings.proxies, &new.proxies).report();
+        let mut diff = ProxyDiff::between(&self.settings.proxies, &new.proxies);
+        diff.retry_unregistered(&new.proxies, |n| self.ids.contains_key(n));
+        let mut report = diff.report();
         report.restart_needed = restart_needed(&self.settings, &new);
         if !self.settings.same_server(&new) {
             report.server_moved = true;
@@ -118,7 +120,6 @@ impl Session {
             }));
             return Applied::Done;
         }
-        let diff = ProxyDiff::between(&self.settings.proxies, &new.proxies);
         self.retarget(&diff.retargeted);
         self.settings = Arc::clone(&new);
         self.shared.adopt(&new);
