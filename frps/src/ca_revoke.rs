@@ -61,25 +61,25 @@ pub fn certificate_path(target: &str, dir: &Path) -> PathBuf {
 pub fn revoke(cert_file: &Path, list: &Path) -> anyhow::Result<Revoked> {
     let certs = frp_certs::load_certs(cert_file)?;
     let cert = certs.first().context("no certificate")?;
+    revoke_certificate(cert, &cert_file.display().to_string(), list)
+}
+
+/// Adds `cert` (`what` names it in messages) to the list at `list`, as [`revoke`] does.
+///
+/// # Errors
+/// As [`revoke`].
+pub fn revoke_certificate(
+    cert: &CertificateDer<'_>,
+    what: &str,
+    list: &Path,
+) -> anyhow::Result<Revoked> {
     if frp_certs::is_ca(cert)? {
         bail!(
-            "{} is a CA certificate: revoking it here would not stop its clients; make a new \
-             CA with `frps ca init --force` instead",
-            cert_file.display()
+            "{what} is a CA certificate: revoking it here would not stop its clients; make a \
+             new CA with `frps ca init --force` instead"
         );
     }
-    let list = real_path(list)?;
-    let old = match fs::read_to_string(&list) {
-        Ok(text) => Some(text),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
-        Err(e) => return Err(e).with_context(|| format!("reading {}", list.display())),
-    };
-    let current = Revocations::parse(old.as_deref().unwrap_or_default()).map_err(|e| {
-        anyhow::anyhow!(
-            "{}: {e}; fix the list first (frps refuses a list that does not parse)",
-            list.display()
-        )
-    })?;
+    let (list, old, current) = read_list(list)?;
     let revoked = Revoked {
         subject: frp_certs::subject(cert)?,
         fingerprint: frp_certs::fingerprint(cert),
@@ -94,28 +94,78 @@ pub fn revoke(cert_file: &Path, list: &Path) -> anyhow::Result<Revoked> {
     Ok(revoked)
 }
 
+/// Adds one entry as the list's format takes it (a serial or a SHA-256 fingerprint, see
+/// [`crate::revocation`]) to the list at `list`; returns the entry as the list now reads it
+/// (`serial=...` or `sha256=...`) and whether it was there already (nothing written).
+///
+/// # Errors
+/// When `entry` is not one entry, or the list cannot be read, parsed or written.
+pub fn revoke_entry(entry: &str, list: &Path) -> anyhow::Result<(String, bool)> {
+    let entry = entry.trim();
+    if entry.contains(['\n', '\r', '#']) {
+        bail!("an entry is one serial or fingerprint, without line breaks or comments");
+    }
+    let parsed = Revocations::parse(entry).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let name = match parsed.entries().as_slice() {
+        [one] => one.clone(),
+        _ => bail!("expected a serial or a SHA-256 fingerprint"),
+    };
+    let (list, old, current) = read_list(list)?;
+    if current.includes(&parsed) {
+        return Ok((name, true));
+    }
+    let today = time::OffsetDateTime::now_utc().date();
+    let text = with_line(old.as_deref(), &format!("{name}  # revoked {today}"));
+    replace(&list, &text)?;
+    Ok((name, false))
+}
+
+/// The list at `path` (links resolved): its text, if it exists, and its entries.
+fn read_list(path: &Path) -> anyhow::Result<(PathBuf, Option<String>, Revocations)> {
+    let list = real_path(path)?;
+    let old = match fs::read_to_string(&list) {
+        Ok(text) => Some(text),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
+        Err(e) => return Err(e).with_context(|| format!("reading {}", list.display())),
+    };
+    let current = Revocations::parse(old.as_deref().unwrap_or_default()).map_err(|e| {
+        anyhow::anyhow!(
+            "{}: {e}; fix the list first (frps refuses a list that does not parse)",
+            list.display()
+        )
+    })?;
+    Ok((list, old, current))
+}
+
 /// `old` (or a header for a new list) followed by the entry for `cert`.
 fn appended(
     old: Option<&str>,
     cert: &CertificateDer<'_>,
     entry: &Revoked,
 ) -> anyhow::Result<String> {
+    let serial = frp_certs::serial_hex(cert)?;
+    let today = time::OffsetDateTime::now_utc().date();
+    let line = format!(
+        "{}  # {}, serial {serial}, revoked {today}",
+        entry.fingerprint, entry.subject
+    );
+    Ok(with_line(old, &line))
+}
+
+/// `old` (or a header for a new list) followed by `line`.
+fn with_line(old: Option<&str>, line: &str) -> String {
     let mut text = match old {
         Some(old) => old.to_string(),
         None => "# Certificates frps refuses: one SHA-256 fingerprint or serial per line.\n\
-                 # Written by `frps ca revoke`; frps rereads it on SIGHUP.\n"
+                 # Written by `frps ca revoke` and the admin API; frps rereads it on SIGHUP.\n"
             .to_string(),
     };
     if !text.is_empty() && !text.ends_with('\n') {
         text.push('\n');
     }
-    let serial = frp_certs::serial_hex(cert)?;
-    let today = time::OffsetDateTime::now_utc().date();
-    text.push_str(&format!(
-        "{}  # {}, serial {serial}, revoked {today}\n",
-        entry.fingerprint, entry.subject
-    ));
-    Ok(text)
+    text.push_str(line);
+    text.push('\n');
+    text
 }
 
 /// `path` with symbolic links resolved when it exists, so a linked list stays linked.

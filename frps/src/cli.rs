@@ -10,12 +10,19 @@ use frp_runtime::logging::LogFormat;
 #[command(name = "frps", version, about, long_about = None)]
 #[command(
     after_help = "Start here:\n  frps ca init --dir certs --name vps.example.com\n  \
-    frps ca issue node1 --dir certs\n  frps -c frps.toml\n\nLog levels come from RUST_LOG \
+    frps ca issue node1 --dir certs\n  frps -c frps.toml\n  frps status -c frps.toml\n\nSIGHUP rereads the config \
+    file. Log levels come from RUST_LOG \
     (e.g. RUST_LOG=frps=debug). Config errors exit with status 64."
 )]
 pub struct Cli {
-    /// Config file (frp key names: bindPort, allowPorts, vhostHTTPPort, allowDomains, transport.tls.*, [[clients]]).
-    #[arg(short, long, value_name = "FILE", default_value = "frps.toml")]
+    /// Config file (frp key names: bindPort, allowPorts, vhostHTTPPort, allowDomains, transport.tls.*, [[clients]], webServer.*).
+    #[arg(
+        short,
+        long,
+        value_name = "FILE",
+        default_value = "frps.toml",
+        global = true
+    )]
     pub config: PathBuf,
     /// Validate the config (including the certificates) and exit.
     #[arg(long)]
@@ -39,6 +46,17 @@ pub enum Command {
     /// Make and manage the deployment's certificate authority.
     #[command(subcommand)]
     Ca(CaCommand),
+    /// Show the running frps's clients and proxies (asks its admin API, `[webServer]` in
+    /// the config file).
+    Status(StatusArgs),
+}
+
+/// Arguments of `frps status`.
+#[derive(Debug, Args)]
+pub struct StatusArgs {
+    /// Print the API's JSON instead of tables.
+    #[arg(long)]
+    pub json: bool,
 }
 
 /// `frps ca ...`.

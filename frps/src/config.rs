@@ -6,7 +6,10 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
-use frp_runtime::config::{error_chain, load_toml, resolve, QuicSection, TlsSection, Unsupported};
+use frp_admin::{WebServerSection, WebServerSettings};
+use frp_runtime::config::{
+    error_chain, load_toml, parse_toml, resolve, QuicSection, TlsSection, Unsupported,
+};
 use frp_runtime::handshake::HandshakeLimits;
 use frp_runtime::transport::EndpointSecret;
 use frp_runtime::{ConfigError, QuicTuning};
@@ -98,6 +101,11 @@ pub struct ServerFile {
     /// Per-identity settings.
     #[serde(default)]
     pub clients: Vec<ClientEntry>,
+    /// `webServer.*`: the admin API (off unless `webServer.port` is set).
+    #[serde(default)]
+    pub web_server: WebServerSection,
+    /// Serve Prometheus metrics on the admin server's `/metrics`.
+    pub enable_prometheus: Option<bool>,
 }
 
 /// `transport` in frps.toml.
@@ -132,8 +140,6 @@ pub const UNSUPPORTED: &[Unsupported] = &[
     Unsupported { key: "quicBindPort", hint: "bindPort already is the QUIC (UDP) port" },
     Unsupported { key: "tcpmuxHTTPConnectPort", hint: "tcpmux is not supported; use tcp proxies" },
     Unsupported { key: "custom404Page", hint: "frps answers unknown hosts with its own short 404 page" },
-    Unsupported { key: "webServer", hint: "the dashboard and admin API are not available yet" },
-    Unsupported { key: "enablePrometheus", hint: "metrics are not available yet" },
     Unsupported { key: "log", hint: "logs go to stderr; set the level with RUST_LOG and the format with --log-format" },
     Unsupported { key: "httpPlugins", hint: "server plugins are not supported" },
     Unsupported { key: "sshTunnelGateway", hint: "not supported" },
@@ -194,6 +200,8 @@ pub struct ServerSettings {
     pub vhost: VhostSettings,
     /// Who may claim which domains.
     pub domains: DomainPolicy,
+    /// The admin web server (`[webServer]`), when `webServer.port` is set.
+    pub web: Option<WebServerSettings>,
 }
 
 impl ServerSettings {
@@ -220,6 +228,7 @@ impl ServerSettings {
             revoked: Revocations::default(),
             vhost: VhostSettings::default(),
             domains: DomainPolicy::default(),
+            web: None,
         }
     }
 
@@ -229,6 +238,15 @@ impl ServerSettings {
     /// A [`ConfigError`] naming the file and what is wrong.
     pub fn from_file(path: &Path) -> Result<Self, ConfigError> {
         let file: ServerFile = load_toml(path, UNSUPPORTED)?;
+        Self::from_parsed(path, file)
+    }
+
+    /// Validates `text` as the contents of the file at `path` (a reload reads it once).
+    ///
+    /// # Errors
+    /// A [`ConfigError`] naming the file and what is wrong.
+    pub fn from_text(path: &Path, text: &str) -> Result<Self, ConfigError> {
+        let file: ServerFile = parse_toml(path, text, UNSUPPORTED)?;
         Self::from_parsed(path, file)
     }
 
@@ -258,6 +276,8 @@ impl ServerSettings {
         s.vhost = vhost_settings(path, &file).map_err(err)?;
         s.domains = domain_policy(&file).map_err(err)?;
         check_subdomain_host(&s.vhost, &s.domains).map_err(err)?;
+        let prometheus = file.enable_prometheus.unwrap_or(false);
+        s.web = file.web_server.settings(path, prometheus)?;
         if let Some(list) = &file.revocation_file {
             let list = resolve(path, list);
             s.revoked =

@@ -14,6 +14,7 @@
 //! chosen by name ([`vhost`]); the names a client may claim are deny-by-default like ports
 //! ([`domains`]).
 
+pub mod admin;
 mod admission;
 pub mod budget;
 pub mod ca_revoke;
@@ -29,10 +30,14 @@ pub mod registry;
 pub mod revocation;
 mod server;
 mod session;
+mod session_publish;
 mod session_vhost;
+pub mod stats;
+pub mod status;
 pub mod takeover;
 pub mod vhost;
 
+pub use admin::ServerApi;
 pub use admission::{HandshakeCounts, HandshakeStats};
 pub use config::ServerSettings;
 pub use gauges::ServerGauges;

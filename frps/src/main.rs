@@ -1,11 +1,14 @@
 //! The `frps` binary: parse arguments, load config, wire signals, run the library.
 
+use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::Arc;
 
 use clap::Parser as _;
+use frp_admin::{AdminServer, Handler};
 use frp_runtime::shutdown::{log_ignored, Signal};
 use frps::cli::{CaCommand, CaRevoke, Cli, Command};
-use frps::{Reloader, Server, ServerSettings};
+use frps::{Server, ServerSettings};
 use tokio_util::sync::CancellationToken;
 
 fn main() -> ExitCode {
@@ -13,6 +16,7 @@ fn main() -> ExitCode {
     frp_runtime::logging::init(cli.log_format);
     match cli.command {
         Some(Command::Ca(ca)) => run_ca(ca),
+        Some(Command::Status(a)) => frps::status::run(a.json, &cli.config),
         None => serve(&cli),
     }
 }
@@ -63,7 +67,8 @@ fn revoke(a: &CaRevoke) -> ExitCode {
             println!("appended to {}", r.list.display());
             println!(
                 "frps applies it on SIGHUP (kill -HUP <frps pid>) when revocationFile in \
-                 frps.toml names that file; clients using the certificate are then disconnected"
+                 frps.toml names that file; clients using the certificate are then disconnected \
+                 (POST /api/v1/revocations on the admin API writes and applies in one step)"
             );
             ExitCode::SUCCESS
         }
@@ -76,13 +81,14 @@ fn revoke(a: &CaRevoke) -> ExitCode {
 
 fn serve(cli: &Cli) -> ExitCode {
     let load = ServerSettings::from_file;
+    let config = cli.config.clone();
     frp_runtime::program::run_with_config(
         &cli.config,
         cli.check,
         cli.threads,
         load,
         |settings| async {
-            match run(settings).await {
+            match run(config, settings).await {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(e) => {
                     tracing::error!(error = format!("{e:#}"), "frps failed");
@@ -93,31 +99,39 @@ fn serve(cli: &Cli) -> ExitCode {
     )
 }
 
-async fn run(settings: ServerSettings) -> anyhow::Result<()> {
+/// The server, its admin server (`[webServer]`) and a reload of `config` on SIGHUP, until
+/// SIGINT or SIGTERM (a second one exits at once).
+async fn run(config: PathBuf, settings: ServerSettings) -> anyhow::Result<()> {
     let token = CancellationToken::new();
-    let has_list = settings.revocation_file.is_some();
+    let web = settings.web.clone();
     let server = Server::bind(settings)?;
-    let reloader = server.reloader();
-    frp_runtime::shutdown::handle_signals(token.clone(), move |signal| {
-        on_signal(signal, &reloader, has_list);
+    let api = server.api(Some(config))?;
+    let admin = match web {
+        Some(web) => {
+            let metrics = web.prometheus.then(|| api.metrics_registry());
+            let handler: Arc<dyn Handler> = Arc::clone(&api) as Arc<dyn Handler>;
+            Some(AdminServer::bind(web, handler, metrics)?)
+        }
+        None => None,
+    };
+    let reload = frp_runtime::shutdown::reload_on_poke(token.clone(), move || {
+        let api = Arc::clone(&api);
+        async move { api.reload().await.map(drop).map_err(|e| e.message) }
+    });
+    frp_runtime::shutdown::handle_signals(token.clone(), move |signal| match signal {
+        // A reload already waiting covers this one too.
+        Signal::Hangup => {
+            let _ = reload.try_send(());
+        }
+        Signal::User1 | Signal::User2 => log_ignored(signal, "frps gives it no meaning"),
     })?;
     frp_runtime::notify::ready();
-    server.run(token).await
-}
-
-/// SIGHUP rereads the revocation list; SIGUSR1 and SIGUSR2 have no use yet.
-fn on_signal(signal: Signal, reloader: &Reloader, has_list: bool) {
-    match signal {
-        Signal::Hangup if has_list => {
-            if let Err(e) = reloader.reload() {
-                tracing::error!(
-                    signal = signal.name(),
-                    error = %e,
-                    "revocation list not reloaded; the old one stays in force"
-                );
-            }
-        }
-        Signal::Hangup => log_ignored(signal, "no revocationFile to reload"),
-        Signal::User1 | Signal::User2 => log_ignored(signal, "frps gives it no meaning"),
+    let stop_admin = CancellationToken::new();
+    let admin = admin.map(|a| tokio::spawn(a.run(stop_admin.clone())));
+    let result = server.run(token).await;
+    stop_admin.cancel();
+    if let Some(task) = admin {
+        let _ = task.await;
     }
+    result
 }

@@ -14,7 +14,7 @@ use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
 use frp_proto::{encode_data_header, DataHeader, ProxyId, ProxyName, StreamCode};
-use frp_runtime::splice::{reset_tcp, splice};
+use frp_runtime::splice::{reset_tcp, splice_with, Options};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio_util::task::TaskTracker;
@@ -22,6 +22,7 @@ use tracing::{debug, warn};
 
 use crate::budget::{Share, Ticket};
 use crate::gauges::ServerGauges;
+use crate::stats::ProxyStats;
 use crate::vhost::io::{Admission, Slot};
 
 /// Room for the data header and the visitor's first bytes, sent in one write.
@@ -54,6 +55,8 @@ pub struct TcpProxy {
     pub share: Share,
     /// The server's resource counters.
     pub gauges: ServerGauges,
+    /// What this proxy carried, counted live.
+    pub stats: Arc<ProxyStats>,
 }
 
 impl TcpProxy {
@@ -102,6 +105,7 @@ impl TcpProxy {
             permit: Some(permit),
             _held: (ticket, Some(slot)),
             gauges: self.gauges.clone(),
+            stats: Arc::clone(&self.stats),
         };
         self.streams
             .spawn(forward(open, tcp, visitor, Bytes::new()));
@@ -119,12 +123,15 @@ pub(crate) struct OpenStream {
     /// Its place in the client's budget and its source's count, held until it ends.
     pub(crate) _held: (Ticket, Option<Slot>),
     pub(crate) gauges: ServerGauges,
+    /// The proxy's counters: the connection is counted open, and its bytes as they move.
+    pub(crate) stats: Arc<ProxyStats>,
 }
 
 /// Carries one public connection through a new stream in the client's connection; `prefix`
 /// (bytes already read from it, such as a TLS ClientHello) goes first.
 pub(crate) async fn forward(open: OpenStream, tcp: TcpStream, visitor: SocketAddr, prefix: Bytes) {
     let _connection = open.gauges.public_connections.enter();
+    let _open = open.stats.connections.enter();
     let _ = tcp.set_nodelay(true);
     let name = &open.name;
     let (mut send, recv) = match tokio::time::timeout(open.timeout, open.conn.open_bi()).await {
@@ -143,19 +150,27 @@ pub(crate) async fn forward(open: OpenStream, tcp: TcpStream, visitor: SocketAdd
     // The header and whatever the visitor already sent leave in one write: no round trip.
     let mut first = BytesMut::with_capacity(FIRST_WRITE);
     encode_data_header(&DataHeader { proxy: id, visitor }, &mut first);
+    let header = first.len();
     first.extend_from_slice(&prefix);
     if let Err(e) = take_ready_bytes(&tcp, &mut first) {
         debug!(proxy = %name, %visitor, error = %e, "visitor reset before forwarding");
         let _ = send.reset(quinn::VarInt::from_u32(StreamCode::VisitorReset.code()));
         return reset_tcp(tcp);
     }
+    let first_len = first.len();
     if let Err(e) = send.write_chunk(first.freeze()).await {
         debug!(proxy = %name, %visitor, error = %e, "writing stream header failed");
         let _ = send.reset(quinn::VarInt::from_u32(StreamCode::Internal.code()));
         return reset_tcp(tcp);
     }
     drop(open.permit);
-    match splice(tcp, send, recv, StreamCode::VisitorReset).await {
+    let payload = first_len.saturating_sub(header);
+    (open.stats.traffic).add_tcp_to_quic(payload as u64);
+    let options = Options {
+        idle: None,
+        traffic: Some(&open.stats.traffic),
+    };
+    match splice_with(tcp, send, recv, StreamCode::VisitorReset, options).await {
         Ok(stats) => debug!(
             proxy = %name, %visitor, sent = stats.tcp_to_quic, received = stats.quic_to_tcp,
             "public connection closed"

@@ -74,6 +74,20 @@ impl Revocations {
         self.len() == 0
     }
 
+    /// Whether every entry of `other` is in this list too.
+    pub fn includes(&self, other: &Self) -> bool {
+        other.serials.is_subset(&self.serials) && other.fingerprints.is_subset(&self.fingerprints)
+    }
+
+    /// The entries, `serial=HEX` and `sha256=HEX` (lowercase, no colons), sorted.
+    pub fn entries(&self) -> Vec<String> {
+        let serials = self.serials.iter().map(|s| format!("serial={s}"));
+        let prints = self.fingerprints.iter().map(|f| format!("sha256={f}"));
+        let mut all: Vec<String> = serials.chain(prints).collect();
+        all.sort();
+        all
+    }
+
     /// Whether `cert` is listed, by fingerprint or serial.
     pub fn is_revoked(&self, cert: &CertificateDer<'_>) -> bool {
         if self.is_empty() {

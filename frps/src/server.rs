@@ -1,8 +1,9 @@
 //! The QUIC endpoint, its accept loop, and graceful shutdown.
 
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::sync::{Arc, RwLock};
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use anyhow::Context as _;
 use frp_proto::CloseCode;
@@ -14,6 +15,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::{info, warn};
 
+use crate::admin::ServerApi;
 use crate::admission::{Admission, HandshakeStats, Slot};
 use crate::config::ServerSettings;
 use crate::gauges::ServerGauges;
@@ -29,7 +31,10 @@ const CLOSE_WAIT: Duration = Duration::from_secs(2);
 /// State every session and stream task shares.
 #[derive(Debug)]
 pub(crate) struct Shared {
-    pub(crate) settings: ServerSettings,
+    /// The settings in force; a reload swaps them whole (see [`crate::admin::reload`]).
+    pub(crate) settings: RwLock<Arc<ServerSettings>>,
+    /// When the server was bound.
+    pub(crate) started: SystemTime,
     pub(crate) registry: Registry,
     /// Tracks data-stream tasks so shutdown can let them finish.
     pub(crate) streams: TaskTracker,
@@ -46,9 +51,26 @@ pub(crate) struct Shared {
 }
 
 impl Shared {
+    /// The settings in force.
+    pub(crate) fn settings(&self) -> Arc<ServerSettings> {
+        Arc::clone(&self.settings.read().unwrap_or_else(|p| p.into_inner()))
+    }
+
     /// The revocation list in force.
     pub(crate) fn revoked(&self) -> Arc<Revocations> {
         Arc::clone(&self.revoked.read().unwrap_or_else(|p| p.into_inner()))
+    }
+
+    /// Puts `list` in force and closes the connections of clients whose certificate it
+    /// lists; returns how many.
+    pub(crate) fn apply_revocations(&self, list: &Arc<Revocations>) -> usize {
+        *self.revoked.write().unwrap_or_else(|p| p.into_inner()) = Arc::clone(list);
+        let revoked = self.registry.sessions_where(|cert| list.is_revoked(cert));
+        for (client, conn) in &revoked {
+            warn!(%client, "disconnecting a client whose certificate was revoked");
+            close(conn, CloseCode::Revoked, "certificate revoked");
+        }
+        revoked.len()
     }
 }
 
@@ -81,7 +103,8 @@ impl Server {
         let revoked = RwLock::new(Arc::new(settings.revoked.clone()));
         let shared = Arc::new(Shared {
             revoked,
-            settings,
+            settings: RwLock::new(Arc::new(settings)),
+            started: SystemTime::now(),
             registry: Registry::default(),
             streams: TaskTracker::new(),
             shutdown: CancellationToken::new(),
@@ -131,6 +154,17 @@ impl Server {
         Reloader {
             shared: Arc::clone(&self.shared),
         }
+    }
+
+    /// The admin API of this server; `config` is the file it was started from, which a
+    /// reload rereads (`None`: it cannot reload).
+    ///
+    /// # Errors
+    /// When the endpoint's address cannot be read.
+    pub fn api(&self, config: Option<PathBuf>) -> std::io::Result<Arc<ServerApi>> {
+        let (shared, stats) = (Arc::clone(&self.shared), self.handshake_stats.clone());
+        let api = ServerApi::new(shared, stats, self.local_addr()?, config);
+        Ok(Arc::new(api))
     }
 
     /// Live counts of sessions, listeners, public connections and streams.
@@ -184,15 +218,13 @@ impl Server {
     }
 
     async fn drain(self, sessions: TaskTracker) {
-        info!(grace = ?self.shared.settings.grace, "draining");
+        let grace = self.shared.settings().grace;
+        info!(?grace, "draining");
         self.endpoint.set_server_config(None);
         self.shared.shutdown.cancel();
         let streams = &self.shared.streams;
         streams.close();
-        if tokio::time::timeout(self.shared.settings.grace, streams.wait())
-            .await
-            .is_err()
-        {
+        if tokio::time::timeout(grace, streams.wait()).await.is_err() {
             warn!(
                 open = streams.len(),
                 "grace period over; resetting open streams"
@@ -273,28 +305,16 @@ impl Reloader {
     /// # Errors
     /// When no file is configured or it cannot be parsed; the old list stays in force.
     pub fn reload(&self) -> Result<usize, String> {
-        let path = self.shared.settings.revocation_file.as_deref();
+        let settings = self.shared.settings();
+        let path = settings.revocation_file.as_deref();
         let path = path.ok_or("no revocationFile is configured")?;
         let list = Arc::new(Revocations::load(path)?);
-        *self
-            .shared
-            .revoked
-            .write()
-            .unwrap_or_else(|p| p.into_inner()) = Arc::clone(&list);
-        let revoked = self
-            .shared
-            .registry
-            .sessions_where(|cert| list.is_revoked(cert));
-        for (client, conn) in &revoked {
-            warn!(%client, "disconnecting a client whose certificate was revoked");
-            close(conn, CloseCode::Revoked, "certificate revoked");
-        }
+        let disconnected = self.shared.apply_revocations(&list);
         info!(
             entries = list.len(),
-            disconnected = revoked.len(),
-            "revocation list reloaded"
+            disconnected, "revocation list reloaded"
         );
-        Ok(revoked.len())
+        Ok(disconnected)
     }
 }
 

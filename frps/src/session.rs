@@ -1,32 +1,27 @@
 //! One client connection: identity, the control stream, its proxies, and clean-up.
 
 use std::collections::{HashMap, HashSet};
-use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
 use frp_proto::{
-    truncate_text, AddResults, CloseCode, ControlCodec, ControlMsg, GoingAway, Hello,
-    ProxiesClosed, ProxyClosed, ProxyId, ProxyName, ProxyOutcome, ProxyResult, ProxySpec, Welcome,
-    MAX_SAFE_REASON_LEN, PROTOCOL_MINOR,
+    AddResults, CloseCode, ControlCodec, ControlMsg, GoingAway, Hello, ProxiesClosed, ProxyClosed,
+    ProxyName, Welcome, PROTOCOL_MINOR,
 };
 use futures_util::{SinkExt as _, StreamExt as _};
 use quinn::{Connection, RecvStream, SendStream, VarInt};
 use rustls::pki_types::CertificateDer;
-use tokio::net::TcpListener;
-use tokio::sync::Semaphore;
+use tokio::sync::mpsc;
 use tokio::task::{AbortHandle, JoinSet};
 use tokio_util::codec::{FramedRead, FramedWrite};
 use tokio_util::sync::CancellationToken;
-use tracing::{debug, info, warn};
+use tracing::{info, warn};
 
 use crate::budget::Budget;
 use crate::identity::ClientId;
-use crate::policy::NO_PORTS;
-use crate::proxy::TcpProxy;
+use crate::registry::{command_channel, SessionCommand};
 use crate::server::Shared;
 use crate::takeover::refuse_takeover;
-use crate::vhost::io::Admission;
 
 /// How often the status picks up a client's new address after a migration.
 const PATH_CHECK: Duration = Duration::from_secs(1);
@@ -54,21 +49,25 @@ pub(crate) struct Session {
     pub(crate) budget: Arc<Budget>,
     /// Names of the proxies asked for (in `Hello` and `AddProxies`) and not removed since,
     /// each once; their count is what `maxPortsPerClient` bounds.
-    asked: HashSet<ProxyName>,
+    pub(crate) asked: HashSet<ProxyName>,
     /// The last proxy id handed out: ids are never reused within a session, so a stream
     /// for a removed proxy can never reach the one added after it.
-    last_id: u32,
+    pub(crate) last_id: u32,
     /// What each published proxy holds, to withdraw it alone (minor 2 `RemoveProxies`).
-    published: HashMap<ProxyName, Published>,
+    pub(crate) published: HashMap<ProxyName, Published>,
     /// The client's protocol minor, from its `Hello`.
     client_minor: u16,
+    /// Orders from the server (a reload withdrawing proxies); taken by the control loop.
+    commands: Option<mpsc::Receiver<SessionCommand>>,
 }
 
 /// What one published proxy holds besides its routes.
 #[derive(Debug)]
-struct Published {
+pub(crate) struct Published {
+    /// Its type.
+    pub(crate) kind: frp_proto::ProxyKind,
     /// A tcp proxy's public port and listener task.
-    listener: Option<(u16, AbortHandle)>,
+    pub(crate) listener: Option<(u16, AbortHandle)>,
 }
 
 impl Session {
@@ -83,8 +82,16 @@ impl Session {
         let identity = ClientId::new(identity);
         let finished = CancellationToken::new();
         let registry = &shared.registry;
-        let limit = shared.settings.max_takeovers_per_minute;
-        let opened = registry.open_session(&identity, &conn, cert.clone(), finished.clone(), limit);
+        let limit = shared.settings().max_takeovers_per_minute;
+        let (orders, commands) = command_channel();
+        let opened = registry.open_session(
+            &identity,
+            &conn,
+            cert.clone(),
+            finished.clone(),
+            limit,
+            orders,
+        );
         let (id, old) = match opened {
             Ok(opened) => opened,
             Err(contested) => return refuse_takeover(&conn, &identity, &contested),
@@ -104,7 +111,7 @@ impl Session {
                 _ = conn.closed() => {}
             }
         }
-        let budget = Budget::new(shared.settings.max_connections_per_client);
+        let budget = Budget::new(shared.settings().max_connections_per_client);
         let mut session = Session {
             shared,
             conn,
@@ -116,6 +123,7 @@ impl Session {
             last_id: 0,
             published: HashMap::new(),
             client_minor: 0,
+            commands: Some(commands),
         };
         let reason = session.serve().await;
         session.withdraw().await;
@@ -136,6 +144,8 @@ impl Session {
             }
         };
         self.client_minor = hello.minor;
+        let (key, agent) = (self.identity.key(), &hello.agent);
+        (self.shared.registry).greeted(key, self.id, hello.minor, agent);
         let results = self.publish_all(&hello.proxies).await;
         let welcome = ControlMsg::Welcome(Welcome {
             minor: PROTOCOL_MINOR,
@@ -149,7 +159,7 @@ impl Session {
 
     /// Accepts the control stream and reads the `Hello`, both under the hello timeout.
     async fn handshake(&mut self) -> Result<(Reader, Writer, Hello), (CloseCode, String)> {
-        let timeout = self.shared.settings.hello_timeout;
+        let timeout = self.shared.settings().hello_timeout;
         let timed_out = || (CloseCode::HelloTimeout, "no hello in time".to_string());
         let (send, recv) = tokio::time::timeout(timeout, self.conn.accept_bi())
             .await
@@ -178,11 +188,12 @@ impl Session {
     async fn control_loop(&mut self, reader: &mut Reader, writer: &mut Writer) -> String {
         let shutdown = self.shared.shutdown.clone();
         let mut state = Control::default();
+        let mut commands = self.commands.take().unwrap_or_else(|| command_channel().1);
         // quinn has no event for a client's address changing (migration): look now and then.
         let mut path_check = tokio::time::interval(PATH_CHECK);
         // What a replaced session of this client held stays reserved for it until its
         // AddProxies is answered, or for as long as a Hello may take.
-        let reserved = tokio::time::sleep(self.shared.settings.hello_timeout);
+        let reserved = tokio::time::sleep(self.shared.settings().hello_timeout);
         tokio::pin!(reserved);
         loop {
             tokio::select! {
@@ -192,6 +203,11 @@ impl Session {
                     self.shared.registry.client_moved(self.identity.key(), self.id, remote);
                 }
                 () = &mut reserved, if !state.released => self.release_predecessors(&mut state),
+                Some(SessionCommand::Withdraw(names, _done)) = commands.recv(), if state.reading() => {
+                    if let Err(reason) = self.withdraw_ordered(names, writer).await {
+                        return reason;
+                    }
+                }
                 _ = shutdown.cancelled(), if !state.shutting_down => {
                     state.shutting_down = true;
                     // Listeners first: no new public connection may start from here on.
@@ -245,7 +261,7 @@ impl Session {
             ControlMsg::RemoveProxies(r) if !state.client_left && self.client_minor >= 2 => {
                 let mut closed = Vec::with_capacity(r.names.len());
                 for name in r.names {
-                    let reason = self.withdraw_one(&name).await;
+                    let reason = self.withdraw_one(&name, None).await;
                     closed.push(ProxyClosed { name, reason });
                 }
                 let answer = ControlMsg::ProxiesClosed(ProxiesClosed { closed });
@@ -272,11 +288,42 @@ impl Session {
         !state.added || self.client_minor >= 2
     }
 
-    /// Withdraws one proxy (minor 2 `RemoveProxies`): its listener closes and its port and
-    /// routes are released before this returns; connections already open go on. Returns the
-    /// reason for the client's `ProxiesClosed`.
-    async fn withdraw_one(&mut self, name: &ProxyName) -> String {
+    /// Withdraws proxies a reload no longer allows and tells a client of minor 2 or later
+    /// which and why (an older one cannot be told: its proxies just stop).
+    ///
+    /// # Errors
+    /// Why the session ends: the notice could not be sent.
+    async fn withdraw_ordered(
+        &mut self,
+        names: Vec<(ProxyName, String)>,
+        writer: &mut Writer,
+    ) -> Result<(), String> {
+        let mut closed = Vec::with_capacity(names.len());
+        for (name, why) in names {
+            if self.published.contains_key(&name) {
+                let reason = self.withdraw_one(&name, Some(&why)).await;
+                closed.push(ProxyClosed { name, reason });
+            }
+        }
+        if closed.is_empty() || self.client_minor < 2 {
+            return Ok(());
+        }
+        let notice = ControlMsg::ProxiesClosed(ProxiesClosed { closed });
+        (writer.send(notice).await).map_err(|e| format!("sending proxies-closed: {e}"))
+    }
+
+    /// Withdraws one proxy: its listener closes and its port and routes are released before
+    /// this returns; connections already open go on. `why` is the server's reason (a reload),
+    /// or `None` for the client's own `RemoveProxies` (minor 2). Returns the reason for the
+    /// client's `ProxiesClosed`.
+    async fn withdraw_one(&mut self, name: &ProxyName, why: Option<&str>) -> String {
+        // Withdrawn either way: the client may ask for the name again.
         let asked = self.asked.remove(name);
+        let (client, session) = (&self.identity, self.id);
+        let registry = &self.shared.registry;
+        if why.is_none() {
+            registry.refusal_cleared(client.key(), session, name);
+        }
         let Some(published) = self.published.remove(name) else {
             return match asked {
                 true => "removed by the client (it was not published)".into(),
@@ -298,9 +345,14 @@ impl Session {
             None => None,
         };
         let (client, session) = (&self.identity, self.id);
-        self.shared
-            .registry
-            .proxy_withdrawn(client.key(), session, name, port);
+        let registry = &self.shared.registry;
+        registry.proxy_withdrawn(client.key(), session, name, port);
+        if let Some(why) = why {
+            warn!(%client, proxy = %name, reason = %why, "proxy withdrawn");
+            let proxy = (name, published.kind);
+            registry.proxy_refused(client.key(), session, proxy, why);
+            return why.to_string();
+        }
         info!(%client, proxy = %name, "proxy removed by the client");
         "removed by the client".into()
     }
@@ -337,120 +389,6 @@ impl Session {
         self.shared
             .registry
             .proxies_withdrawn(self.identity.key(), self.id);
-    }
-
-    /// Authorizes and binds each requested proxy; one refusal never affects the others.
-    async fn publish_all(&mut self, specs: &[ProxySpec]) -> Vec<ProxyResult> {
-        let mut results = Vec::with_capacity(specs.len());
-        for spec in specs {
-            let i = self.asked.len();
-            let id = ProxyId(self.last_id.saturating_add(1));
-            let max = self.shared.settings.max_proxies_per_client;
-            let outcome = if self.asked.contains(&spec.name) {
-                Err(format!("proxy name '{}' appears twice", spec.name))
-            } else if i >= max {
-                Err(format!(
-                    "this server allows at most {max} proxies per client"
-                ))
-            } else {
-                self.asked.insert(spec.name.clone());
-                self.last_id = id.0;
-                self.publish(spec, id).await
-            };
-            results.push(self.outcome(spec, id, outcome));
-        }
-        results
-    }
-
-    fn outcome(&self, spec: &ProxySpec, id: ProxyId, r: Result<SocketAddr, String>) -> ProxyResult {
-        let (client, proxy) = (&self.identity, &spec.name);
-        let outcome = match r {
-            Ok(remote_addr) => {
-                info!(%client, %proxy, %remote_addr, kind = spec.kind.as_str(), "proxy published");
-                self.shared
-                    .registry
-                    .proxy_published(client.key(), self.id, proxy, remote_addr);
-                ProxyOutcome::Bound { id, remote_addr }
-            }
-            Err(reason) => {
-                warn!(%client, %proxy, remote_port = spec.remote_port, %reason, "proxy refused");
-                // Short enough that a Welcome refusing every proxy still fits in one frame.
-                let reason = truncate_text(&reason, MAX_SAFE_REASON_LEN).to_string();
-                ProxyOutcome::Refused { reason }
-            }
-        };
-        ProxyResult {
-            name: spec.name.clone(),
-            outcome,
-        }
-    }
-
-    async fn publish(&mut self, spec: &ProxySpec, id: ProxyId) -> Result<SocketAddr, String> {
-        if spec.kind.is_vhost() {
-            let addr = self.publish_vhost(spec, id)?;
-            let held = Published { listener: None };
-            self.published.insert(spec.name.clone(), held);
-            return Ok(addr);
-        }
-        let listener = self.bind_port(spec.remote_port).await?;
-        let addr = listener.local_addr().map_err(|e| e.to_string())?;
-        let settings = &self.shared.settings;
-        let proxy = TcpProxy {
-            name: spec.name.clone(),
-            id,
-            listener,
-            conn: self.conn.clone(),
-            streams: self.shared.streams.clone(),
-            open_timeout: settings.open_stream_timeout,
-            pending: Arc::new(Semaphore::new(settings.max_pending_per_proxy)),
-            admission: Admission::new(Semaphore::MAX_PERMITS, settings.max_connections_per_ip),
-            share: self.budget.join(settings.max_connections_per_proxy),
-            gauges: self.shared.gauges.clone(),
-        };
-        let handle = self.listeners.spawn(proxy.serve());
-        let held = Published {
-            listener: Some((addr.port(), handle)),
-        };
-        self.published.insert(spec.name.clone(), held);
-        Ok(addr)
-    }
-
-    /// Binds `port`, or with 0 the first free port this identity may use.
-    async fn bind_port(&self, port: u16) -> Result<TcpListener, String> {
-        let policy = &self.shared.settings.policy;
-        if port != 0 {
-            policy.check(self.identity.name(), port)?;
-            return self.claim_and_bind(port).await;
-        }
-        if policy.global.is_empty() {
-            return Err(NO_PORTS.into());
-        }
-        let registry = &self.shared.registry;
-        for candidate in policy.candidates(self.identity.name()) {
-            if registry.port_taken(candidate, &self.identity, self.id) {
-                continue;
-            }
-            if let Ok(l) = self.claim_and_bind(candidate).await {
-                return Ok(l);
-            }
-        }
-        Err("no free port left in the ports this client may use".into())
-    }
-
-    async fn claim_and_bind(&self, port: u16) -> Result<TcpListener, String> {
-        let registry = &self.shared.registry;
-        if let Err(owner) = registry.claim_port(port, &self.identity, self.id) {
-            debug!(client = %self.identity, port, %owner, "port already claimed");
-            return Err(match owner == self.identity.key() {
-                true => format!("port {port} is already used by another proxy of this client"),
-                false => format!("port {port} is already in use by another client"),
-            });
-        }
-        let addr = SocketAddr::new(self.shared.settings.proxy_bind_ip, port);
-        TcpListener::bind(addr).await.map_err(|e| {
-            registry.unclaim_port(port, self.id);
-            format!("cannot bind {addr}: {e}")
-        })
     }
 }
 

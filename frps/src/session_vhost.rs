@@ -1,7 +1,6 @@
 //! Registering a session's `http` and `https` proxies: names checked against `allowDomains`,
 //! routes claimed in the registry (released with the session's ports).
 
-use std::net::SocketAddr;
 use std::sync::Arc;
 
 use frp_proto::vhost::path::location_key;
@@ -10,18 +9,20 @@ use tracing::warn;
 
 use crate::domains::DomainPattern;
 use crate::session::Session;
+use crate::stats::ProxyStats;
 use crate::vhost::backend::{BackendParts, HttpBackend};
 use crate::vhost::policy::HttpPolicy;
 use crate::vhost::routes::Owner;
 use crate::vhost::TlsTarget;
 
 impl Session {
-    /// Publishes an http or https proxy on the matching vhost port; returns that port's address.
+    /// Publishes an http or https proxy on the matching vhost port; returns what it will
+    /// count, its public address being that port's.
     pub(crate) fn publish_vhost(
         &self,
         spec: &ProxySpec,
         id: ProxyId,
-    ) -> Result<SocketAddr, String> {
+    ) -> Result<Arc<ProxyStats>, String> {
         let (addr, key) = match spec.kind {
             ProxyKind::Https => (self.shared.vhost_addrs.1, "vhostHTTPSPort"),
             _ => (self.shared.vhost_addrs.0, "vhostHTTPPort"),
@@ -50,12 +51,18 @@ impl Session {
             session: self.id,
             proxy: spec.name.clone(),
         };
+        let mut stats = ProxyStats::new(spec.name.clone(), spec.kind, addr);
+        stats.hosts = hosts;
+        if spec.kind == ProxyKind::Http {
+            stats.locations = locations(spec)?;
+        }
+        let stats = Arc::new(stats);
         let claimed = match spec.kind {
-            ProxyKind::Https => self.claim_https(&hosts, &owner, id),
-            _ => self.claim_http(spec, &hosts, &owner, id),
+            ProxyKind::Https => self.claim_https(&owner, id, &stats),
+            _ => self.claim_http(spec, &owner, id, &stats),
         };
         claimed?;
-        Ok(addr)
+        Ok(stats)
     }
 
     /// The names a proxy asks for: its custom domains and `subdomain.<subDomainHost>`, each
@@ -66,7 +73,8 @@ impl Session {
             hosts.push(DomainPattern::parse(d)?);
         }
         if !spec.vhost.subdomain.is_empty() {
-            let base = self.shared.settings.vhost.subdomain_host.as_ref().ok_or(
+            let settings = self.shared.settings();
+            let base = settings.vhost.subdomain_host.as_ref().ok_or(
                 "subdomain needs the server to set subDomainHost; use customDomains instead",
             )?;
             let name = format!("{}.{base}", spec.vhost.subdomain);
@@ -77,7 +85,8 @@ impl Session {
         }
         hosts.sort();
         hosts.dedup();
-        let policy = &self.shared.settings.domains;
+        let settings = self.shared.settings();
+        let policy = &settings.domains;
         hosts
             .iter()
             .try_for_each(|h| policy.check(self.identity.name(), h))?;
@@ -87,55 +96,45 @@ impl Session {
     fn claim_http(
         &self,
         spec: &ProxySpec,
-        hosts: &[DomainPattern],
         owner: &Owner,
         id: ProxyId,
+        stats: &Arc<ProxyStats>,
     ) -> Result<(), String> {
-        let mut locations = spec
-            .vhost
-            .locations
-            .iter()
-            .map(|l| location_key(l))
-            .collect::<Result<Vec<_>, _>>()?;
-        if locations.is_empty() {
-            locations.push("/".into());
-        }
-        locations.sort();
-        locations.dedup();
-        let settings = &self.shared.settings;
+        let settings = self.shared.settings();
         let parts = BackendParts {
             conn: self.conn.clone(),
             tracker: self.shared.streams.clone(),
             share: self.budget.join(settings.max_connections_per_proxy),
             gauges: self.shared.gauges.clone(),
+            stats: Arc::clone(stats),
         };
         let policy = HttpPolicy::new(&spec.vhost)?;
         let backend = Arc::new(HttpBackend::new(spec.name.clone(), id, policy, parts));
-        let domains = &self.shared.settings.domains;
+        let domains = &settings.domains;
         let shares = |identity: &str, host: &DomainPattern| domains.names_exactly(identity, host);
         let registry = &self.shared.registry;
         registry
-            .claim_http(hosts, &locations, owner, &backend, &shares)
+            .claim_http(&stats.hosts, &stats.locations, owner, &backend, &shares)
             .map_err(|(why, held)| self.refused(why, &held))
     }
 
     fn claim_https(
         &self,
-        hosts: &[DomainPattern],
         owner: &Owner,
         id: ProxyId,
+        stats: &Arc<ProxyStats>,
     ) -> Result<(), String> {
+        let max = self.shared.settings().max_connections_per_proxy;
         let target = Arc::new(TlsTarget {
             name: owner.proxy.clone(),
             id,
             conn: self.conn.clone(),
-            share: self
-                .budget
-                .join(self.shared.settings.max_connections_per_proxy),
+            share: self.budget.join(max),
+            stats: Arc::clone(stats),
         });
         let registry = &self.shared.registry;
         registry
-            .claim_https(hosts, owner, &target)
+            .claim_https(&stats.hosts, owner, &target)
             .map_err(|(why, held)| self.refused(why, &held))
     }
 
@@ -147,4 +146,20 @@ impl Session {
         );
         why
     }
+}
+
+/// An http proxy's locations in match form, sorted, `/` when it gives none.
+fn locations(spec: &ProxySpec) -> Result<Vec<String>, String> {
+    let mut locations = spec
+        .vhost
+        .locations
+        .iter()
+        .map(|l| location_key(l))
+        .collect::<Result<Vec<_>, _>>()?;
+    if locations.is_empty() {
+        locations.push("/".into());
+    }
+    locations.sort();
+    locations.dedup();
+    Ok(locations)
 }

@@ -7,6 +7,7 @@ pub mod backends;
 pub mod deployment;
 pub mod flood;
 pub mod frpc_admin;
+pub mod frps_admin;
 pub mod http;
 pub mod kube;
 pub mod procs;

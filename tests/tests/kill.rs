@@ -140,8 +140,7 @@ async fn sighup_rereads_the_revocation_list_and_disconnects_the_client() {
         .expect("kill -HUP");
     assert!(hup.success());
 
-    frps.wait_log(r#""message":"revocation list reloaded""#, 1)
-        .await;
+    frps.wait_log(r#""message":"frps.toml reloaded""#, 1).await;
     let status = frpc.wait_exit(IDLE + SLACK).expect("frpc must give up");
     assert_eq!(
         status.code(),

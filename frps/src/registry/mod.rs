@@ -11,15 +11,16 @@
 use std::collections::{BTreeMap, HashMap};
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::Instant;
+use std::time::{Instant, SystemTime};
 
 use frp_proto::ProxyName;
 use rustls::pki_types::CertificateDer;
-use tokio::sync::watch;
+use tokio::sync::{mpsc, watch};
 use tokio_util::sync::CancellationToken;
 
 use crate::domains::DomainPattern;
 use crate::identity::ClientId;
+use crate::stats::{ProxyStats, Retired};
 use crate::takeover::{Contested, Takeovers, Verdict};
 use crate::vhost::backend::{HttpBackend, Routed};
 use crate::vhost::routes::{Owner, RouteTable, Shares, TlsRoute};
@@ -27,6 +28,12 @@ use crate::vhost::TlsTarget;
 
 /// The routes of both vhost ports.
 type Routes = RouteTable<Arc<HttpBackend>, Arc<TlsTarget>>;
+
+mod live;
+pub use live::{command_channel, SessionCommand, SessionView};
+
+/// Refusals remembered per session for the admin API, at most (the protocol's proxy limit).
+const MAX_REFUSALS: usize = frp_proto::MAX_PROXIES;
 
 /// A snapshot of the server's clients and their published proxies.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -67,6 +74,26 @@ struct SessionEntry {
     finished: CancellationToken,
     /// Whether the routes older sessions of this identity left were released.
     predecessors_released: bool,
+    /// When the session was accepted.
+    since: SystemTime,
+    /// The client's protocol minor and agent, from its `Hello` (0 and empty before it).
+    minor: u16,
+    agent: String,
+    /// Its published proxies and what they carried.
+    proxies: BTreeMap<ProxyName, Arc<ProxyStats>>,
+    /// Proxies it asked for that were refused or withdrawn, and why (bounded).
+    refused: BTreeMap<ProxyName, (frp_proto::ProxyKind, String)>,
+    /// Where the server sends the session orders (a reload withdrawing proxies).
+    commands: mpsc::Sender<SessionCommand>,
+}
+
+impl SessionEntry {
+    /// Moves every proxy's bytes into `retired` and forgets the proxies.
+    fn retire_proxies(&mut self, retired: &Retired) {
+        for (_, p) in std::mem::take(&mut self.proxies) {
+            retired.add(&p);
+        }
+    }
 }
 
 #[derive(Debug, Default)]
@@ -96,6 +123,8 @@ impl Inner {
 pub struct Registry {
     inner: Arc<Mutex<Inner>>,
     status: Arc<watch::Sender<ServerStatus>>,
+    /// Bytes of proxies that went away.
+    retired: Arc<Retired>,
 }
 
 impl Default for Registry {
@@ -103,6 +132,7 @@ impl Default for Registry {
         Self {
             inner: Arc::default(),
             status: Arc::new(watch::channel(ServerStatus::default()).0),
+            retired: Arc::default(),
         }
     }
 }
@@ -119,7 +149,8 @@ impl Registry {
         self.status.subscribe()
     }
 
-    /// Registers a new session for `identity`; returns its id and the session it replaces.
+    /// Registers a new session for `identity`, which takes orders on `commands`; returns its
+    /// id and the session it replaces.
     ///
     /// # Errors
     /// [`Contested`] when the identity's live connection may not be taken over: more than
@@ -131,6 +162,7 @@ impl Registry {
         cert: CertificateDer<'static>,
         finished: CancellationToken,
         takeover_limit: usize,
+        commands: mpsc::Sender<SessionCommand>,
     ) -> Result<(u64, Option<Replaced>), Contested> {
         let mut g = self.lock();
         let remote = conn.remote_address();
@@ -144,8 +176,17 @@ impl Registry {
             cert,
             finished,
             predecessors_released: false,
+            since: SystemTime::now(),
+            minor: 0,
+            agent: String::new(),
+            proxies: BTreeMap::new(),
+            refused: BTreeMap::new(),
+            commands,
         };
-        let old = g.sessions.insert(identity.key().to_string(), entry);
+        let mut old = g.sessions.insert(identity.key().to_string(), entry);
+        if let Some(o) = old.as_mut() {
+            o.retire_proxies(&self.retired);
+        }
         g.status.clients.insert(
             identity.key().to_string(),
             ClientStatus {
@@ -208,15 +249,14 @@ impl Registry {
         }
     }
 
-    /// Records a published proxy in the status snapshot.
-    pub fn proxy_published(
-        &self,
-        identity: &str,
-        session: u64,
-        name: &ProxyName,
-        addr: SocketAddr,
-    ) {
+    /// Records a published proxy in the status snapshot, with what it will count.
+    pub fn proxy_published(&self, identity: &str, session: u64, stats: &Arc<ProxyStats>) {
+        let (name, addr) = (&stats.name, stats.remote);
         let mut g = self.lock();
+        if let Some(e) = g.sessions.get_mut(identity).filter(|e| e.id == session) {
+            e.refused.remove(name);
+            e.proxies.insert(name.clone(), Arc::clone(stats));
+        }
         if let Some(c) = g
             .status
             .clients
@@ -234,7 +274,9 @@ impl Registry {
     pub fn close_session(&self, identity: &str, session: u64) {
         let mut g = self.lock();
         if g.sessions.get(identity).is_some_and(|e| e.id == session) {
-            g.sessions.remove(identity);
+            if let Some(mut e) = g.sessions.remove(identity) {
+                e.retire_proxies(&self.retired);
+            }
         }
         if g.status
             .clients
@@ -334,6 +376,9 @@ impl Registry {
         if successor.is_none_or(|e| e.predecessors_released) {
             g.release_up_to(identity, session);
         }
+        if let Some(e) = g.sessions.get_mut(identity).filter(|e| e.id == session) {
+            e.retire_proxies(&self.retired);
+        }
         if let Some(c) = g
             .status
             .clients
@@ -361,6 +406,11 @@ impl Registry {
             }
         }
         g.routes.release_proxy(identity, session, name);
+        if let Some(e) = g.sessions.get_mut(identity).filter(|e| e.id == session) {
+            if let Some(p) = e.proxies.remove(name) {
+                self.retired.add(&p);
+            }
+        }
         let client = g.status.clients.get_mut(identity);
         if let Some(c) = client.filter(|c| c.session == session) {
             c.proxies.remove(name);

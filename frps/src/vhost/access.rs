@@ -8,6 +8,8 @@
 
 use std::net::SocketAddr;
 use std::pin::Pin;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
@@ -46,16 +48,21 @@ pub struct AccessEntry {
     pub proxy: String,
 }
 
-/// Where access entries go.
+/// Requests answered, by scheme (`http`, `https`) and status class (1xx to 5xx).
+type Counts = [[AtomicU64; 5]; 2];
+
+/// Where access entries go; it also counts them by scheme and status class for `/metrics`.
 #[derive(Clone, Debug)]
 pub struct AccessLog {
     tx: broadcast::Sender<AccessEntry>,
+    counts: Arc<Counts>,
 }
 
 impl Default for AccessLog {
     fn default() -> Self {
         Self {
             tx: broadcast::channel(CHANNEL_CAPACITY).0,
+            counts: Arc::default(),
         }
     }
 }
@@ -66,8 +73,23 @@ impl AccessLog {
         self.tx.subscribe()
     }
 
+    /// Requests answered so far: `(scheme, class, count)` with class `"2xx"` and so on, every
+    /// combination present (ten series).
+    pub fn counts(&self) -> Vec<(&'static str, String, u64)> {
+        let mut out = Vec::with_capacity(10);
+        for (scheme, row) in ["http", "https"].into_iter().zip(self.counts.iter()) {
+            for (i, n) in row.iter().enumerate() {
+                out.push((scheme, format!("{}xx", i + 1), n.load(Ordering::Relaxed)));
+            }
+        }
+        out
+    }
+
     /// Writes one entry.
     pub(crate) fn write(&self, e: AccessEntry) {
+        let scheme = usize::from(e.scheme == "https");
+        let class = usize::from(e.status / 100).clamp(1, 5) - 1;
+        self.counts[scheme][class].fetch_add(1, Ordering::Relaxed);
         info!(
             target: "frps::access",
             client = %e.client, scheme = e.scheme, host = %e.host, method = %e.method,

@@ -40,6 +40,7 @@ use super::policy::HttpPolicy;
 pub use super::quic_io::QuicIo;
 use crate::budget::{Exhausted, Share};
 use crate::gauges::ServerGauges;
+use crate::stats::ProxyStats;
 
 /// Idle connections kept per proxy.
 const MAX_IDLE: usize = 32;
@@ -93,6 +94,8 @@ pub struct HttpBackend {
     share: Share,
     tracker: TaskTracker,
     gauges: ServerGauges,
+    /// What the proxy carried: each backend connection counts its bytes into it.
+    stats: Arc<ProxyStats>,
     /// Cancelled when the proxy goes away: the pool's timers stop.
     gone: CancellationToken,
 }
@@ -118,6 +121,8 @@ pub struct BackendParts {
     pub share: Share,
     /// The server's counters.
     pub gauges: ServerGauges,
+    /// The proxy's own counters.
+    pub stats: Arc<ProxyStats>,
 }
 
 /// What is needed to send a bodiless request again.
@@ -207,6 +212,7 @@ impl HttpBackend {
             share: parts.share,
             tracker: parts.tracker,
             gauges: parts.gauges,
+            stats: parts.stats,
             gone: CancellationToken::new(),
         }
     }
@@ -339,7 +345,8 @@ impl HttpBackend {
         send.write_all(&head)
             .await
             .map_err(|e| BackendError::Gone(e.to_string()))?;
-        let io = QuicIo::new(send, recv, ticket, self.gauges.streams.enter());
+        let held = (self.gauges.streams.enter(), self.stats.connections.enter());
+        let io = QuicIo::new(send, recv, ticket, held, Arc::clone(&self.stats));
         let (sender, conn) = http1::Builder::new()
             .max_buf_size(MAX_BUF)
             .max_header_size(MAX_BUF)

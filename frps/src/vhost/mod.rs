@@ -121,6 +121,8 @@ pub struct TlsTarget {
     pub conn: quinn::Connection,
     /// The proxy's part of its client's connection budget.
     pub share: Share,
+    /// What the proxy carried.
+    pub stats: Arc<crate::stats::ProxyStats>,
 }
 
 /// The bound vhost listeners (bound before `run`, so their addresses are known).
@@ -159,7 +161,8 @@ impl Listeners {
 
 /// Starts the accept loops on `tasks`; they end when the server shuts down.
 pub(crate) fn spawn(listeners: Listeners, shared: &Arc<Shared>, tasks: &TaskTracker) {
-    let s = &shared.settings.vhost;
+    let settings = shared.settings();
+    let s = &settings.vhost;
     let admission = Admission::new(s.max_connections, s.max_connections_per_ip);
     let throttle = Arc::new(throttle::AuthThrottle::new(
         s.auth_max_failures,
@@ -196,7 +199,8 @@ fn frontend(
     scheme: &'static str,
     throttle: &Arc<throttle::AuthThrottle>,
 ) -> Arc<Frontend> {
-    let s = &shared.settings.vhost;
+    let settings = shared.settings();
+    let s = &settings.vhost;
     let (http, https) = shared.vhost_addrs;
     let bound = if scheme == "http" { http } else { https };
     Arc::new(Frontend {
@@ -328,7 +332,8 @@ async fn serve_tls(
     let Some(sni) = hello.sni else {
         return debug!(%peer, "client hello without a server name; closing");
     };
-    let certs = &shared.settings.vhost.certificates;
+    let settings = shared.settings();
+    let certs = &settings.vhost.certificates;
     let certified = |key: &str| certs.serves(key, &sni);
     if let TlsRoute::Passthrough(target) = shared.registry.lookup_tls(&sni, certified) {
         let _slot = slot;
@@ -372,10 +377,11 @@ async fn passthrough(
         conn: t.conn.clone(),
         id: t.id,
         name: t.name.clone(),
-        timeout: shared.settings.open_stream_timeout,
+        timeout: shared.settings().open_stream_timeout,
         permit: None,
         _held: (ticket, None),
         gauges: shared.gauges.clone(),
+        stats: Arc::clone(&t.stats),
     };
     forward(open, tcp, peer, hello).await;
 }

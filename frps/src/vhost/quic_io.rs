@@ -2,6 +2,7 @@
 
 use std::io;
 use std::pin::Pin;
+use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use frp_proto::StreamCode;
@@ -11,31 +12,38 @@ use quinn::{RecvStream, SendStream};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 
 use crate::budget::Ticket;
+use crate::stats::ProxyStats;
 
-/// A quinn bidirectional stream as one tokio IO. Dropped before a clean shutdown (an error,
+/// A quinn bidirectional stream as one tokio IO, counting the bytes it moves into its
+/// proxy's [`ProxyStats`] (written: the request, "in"; read: the response, "out").
+/// Dropped before a clean shutdown (an error,
 /// an abandoned exchange), it resets the stream, so a truncated request never looks complete.
 #[derive(Debug)]
 pub struct QuicIo {
     send: SendStream,
     recv: RecvStream,
     finished: bool,
-    /// The proxy's connection ticket and the stream gauge, released with the stream.
-    _held: (Ticket, GaugeGuard),
+    /// The proxy's connection ticket and the stream and connection gauges, released with
+    /// the stream.
+    _held: (Ticket, (GaugeGuard, GaugeGuard)),
+    stats: Arc<ProxyStats>,
 }
 
 impl QuicIo {
-    /// Joins the two halves of a stream, holding `ticket` and `gauge` until it is dropped.
+    /// Joins the two halves of a stream, holding `ticket` and `gauges` until it is dropped.
     pub(crate) fn new(
         send: SendStream,
         recv: RecvStream,
         ticket: Ticket,
-        gauge: GaugeGuard,
+        gauges: (GaugeGuard, GaugeGuard),
+        stats: Arc<ProxyStats>,
     ) -> Self {
         Self {
             send,
             recv,
             finished: false,
-            _held: (ticket, gauge),
+            _held: (ticket, gauges),
+            stats,
         }
     }
 }
@@ -54,7 +62,11 @@ impl AsyncRead for QuicIo {
         cx: &mut Context<'_>,
         buf: &mut ReadBuf<'_>,
     ) -> Poll<io::Result<()>> {
-        AsyncRead::poll_read(Pin::new(&mut self.recv), cx, buf)
+        let before = buf.filled().len();
+        let r = AsyncRead::poll_read(Pin::new(&mut self.recv), cx, buf);
+        let n = buf.filled().len() - before;
+        self.stats.traffic.add_quic_to_tcp(n as u64);
+        r
     }
 }
 
@@ -64,7 +76,11 @@ impl AsyncWrite for QuicIo {
         cx: &mut Context<'_>,
         buf: &[u8],
     ) -> Poll<io::Result<usize>> {
-        AsyncWrite::poll_write(Pin::new(&mut self.send), cx, buf)
+        let r = AsyncWrite::poll_write(Pin::new(&mut self.send), cx, buf);
+        if let Poll::Ready(Ok(n)) = r {
+            self.stats.traffic.add_tcp_to_quic(n as u64);
+        }
+        r
     }
 
     fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {

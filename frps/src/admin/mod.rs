@@ -1,0 +1,169 @@
+//! frps's control plane: the admin API under `/api/v1` (served by `frp-admin` on
+//! `[webServer]`), its `/metrics`, and the reload of frps.toml that SIGHUP and
+//! `POST /api/v1/reload` run. `docs/api.md` describes every route.
+//!
+//! The API reads the server through the registry and the settings in force, never through
+//! the data path: a scrape or a listing costs a lock held for a copy, not a stream.
+
+mod metrics;
+pub mod reload;
+mod revocations;
+pub mod views;
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use frp_admin::{ApiError, ApiRequest, ApiResponse, Handler};
+use frp_proto::CloseCode;
+use futures_util::future::BoxFuture;
+use hyper::{Method, StatusCode};
+use tokio::sync::Mutex;
+
+use crate::admission::HandshakeStats;
+use crate::server::Shared;
+use crate::session::close;
+use views::{ClientView, ProxyView, ServerInfo};
+
+pub use reload::ReloadReport;
+
+/// The routes' common prefix.
+pub const PREFIX: &str = "/api/v1";
+
+/// The admin API of one running server, configured by the file at `path` (none for a server
+/// built in code: it cannot reload).
+#[derive(Debug)]
+pub struct ServerApi {
+    pub(crate) shared: Arc<Shared>,
+    pub(crate) handshakes: HandshakeStats,
+    /// The QUIC endpoint's address.
+    pub(crate) bind: SocketAddr,
+    pub(crate) path: Option<PathBuf>,
+    /// One change at a time (reloads, revocations).
+    pub(crate) changing: Mutex<reload::Applied>,
+}
+
+impl ServerApi {
+    pub(crate) fn new(
+        shared: Arc<Shared>,
+        handshakes: HandshakeStats,
+        bind: SocketAddr,
+        path: Option<PathBuf>,
+    ) -> Self {
+        let applied = reload::Applied::read(path.as_deref());
+        Self {
+            shared,
+            handshakes,
+            bind,
+            path,
+            changing: Mutex::new(applied),
+        }
+    }
+
+    /// A Prometheus registry with every `frp_server_*` metric, read at each scrape.
+    pub fn metrics_registry(self: &Arc<Self>) -> prometheus_client::registry::Registry {
+        metrics::registry(Arc::clone(self))
+    }
+
+    async fn route(&self, req: ApiRequest) -> Result<ApiResponse, ApiError> {
+        let Some(parts) = req.route(PREFIX) else {
+            return Err(no_route(&req));
+        };
+        let parts: Vec<&str> = parts.iter().map(String::as_str).collect();
+        match (parts.as_slice(), req.method.clone()) {
+            (["serverinfo"], Method::GET) => Ok(ApiResponse::ok(&ServerInfo::of(self))),
+            (["clients"], Method::GET) => Ok(ApiResponse::ok(&ClientView::all(self))),
+            (["clients", id], Method::GET) => self.client(id),
+            (["clients", id], Method::DELETE) => self.disconnect(id),
+            (["proxies"], Method::GET) => self.proxies(&req),
+            (["proxies", name], Method::GET) => self.proxy(name, &req),
+            (["revocations"], Method::GET) => self.list_revocations(),
+            (["revocations"], Method::POST) => self.revoke(&req).await,
+            (["reload"], Method::POST) => Ok(ApiResponse::ok(&self.reload().await?)),
+            (["serverinfo" | "clients" | "proxies" | "revocations" | "reload"], _)
+            | (["clients" | "proxies", _], _) => Err(ApiError::method(&req.method, &req.path)),
+            _ => Err(no_route(&req)),
+        }
+    }
+
+    fn client(&self, id: &str) -> Result<ApiResponse, ApiError> {
+        let key = crate::identity::canonical(id);
+        let found = ClientView::all(self).into_iter().find(|c| c.key == key);
+        match found {
+            Some(c) => Ok(ApiResponse::ok(&c)),
+            None => Err(ApiError::not_found(format!(
+                "no client {id:?} is connected"
+            ))),
+        }
+    }
+
+    /// `DELETE /api/v1/clients/{identity}`: closes its connection; it reconnects unless its
+    /// certificate is revoked.
+    fn disconnect(&self, id: &str) -> Result<ApiResponse, ApiError> {
+        let conn = self.shared.registry.connection(id);
+        let conn =
+            conn.ok_or_else(|| ApiError::not_found(format!("no client {id:?} is connected")))?;
+        tracing::warn!(client = %id, "disconnecting a client (admin API)");
+        close(
+            &conn,
+            CloseCode::Normal,
+            "disconnected by the server's operator",
+        );
+        Ok(ApiResponse::no_content())
+    }
+
+    fn proxies(&self, req: &ApiRequest) -> Result<ApiResponse, ApiError> {
+        let kind = req.query_param("type");
+        if let Some(k) = kind.as_deref() {
+            if !matches!(k, "tcp" | "http" | "https") {
+                let why = format!("type={k:?}: expected tcp, http or https");
+                return Err(ApiError::bad_request(why));
+            }
+        }
+        let client = req
+            .query_param("client")
+            .map(|c| crate::identity::canonical(&c));
+        let all = ProxyView::all(self).into_iter().filter(|p| {
+            kind.as_deref().is_none_or(|k| p.kind == k)
+                && client.as_deref().is_none_or(|c| p.client_key == c)
+        });
+        Ok(ApiResponse::ok(&all.collect::<Vec<_>>()))
+    }
+
+    /// `GET /api/v1/proxies/{name}`: names are unique per client, so `?client=` picks one
+    /// when several clients use the name.
+    fn proxy(&self, name: &str, req: &ApiRequest) -> Result<ApiResponse, ApiError> {
+        let client = req
+            .query_param("client")
+            .map(|c| crate::identity::canonical(&c));
+        let mut found: Vec<ProxyView> = ProxyView::all(self)
+            .into_iter()
+            .filter(|p| p.name == name && client.as_deref().is_none_or(|c| p.client_key == c))
+            .collect();
+        match found.len() {
+            0 => Err(ApiError::not_found(format!("no proxy {name:?}"))),
+            1 => Ok(ApiResponse::ok(&found.remove(0))),
+            n => Err(ApiError::new(
+                StatusCode::CONFLICT,
+                format!("{n} clients have a proxy {name:?}: add ?client=IDENTITY"),
+            )),
+        }
+    }
+}
+
+impl Handler for ServerApi {
+    fn handle(&self, req: ApiRequest) -> BoxFuture<'_, ApiResponse> {
+        Box::pin(async move { self.route(req).await.into() })
+    }
+
+    fn ready(&self) -> Result<(), String> {
+        match self.shared.shutdown.is_cancelled() {
+            true => Err("shutting down".into()),
+            false => Ok(()),
+        }
+    }
+}
+
+fn no_route(req: &ApiRequest) -> ApiError {
+    ApiError::not_found(format!("no such route: {} {}", req.method, req.path))
+}

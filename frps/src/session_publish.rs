@@ -1,0 +1,153 @@
+//! Publishing a session's proxies: each is checked against the policy in force, bound (tcp)
+//! or routed (http/https, [`crate::session_vhost`]), and given a [`ProxyStats`] that its data
+//! path counts into.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use frp_proto::{
+    truncate_text, ProxyId, ProxyOutcome, ProxyResult, ProxySpec, MAX_SAFE_REASON_LEN,
+};
+use tokio::net::TcpListener;
+use tokio::sync::Semaphore;
+use tracing::{debug, info, warn};
+
+use crate::policy::NO_PORTS;
+use crate::proxy::TcpProxy;
+use crate::session::{Published, Session};
+use crate::stats::ProxyStats;
+use crate::vhost::io::Admission;
+
+impl Session {
+    /// Authorizes and binds each requested proxy; one refusal never affects the others.
+    pub(crate) async fn publish_all(&mut self, specs: &[ProxySpec]) -> Vec<ProxyResult> {
+        let mut results = Vec::with_capacity(specs.len());
+        for spec in specs {
+            let i = self.asked.len();
+            let id = ProxyId(self.last_id.saturating_add(1));
+            let max = self.shared.settings().max_proxies_per_client;
+            let outcome = if self.asked.contains(&spec.name) {
+                Err(format!("proxy name '{}' appears twice", spec.name))
+            } else if i >= max {
+                Err(format!(
+                    "this server allows at most {max} proxies per client"
+                ))
+            } else {
+                self.asked.insert(spec.name.clone());
+                self.last_id = id.0;
+                let published = self.publish(spec, id).await;
+                if published.is_err() {
+                    // Refused: it may be asked for again (a client's reload retries it).
+                    self.asked.remove(&spec.name);
+                }
+                published
+            };
+            results.push(self.outcome(spec, id, outcome));
+        }
+        results
+    }
+
+    fn outcome(
+        &self,
+        spec: &ProxySpec,
+        id: ProxyId,
+        r: Result<Arc<ProxyStats>, String>,
+    ) -> ProxyResult {
+        let (client, proxy) = (&self.identity, &spec.name);
+        let registry = &self.shared.registry;
+        let outcome = match r {
+            Ok(stats) => {
+                let remote_addr = stats.remote;
+                info!(%client, %proxy, %remote_addr, kind = spec.kind.as_str(), "proxy published");
+                registry.proxy_published(client.key(), self.id, &stats);
+                ProxyOutcome::Bound { id, remote_addr }
+            }
+            Err(reason) => {
+                warn!(%client, %proxy, remote_port = spec.remote_port, %reason, "proxy refused");
+                // Short enough that a Welcome refusing every proxy still fits in one frame.
+                let reason = truncate_text(&reason, MAX_SAFE_REASON_LEN).to_string();
+                registry.proxy_refused(client.key(), self.id, (proxy, spec.kind), &reason);
+                ProxyOutcome::Refused { reason }
+            }
+        };
+        ProxyResult {
+            name: spec.name.clone(),
+            outcome,
+        }
+    }
+
+    async fn publish(&mut self, spec: &ProxySpec, id: ProxyId) -> Result<Arc<ProxyStats>, String> {
+        if spec.kind.is_vhost() {
+            let stats = self.publish_vhost(spec, id)?;
+            let held = Published {
+                kind: spec.kind,
+                listener: None,
+            };
+            self.published.insert(spec.name.clone(), held);
+            return Ok(stats);
+        }
+        let listener = self.bind_port(spec.remote_port).await?;
+        let addr = listener.local_addr().map_err(|e| e.to_string())?;
+        let stats = Arc::new(ProxyStats::new(spec.name.clone(), spec.kind, addr));
+        let settings = self.shared.settings();
+        let proxy = TcpProxy {
+            name: spec.name.clone(),
+            id,
+            listener,
+            conn: self.conn.clone(),
+            streams: self.shared.streams.clone(),
+            open_timeout: settings.open_stream_timeout,
+            pending: Arc::new(Semaphore::new(settings.max_pending_per_proxy)),
+            admission: Admission::new(Semaphore::MAX_PERMITS, settings.max_connections_per_ip),
+            share: self.budget.join(settings.max_connections_per_proxy),
+            gauges: self.shared.gauges.clone(),
+            stats: Arc::clone(&stats),
+        };
+        let handle = self.listeners.spawn(proxy.serve());
+        let held = Published {
+            kind: spec.kind,
+            listener: Some((addr.port(), handle)),
+        };
+        self.published.insert(spec.name.clone(), held);
+        Ok(stats)
+    }
+
+    /// Binds `port`, or with 0 the first free port this identity may use.
+    async fn bind_port(&self, port: u16) -> Result<TcpListener, String> {
+        let settings = self.shared.settings();
+        let policy = &settings.policy;
+        if port != 0 {
+            policy.check(self.identity.name(), port)?;
+            return self.claim_and_bind(port).await;
+        }
+        if policy.global.is_empty() {
+            return Err(NO_PORTS.into());
+        }
+        let registry = &self.shared.registry;
+        for candidate in policy.candidates(self.identity.name()) {
+            if registry.port_taken(candidate, &self.identity, self.id) {
+                continue;
+            }
+            if let Ok(l) = self.claim_and_bind(candidate).await {
+                return Ok(l);
+            }
+        }
+        Err("no free port left in the ports this client may use".into())
+    }
+
+    async fn claim_and_bind(&self, port: u16) -> Result<TcpListener, String> {
+        let registry = &self.shared.registry;
+        if let Err(owner) = registry.claim_port(port, &self.identity, self.id) {
+            debug!(client = %self.identity, port, %owner, "port already claimed");
+            return Err(match owner == self.identity.key() {
+                true => format!("port {port} is already used by another proxy of this client"),
+                false => format!("port {port} is already in use by another client"),
+            });
+        }
+        let addr = SocketAddr::new(self.shared.settings().proxy_bind_ip, port);
+        TcpListener::bind(addr).await.map_err(|e| {
+            registry.unclaim_port(port, self.id);
+            format!("cannot bind {addr}: {e}")
+        })
+    }
+}

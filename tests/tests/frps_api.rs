@@ -1,0 +1,267 @@
+//! frps's admin API end to end, on the real binaries with real config files and a real HTTP
+//! client: what it reports (clients, proxies, traffic moved), what it refuses (no or wrong
+//! credentials, malformed or oversized bodies, with nothing changed), what it does
+//! (disconnect a client, revoke a certificate at once), `frps status`, and a config that
+//! would expose it without credentials refused at load.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use frp_tests::backends::{echo_once, random_bytes};
+use frp_tests::frpc_admin::{json_of, ApiClient, PASSWORD};
+use frp_tests::frps_admin::rig;
+use frp_tests::procs::binary;
+use frp_tests::{init_logs, within, LOCALHOST};
+
+#[tokio::test]
+async fn clients_proxies_and_traffic_are_reported() {
+    init_logs();
+    let r = rig(3).await;
+    let data = random_bytes(100 * 1024);
+    let public = SocketAddr::new(LOCALHOST, r.ports[0]);
+    assert_eq!(echo_once(public, &data).await, data);
+
+    let web0 = r.get("/api/v1/proxies/web0").await;
+    assert_eq!(web0["client"], "node1");
+    assert_eq!(web0["type"], "tcp");
+    assert_eq!(web0["status"], "running");
+    assert_eq!(web0["remotePort"], r.ports[0]);
+    for key in ["bytesIn", "bytesOut"] {
+        let n = web0[key].as_u64().expect(key);
+        assert!(n >= data.len() as u64, "{key} = {n}: {web0}");
+    }
+    assert!(web0["startedAt"].as_str().is_some(), "{web0}");
+
+    let clients = r.get("/api/v1/clients").await;
+    let clients = clients.as_array().expect("array");
+    let names: Vec<&str> = clients
+        .iter()
+        .filter_map(|c| c["identity"].as_str())
+        .collect();
+    assert_eq!(names, ["node1", "node2"]);
+    let node1 = &clients[0];
+    assert_eq!(node1["protocolMinor"], 2);
+    assert!(
+        node1["agent"]
+            .as_str()
+            .is_some_and(|a| a.starts_with("frpc/")),
+        "{node1}"
+    );
+    assert!(node1["rttMs"].as_f64().is_some_and(|v| v > 0.0), "{node1}");
+    assert!(
+        node1["congestionWindow"].as_u64().is_some_and(|v| v > 0),
+        "{node1}"
+    );
+    assert_eq!(node1["proxies"].as_array().map(Vec::len), Some(3));
+    assert!(node1["bytesIn"].as_u64().unwrap_or(0) >= data.len() as u64);
+    let upper = r.get("/api/v1/clients/NODE1").await;
+    assert_eq!(upper["identity"], "node1", "identities ignore case");
+    assert_eq!(r.api.get("/api/v1/clients/nobody").await.status, 404);
+
+    let info = r.get("/api/v1/serverinfo").await;
+    assert_eq!(info["clientCounts"], 2);
+    assert_eq!(info["proxyCounts"]["tcp"], 3);
+    assert_eq!(info["proxyCounts"]["http"], 0);
+    assert!(
+        info["bytesIn"].as_u64().unwrap_or(0) >= data.len() as u64,
+        "{info}"
+    );
+    assert!(
+        info["handshakes"]["completed"].as_u64().unwrap_or(0) >= 2,
+        "{info}"
+    );
+
+    let tcp = r.get("/api/v1/proxies?type=tcp&client=Node1").await;
+    assert_eq!(tcp.as_array().map(Vec::len), Some(3));
+    let http = r.get("/api/v1/proxies?type=http").await;
+    assert_eq!(http.as_array().map(Vec::len), Some(0));
+    assert_eq!(r.api.get("/api/v1/proxies?type=udp").await.status, 400);
+    assert_eq!(r.api.get("/api/v1/proxies/nothing").await.status, 404);
+}
+
+#[tokio::test]
+async fn credentials_are_required_except_for_the_probes() {
+    init_logs();
+    let r = rig(1).await;
+    let anonymous = ApiClient::new(r.api.addr, None);
+    let wrong = ApiClient::new(r.api.addr, Some(("admin", "not-the-password")));
+    assert_eq!(anonymous.get("/api/v1/serverinfo").await.status, 401);
+    assert_eq!(wrong.get("/api/v1/clients").await.status, 401);
+    // Failures from one address back off: later ones are refused without a look (429).
+    for path in ["/api/v1/serverinfo", "/api/v1/clients", "/metrics"] {
+        let status = wrong.get(path).await.status;
+        assert!(status == 401 || status == 429, "{path}: {status}");
+    }
+    assert_eq!(anonymous.get("/healthz").await.status, 200);
+    assert_eq!(anonymous.get("/readyz").await.status, 200);
+    let metrics = r.api.get("/metrics").await;
+    assert_eq!(metrics.status, 200);
+    for line in [
+        "frp_server_client_counts 2",
+        "process_resident_memory_bytes",
+    ] {
+        assert!(metrics.body.contains(line), "{line} in:\n{}", metrics.body);
+    }
+    assert!(!metrics.body.contains(PASSWORD));
+}
+
+/// A request body and its content type.
+type Body<'a> = Option<(&'a str, Vec<u8>)>;
+
+#[tokio::test]
+async fn bad_requests_are_refused_and_change_nothing() {
+    init_logs();
+    let r = rig(1).await;
+    let list = r.d.path("revoked.txt");
+    let before = std::fs::read(&list).expect("list");
+    let json = |body: &str| Some(("application/json", body.as_bytes().to_vec()));
+    let cases: [(Body<'_>, u16); 6] = [
+        (json("{\"serial\": "), 400),
+        (json("{\"serial\": \"2a\", \"comment\": \"x\"}"), 400),
+        (json("{\"serial\": \"2a\", \"fingerprint\": \"2a\"}"), 400),
+        (json("{\"serial\": \"not hex\"}"), 400),
+        (Some(("text/plain", b"serial=2a".to_vec())), 415),
+        (
+            json(&format!("{{\"serial\": \"{}\"}}", "a".repeat(1 << 20))),
+            413,
+        ),
+    ];
+    for (body, status) in cases {
+        let r = r.api.call("POST", "/api/v1/revocations", body).await;
+        assert_eq!(r.status, status, "{}", r.body);
+        assert!(json_of(&r)["error"].as_str().is_some(), "{}", r.body);
+    }
+    assert_eq!(
+        std::fs::read(&list).expect("list"),
+        before,
+        "nothing written"
+    );
+    assert_eq!(
+        r.get("/api/v1/revocations").await["entries"],
+        serde_json::json!([])
+    );
+    assert_eq!(r.api.call("PUT", "/api/v1/clients", None).await.status, 405);
+    assert_eq!(r.api.get("/api/v2/clients").await.status, 404);
+}
+
+#[tokio::test]
+async fn a_client_is_disconnected_and_then_revoked() {
+    init_logs();
+    let mut r = rig(1).await;
+    let gone = r.api.call("DELETE", "/api/v1/clients/node2", None).await;
+    assert_eq!(gone.status, 204, "{}", gone.body);
+    // It was not revoked: it comes back.
+    r.node2.wait_log(frp_tests::deployment::CONNECTED, 2).await;
+    r.until_clients(2).await;
+
+    let pem = std::fs::read_to_string(r.d.path("certs/node2.crt")).expect("node2 cert");
+    let body = serde_json::json!({ "certificate": pem });
+    let revoked = r.api.json("POST", "/api/v1/revocations", &body).await;
+    assert_eq!(revoked.status, 200, "{}", revoked.body);
+    let revoked = json_of(&revoked);
+    assert_eq!(revoked["alreadyListed"], false);
+    assert_eq!(revoked["disconnected"], 1);
+    let entry = revoked["entry"].as_str().expect("entry").to_string();
+    assert!(entry.starts_with("sha256="), "{entry}");
+    // node2 is refused from now on: frpc gives up with its permanent-refusal status.
+    let status = within("node2 gives up", async {
+        loop {
+            if let Some(s) = r.node2.wait_exit(Duration::ZERO) {
+                return s;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    })
+    .await;
+    assert_eq!(status.code(), Some(2), "{}", r.node2.stderr());
+    r.until_clients(1).await;
+    let list = std::fs::read_to_string(r.d.path("revoked.txt")).expect("list");
+    let hex = entry.trim_start_matches("sha256=");
+    assert!(list.contains(hex), "{list}");
+    assert_eq!(
+        r.get("/api/v1/revocations").await["entries"],
+        serde_json::json!([entry])
+    );
+    let again = r.api.json("POST", "/api/v1/revocations", &body).await;
+    assert_eq!(json_of(&again)["alreadyListed"], true);
+    assert_eq!(
+        std::fs::read_to_string(r.d.path("revoked.txt")).expect("list"),
+        list
+    );
+}
+
+#[tokio::test]
+async fn frps_status_prints_tables_and_json() {
+    init_logs();
+    let r = rig(2).await;
+    let run = |json: bool| {
+        let mut cmd = std::process::Command::new(binary("frps"));
+        cmd.arg("status").arg("-c").arg(r.d.path("frps.toml"));
+        if json {
+            cmd.arg("--json");
+        }
+        cmd.output().expect("run frps status")
+    };
+    let out = run(false);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(text.starts_with("2 client(s) connected\nCLIENT"), "{text}");
+    for needle in [
+        "node1",
+        "node2",
+        "PROXY",
+        "web0",
+        "web1",
+        "running",
+        &r.ports[0].to_string(),
+    ] {
+        assert!(text.contains(needle), "{needle:?} in:\n{text}");
+    }
+    let out = run(true);
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("--json is JSON");
+    assert_eq!(v["clients"].as_array().map(Vec::len), Some(2));
+    assert_eq!(v["proxies"].as_array().map(Vec::len), Some(2));
+}
+
+#[test]
+fn an_open_admin_api_without_credentials_is_refused_at_load() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let certs = dir.path().join("certs");
+    frp_certs::init_ca_dir(&certs, &["localhost".into()], false).expect("ca");
+    let config = dir.path().join("frps.toml");
+    let tls = "[transport.tls]\ncertFile = \"certs/server.crt\"\nkeyFile = \"certs/server.key\"\n\
+               trustedCaFile = \"certs/ca.crt\"\n";
+    std::fs::write(
+        &config,
+        format!("{tls}\n[webServer]\naddr = \"0.0.0.0\"\nport = 7500\n"),
+    )
+    .expect("write");
+    let out = std::process::Command::new(binary("frps"))
+        .args(["--check", "-c"])
+        .arg(&config)
+        .output()
+        .expect("frps --check");
+    assert_eq!(out.status.code(), Some(64));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("webServer.user") && err.contains("0.0.0.0"),
+        "{err}"
+    );
+    let open =
+        format!("{tls}\n[webServer]\naddr = \"0.0.0.0\"\nport = 7500\ninsecureAllowOpen = true\n");
+    std::fs::write(&config, open).expect("write");
+    let out = std::process::Command::new(binary("frps"))
+        .args(["--check", "-c"])
+        .arg(&config)
+        .output()
+        .expect("frps --check");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
