@@ -2,6 +2,7 @@
 //! or routed (http/https, [`crate::session_vhost`]), and given a [`ProxyStats`] that its data
 //! path counts into.
 
+use std::collections::HashSet;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
@@ -20,27 +21,28 @@ use crate::vhost::io::Admission;
 
 impl Session {
     /// Authorizes and binds each requested proxy; one refusal never affects the others.
+    ///
+    /// A name counts against `maxPortsPerClient` from the first time it is asked for, refused
+    /// or not, so one message cannot make the server try more than that; a refused name may be
+    /// asked for again (a client's reload retries it) without counting twice.
     pub(crate) async fn publish_all(&mut self, specs: &[ProxySpec]) -> Vec<ProxyResult> {
         let mut results = Vec::with_capacity(specs.len());
+        let mut batch = HashSet::with_capacity(specs.len());
         for spec in specs {
-            let i = self.asked.len();
             let id = ProxyId(self.last_id.saturating_add(1));
             let max = self.shared.settings().max_proxies_per_client;
-            let outcome = if self.asked.contains(&spec.name) {
+            let known = self.asked.contains(&spec.name);
+            let twice = !batch.insert(&spec.name) || self.published.contains_key(&spec.name);
+            let outcome = if twice {
                 Err(format!("proxy name '{}' appears twice", spec.name))
-            } else if i >= max {
+            } else if !known && self.asked.len() >= max {
                 Err(format!(
                     "this server allows at most {max} proxies per client"
                 ))
             } else {
                 self.asked.insert(spec.name.clone());
                 self.last_id = id.0;
-                let published = self.publish(spec, id).await;
-                if published.is_err() {
-                    // Refused: it may be asked for again (a client's reload retries it).
-                    self.asked.remove(&spec.name);
-                }
-                published
+                self.publish(spec, id).await
             };
             results.push(self.outcome(spec, id, outcome));
         }
