@@ -27,6 +27,9 @@ use frp_runtime::transport::EndpointSecret;
 
 /// How long to wait for peers to acknowledge the close after the grace period.
 const CLOSE_WAIT: Duration = Duration::from_secs(2);
+/// How often the registry looks for clients whose address changed (quinn has no event for a
+/// migration): one pass over all sessions, rather than a timer per session.
+const PATH_CHECK: Duration = Duration::from_secs(1);
 
 /// State every session and stream task shares.
 #[derive(Debug)]
@@ -191,6 +194,7 @@ impl Server {
         info!(%addr, "frps listening for clients (quic)");
         let sessions = TaskTracker::new();
         crate::vhost::spawn(std::mem::take(&mut self.vhost), &self.shared, &sessions);
+        sessions.spawn(watch_paths(Arc::clone(&self.shared)));
         loop {
             tokio::select! {
                 _ = shutdown.cancelled() => break,
@@ -237,6 +241,18 @@ impl Server {
         sessions.wait().await;
         let _ = tokio::time::timeout(CLOSE_WAIT, self.endpoint.wait_idle()).await;
         info!("frps stopped");
+    }
+}
+
+/// Picks up migrated client addresses every [`PATH_CHECK`] until shutdown.
+async fn watch_paths(shared: Arc<Shared>) {
+    let mut tick = tokio::time::interval(PATH_CHECK);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+    loop {
+        tokio::select! {
+            _ = shared.shutdown.cancelled() => return,
+            _ = tick.tick() => shared.registry.check_paths(),
+        }
     }
 }
 
