@@ -278,6 +278,15 @@ pub trait Handler: Send + Sync + 'static {
     }
 }
 
+/// `t` as RFC 3339 in UTC, whole seconds (`2026-12-02T11:06:04Z`), as the APIs show times;
+/// `None` before 1970 or past what the format can hold.
+pub fn rfc3339(t: std::time::SystemTime) -> Option<String> {
+    let secs = t.duration_since(std::time::UNIX_EPOCH).ok()?.as_secs();
+    let at = time::OffsetDateTime::from_unix_timestamp(i64::try_from(secs).ok()?).ok()?;
+    at.format(&time::format_description::well_known::Rfc3339)
+        .ok()
+}
+
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
 mod tests {

@@ -24,6 +24,6 @@ pub mod config;
 pub mod process;
 mod server;
 
-pub use api::{ApiError, ApiRequest, ApiResponse, Handler};
+pub use api::{rfc3339, ApiError, ApiRequest, ApiResponse, Handler};
 pub use config::{web_settings_of, Credentials, WebServerSection, WebServerSettings};
 pub use server::{AdminServer, CONTENT_SECURITY_POLICY};

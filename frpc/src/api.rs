@@ -7,9 +7,8 @@
 //! refused leaves the file and the client as they were.
 
 use std::path::{Path, PathBuf};
-use std::time::SystemTime;
 
-use frp_admin::{ApiError, ApiRequest, ApiResponse, Handler};
+use frp_admin::{rfc3339, ApiError, ApiRequest, ApiResponse, Handler};
 use futures_util::future::BoxFuture;
 use hyper::{Method, StatusCode};
 use serde::{Deserialize, Serialize};
@@ -282,12 +281,4 @@ pub(crate) fn proxy_views(status: &ClientStatus, settings: &ClientSettings) -> V
         .iter()
         .map(|p| ProxyView::of(p, &ProxyState::Disabled));
     enabled.chain(disabled).collect()
-}
-
-/// `t` as RFC 3339 (UTC, seconds).
-pub(crate) fn rfc3339(t: SystemTime) -> Option<String> {
-    let secs = t.duration_since(SystemTime::UNIX_EPOCH).ok()?.as_secs();
-    let at = time::OffsetDateTime::from_unix_timestamp(i64::try_from(secs).ok()?).ok()?;
-    at.format(&time::format_description::well_known::Rfc3339)
-        .ok()
 }

@@ -16,7 +16,9 @@ use rustls::pki_types::pem::PemObject as _;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use serde::{Deserialize, Serialize};
 
-use crate::api::{reload_error, rfc3339, ClientApi};
+use frp_admin::rfc3339;
+
+use crate::api::{reload_error, ClientApi};
 use crate::config::{check_server, TlsSource};
 use crate::config_edit::{self, ServerKeys};
 

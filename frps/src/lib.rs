@@ -20,6 +20,7 @@ pub mod budget;
 pub mod ca_revoke;
 pub mod cli;
 pub mod config;
+mod config_limits;
 mod config_vhost;
 pub mod domains;
 pub mod gauges;

@@ -4,11 +4,11 @@ use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Duration;
 
+use bytes::BytesMut;
 use frp_proto::{
     AddResults, CloseCode, ControlCodec, ControlMsg, GoingAway, Hello, ProxiesClosed, ProxyClosed,
     ProxyName, Welcome, PROTOCOL_MINOR,
 };
-use bytes::BytesMut;
 use futures_util::{SinkExt as _, StreamExt as _};
 use quinn::{Connection, RecvStream, SendStream, VarInt};
 use rustls::pki_types::CertificateDer;
@@ -33,7 +33,7 @@ const HELLO_BUFFER: usize = 1024;
 const REPLACE_WAIT: Duration = Duration::from_secs(5);
 
 type Reader = FramedRead<RecvStream, ControlCodec>;
-type Writer = FramedWrite<SendStream, ControlCodec>;
+pub(crate) type Writer = FramedWrite<SendStream, ControlCodec>;
 
 /// Closes `conn` with a code and a reason the peer can show its user.
 pub(crate) fn close(conn: &Connection, code: CloseCode, reason: &str) {
@@ -58,7 +58,7 @@ pub(crate) struct Session {
     /// What each published proxy holds, to withdraw it alone (minor 2 `RemoveProxies`).
     pub(crate) published: HashMap<ProxyName, Published>,
     /// The client's protocol minor, from its `Hello`.
-    client_minor: u16,
+    pub(crate) client_minor: u16,
     /// Orders from the server (a reload withdrawing proxies); taken by the control loop.
     commands: Option<mpsc::Receiver<SessionCommand>>,
 }
@@ -285,75 +285,6 @@ impl Session {
     /// Whether an `AddProxies` is allowed now: the first one, or any from minor 2 on.
     fn may_add(&self, state: &Control) -> bool {
         !state.added || self.client_minor >= 2
-    }
-
-    /// Withdraws proxies a reload no longer allows and tells a client of minor 2 or later
-    /// which and why (an older one cannot be told: its proxies just stop).
-    ///
-    /// # Errors
-    /// Why the session ends: the notice could not be sent.
-    async fn withdraw_ordered(
-        &mut self,
-        names: Vec<(ProxyName, String)>,
-        writer: &mut Writer,
-    ) -> Result<(), String> {
-        let mut closed = Vec::with_capacity(names.len());
-        for (name, why) in names {
-            if self.published.contains_key(&name) {
-                let reason = self.withdraw_one(&name, Some(&why)).await;
-                closed.push(ProxyClosed { name, reason });
-            }
-        }
-        if closed.is_empty() || self.client_minor < 2 {
-            return Ok(());
-        }
-        let notice = ControlMsg::ProxiesClosed(ProxiesClosed { closed });
-        (writer.send(notice).await).map_err(|e| format!("sending proxies-closed: {e}"))
-    }
-
-    /// Withdraws one proxy: its listener closes and its port and routes are released before
-    /// this returns; connections already open go on. `why` is the server's reason (a reload),
-    /// or `None` for the client's own `RemoveProxies` (minor 2). Returns the reason for the
-    /// client's `ProxiesClosed`.
-    async fn withdraw_one(&mut self, name: &ProxyName, why: Option<&str>) -> String {
-        // Withdrawn either way: the client may ask for the name again.
-        let asked = self.asked.remove(name);
-        let (client, session) = (&self.identity, self.id);
-        let registry = &self.shared.registry;
-        if why.is_none() {
-            registry.refusal_cleared(client.key(), session, name);
-        }
-        let Some(published) = self.published.remove(name) else {
-            return match asked {
-                true => "removed by the client (it was not published)".into(),
-                false => "no proxy of that name in this session".into(),
-            };
-        };
-        let port = match published.listener {
-            Some((port, handle)) => {
-                handle.abort();
-                // The port is free once the aborted task (which owns the listener) is reaped.
-                while let Some(done) = self.listeners.join_next_with_id().await {
-                    let id = done.map_or_else(|e| e.id(), |(id, ())| id);
-                    if id == handle.id() {
-                        break;
-                    }
-                }
-                Some(port)
-            }
-            None => None,
-        };
-        let (client, session) = (&self.identity, self.id);
-        let registry = &self.shared.registry;
-        registry.proxy_withdrawn(client.key(), session, name, port);
-        if let Some(why) = why {
-            warn!(%client, proxy = %name, reason = %why, "proxy withdrawn");
-            let proxy = (name, published.kind);
-            registry.proxy_refused(client.key(), session, proxy, why);
-            return why.to_string();
-        }
-        info!(%client, proxy = %name, "proxy removed by the client");
-        "removed by the client".into()
     }
 
     /// Releases what older sessions of this client left reserved for this one.

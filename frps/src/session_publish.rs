@@ -1,4 +1,5 @@
-//! Publishing a session's proxies: each is checked against the policy in force, bound (tcp)
+//! Publishing a session's proxies, and withdrawing one (the client's `RemoveProxies`, or a
+//! reload that no longer allows it): each is checked against the policy in force, bound (tcp)
 //! or routed (http/https, [`crate::session_vhost`]), and given a [`ProxyStats`] that its data
 //! path counts into.
 
@@ -7,15 +8,17 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use frp_proto::{
-    truncate_text, ProxyId, ProxyOutcome, ProxyResult, ProxySpec, MAX_SAFE_REASON_LEN,
+    truncate_text, ControlMsg, ProxiesClosed, ProxyClosed, ProxyId, ProxyName, ProxyOutcome,
+    ProxyResult, ProxySpec, MAX_SAFE_REASON_LEN,
 };
+use futures_util::SinkExt as _;
 use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
 use tracing::{debug, info, warn};
 
 use crate::policy::NO_PORTS;
 use crate::proxy::TcpProxy;
-use crate::session::{Published, Session};
+use crate::session::{Published, Session, Writer};
 use crate::stats::ProxyStats;
 use crate::vhost::io::Admission;
 
@@ -151,5 +154,74 @@ impl Session {
             registry.unclaim_port(port, self.id);
             format!("cannot bind {addr}: {e}")
         })
+    }
+
+    /// Withdraws proxies a reload no longer allows and tells a client of minor 2 or later
+    /// which and why (an older one cannot be told: its proxies just stop).
+    ///
+    /// # Errors
+    /// Why the session ends: the notice could not be sent.
+    pub(crate) async fn withdraw_ordered(
+        &mut self,
+        names: Vec<(ProxyName, String)>,
+        writer: &mut Writer,
+    ) -> Result<(), String> {
+        let mut closed = Vec::with_capacity(names.len());
+        for (name, why) in names {
+            if self.published.contains_key(&name) {
+                let reason = self.withdraw_one(&name, Some(&why)).await;
+                closed.push(ProxyClosed { name, reason });
+            }
+        }
+        if closed.is_empty() || self.client_minor < 2 {
+            return Ok(());
+        }
+        let notice = ControlMsg::ProxiesClosed(ProxiesClosed { closed });
+        (writer.send(notice).await).map_err(|e| format!("sending proxies-closed: {e}"))
+    }
+
+    /// Withdraws one proxy: its listener closes and its port and routes are released before
+    /// this returns; connections already open go on. `why` is the server's reason (a reload),
+    /// or `None` for the client's own `RemoveProxies` (minor 2). Returns the reason for the
+    /// client's `ProxiesClosed`.
+    pub(crate) async fn withdraw_one(&mut self, name: &ProxyName, why: Option<&str>) -> String {
+        // Withdrawn either way: the client may ask for the name again.
+        let asked = self.asked.remove(name);
+        let (client, session) = (&self.identity, self.id);
+        let registry = &self.shared.registry;
+        if why.is_none() {
+            registry.refusal_cleared(client.key(), session, name);
+        }
+        let Some(published) = self.published.remove(name) else {
+            return match asked {
+                true => "removed by the client (it was not published)".into(),
+                false => "no proxy of that name in this session".into(),
+            };
+        };
+        let port = match published.listener {
+            Some((port, handle)) => {
+                handle.abort();
+                // The port is free once the aborted task (which owns the listener) is reaped.
+                while let Some(done) = self.listeners.join_next_with_id().await {
+                    let id = done.map_or_else(|e| e.id(), |(id, ())| id);
+                    if id == handle.id() {
+                        break;
+                    }
+                }
+                Some(port)
+            }
+            None => None,
+        };
+        let (client, session) = (&self.identity, self.id);
+        let registry = &self.shared.registry;
+        registry.proxy_withdrawn(client.key(), session, name, port);
+        if let Some(why) = why {
+            warn!(%client, proxy = %name, reason = %why, "proxy withdrawn");
+            let proxy = (name, published.kind);
+            registry.proxy_refused(client.key(), session, proxy, why);
+            return why.to_string();
+        }
+        info!(%client, proxy = %name, "proxy removed by the client");
+        "removed by the client".into()
     }
 }

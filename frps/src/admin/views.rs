@@ -1,8 +1,9 @@
 //! The JSON the admin API answers with, built from the registry's copies.
 
 use std::collections::BTreeMap;
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
+use frp_admin::rfc3339;
 use frp_proto::{ProxyKind, ProxyName};
 use serde::{Deserialize, Serialize};
 
@@ -263,12 +264,4 @@ impl ProxyView {
 
 fn millis(d: Duration) -> f64 {
     d.as_secs_f64() * 1000.0
-}
-
-/// `t` as RFC 3339 (UTC, seconds).
-pub(crate) fn rfc3339(t: SystemTime) -> Option<String> {
-    let secs = t.duration_since(SystemTime::UNIX_EPOCH).ok()?.as_secs();
-    let at = time::OffsetDateTime::from_unix_timestamp(i64::try_from(secs).ok()?).ok()?;
-    at.format(&time::format_description::well_known::Rfc3339)
-        .ok()
 }

@@ -19,18 +19,18 @@ use rustls::pki_types::CertificateDer;
 use tokio::sync::{mpsc, watch};
 use tokio_util::sync::CancellationToken;
 
-use crate::domains::DomainPattern;
 use crate::identity::ClientId;
 use crate::stats::{ProxyStats, Retired};
 use crate::takeover::{Contested, Takeovers, Verdict};
-use crate::vhost::backend::{HttpBackend, Routed};
-use crate::vhost::routes::{Owner, RouteTable, Shares, TlsRoute};
+use crate::vhost::backend::HttpBackend;
+use crate::vhost::routes::RouteTable;
 use crate::vhost::TlsTarget;
 
 /// The routes of both vhost ports.
 type Routes = RouteTable<Arc<HttpBackend>, Arc<TlsTarget>>;
 
 mod live;
+mod routing;
 pub use live::{command_channel, SessionCommand, SessionView};
 
 /// Refusals remembered per session for the admin API, at most (the protocol's proxy limit).
@@ -275,7 +275,10 @@ impl Registry {
             }
         }
         self.status.send_if_modified(|s| {
-            let current = s.clients.get(identity).is_some_and(|c| c.session == session);
+            let current = s
+                .clients
+                .get(identity)
+                .is_some_and(|c| c.session == session);
             current && s.clients.remove(identity).is_some()
         });
     }
@@ -303,71 +306,6 @@ impl Registry {
             let client = s.clients.get_mut(identity).filter(|c| c.session == session);
             client.map(f).is_some()
         });
-    }
-
-    /// Claims http routes: every host with every location (keys), or none; `shares` says
-    /// which identities may hold locations of one host together.
-    ///
-    /// # Errors
-    /// Who asked for what, and the owner that holds it.
-    pub(crate) fn claim_http(
-        &self,
-        hosts: &[DomainPattern],
-        locations: &[String],
-        owner: &Owner,
-        target: &Arc<HttpBackend>,
-        shares: Shares<'_>,
-    ) -> Result<(), (String, Owner)> {
-        self.lock()
-            .routes
-            .claim_http(hosts, locations, owner, target, shares)
-    }
-
-    /// Claims https routes: every host, or none.
-    ///
-    /// # Errors
-    /// Who asked for what, and the owner that holds it.
-    pub(crate) fn claim_https(
-        &self,
-        hosts: &[DomainPattern],
-        owner: &Owner,
-        target: &Arc<TlsTarget>,
-    ) -> Result<(), (String, Owner)> {
-        self.lock().routes.claim_https(hosts, owner, target)
-    }
-
-    /// The http proxy serving `host` (normalized) and `path` (in match form), and the
-    /// other proxies the `guard_forms` of the path reach when case is ignored: their
-    /// passwords are checked too, so no spelling is less protected than the location a
-    /// case-folding service would serve it from.
-    pub(crate) fn lookup_http(
-        &self,
-        host: &str,
-        path: &str,
-        guard_forms: &[String],
-    ) -> Option<Routed> {
-        let g = self.lock();
-        let (backend, _) = g.routes.lookup_http(host, path)?;
-        let mut guards: Vec<Arc<HttpBackend>> = Vec::new();
-        for form in guard_forms {
-            if let Some((other, _)) = g.routes.lookup_http_ci(host, form) {
-                let seen = |b: &Arc<HttpBackend>| Arc::ptr_eq(b, &other);
-                if !seen(&backend) && !guards.iter().any(seen) {
-                    guards.push(other);
-                }
-            }
-        }
-        Some(Routed { backend, guards })
-    }
-
-    /// How to serve a TLS connection for the SNI `host` (normalized); `certified(key)` says
-    /// whether frps has a certificate for `host` configured for exactly `key`.
-    pub(crate) fn lookup_tls(
-        &self,
-        host: &str,
-        certified: impl Fn(&str) -> bool,
-    ) -> TlsRoute<Arc<TlsTarget>> {
-        self.lock().routes.lookup_tls(host, certified)
     }
 
     /// Releases a session's ports and routes, and drops its proxies from the status (its
@@ -427,7 +365,6 @@ impl Registry {
         entry.predecessors_released = true;
         g.release_up_to(identity, session - 1);
     }
-
 }
 
 /// Whether a port held by `(owner, held_by)` is reserved for `session` of `identity`: held
