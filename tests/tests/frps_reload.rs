@@ -108,3 +108,57 @@ async fn a_narrower_allow_ports_withdraws_exactly_the_proxies_outside_it() {
     kept.read_exact(&mut back).await.expect("read");
     assert_eq!(&back, b"still here");
 }
+
+#[tokio::test]
+async fn a_reload_brings_new_certificates_for_tls_termination() {
+    use frp_tests::deployment::{quic_table, Deployment, PUBLISHED};
+    use frp_tests::http::{client_on, http_backend, request, send, tls_connect};
+    init_logs();
+    frp_tests::procs::binary("frps");
+    let app = http_backend("app").await;
+    let ports = free_ports(2);
+    let (http, https) = (ports[0], ports[1]);
+    let quic = quic_table(
+        std::time::Duration::from_secs(5),
+        std::time::Duration::from_secs(120),
+    );
+    let proxy = format!(
+        "[[proxies]]\nname = \"web\"\ntype = \"http\"\nlocalPort = {}\n\
+         customDomains = [\"web.example.com\"]\n",
+        app.addr.port()
+    );
+    let d = Deployment::new(app.addr, &[], &quic, &format!("{quic}\n{proxy}"));
+    d.prepend(
+        "frps",
+        &format!(
+            "vhostHTTPPort = {http}\nvhostHTTPSPort = {https}\nallowDomains = [\"*.example.com\"]"
+        ),
+    );
+    let mut frps = d.start("frps", 1);
+    let mut frpc = d.start("frpc", 1);
+    frpc.wait_log(PUBLISHED, 1).await;
+    let public = SocketAddr::new(LOCALHOST, https);
+    let ca = frp_certs::Ca::generate("web CA").expect("ca");
+    let cert = ca
+        .issue_server(&["web.example.com".to_string()])
+        .expect("cert");
+    let roots = || vec![ca.cert_der()];
+    let before = tls_connect(public, "web.example.com", roots()).await;
+    assert!(before.is_err(), "no certificate for the name yet");
+
+    std::fs::write(d.path("web.crt"), cert.cert_pem()).expect("cert");
+    std::fs::write(d.path("web.key"), cert.key_pem()).expect("key");
+    let text = std::fs::read_to_string(d.path("frps.toml")).expect("frps.toml");
+    let certs = "\n[[vhostHTTPS.certificates]]\ndomains = [\"web.example.com\"]\n\
+                 certFile = \"web.crt\"\nkeyFile = \"web.key\"\n";
+    std::fs::write(d.path("frps.toml"), format!("{text}{certs}")).expect("write");
+    send_signal(frps.pid(), "HUP");
+    frps.wait_log(r#""message":"frps.toml reloaded""#, 1).await;
+    let tls = tls_connect(public, "web.example.com", roots())
+        .await
+        .expect("terminated with the new certificate");
+    let mut conn = client_on(tls).await;
+    let r = send(&mut conn, request("GET", "web.example.com", "/", &[])).await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(r.field("backend"), Some("app"));
+}
