@@ -37,9 +37,7 @@ impl ProcessFigures {
         let open_fds = std::fs::read_dir("/proc/self/fd")
             .ok()
             .map(|d| d.count() as u64);
-        let max_fds = rlimit::getrlimit(rlimit::Resource::NOFILE)
-            .ok()
-            .map(|(soft, _)| soft);
+        let max_fds = max_fds();
         Self {
             resident_bytes: kib("VmRSS:"),
             virtual_bytes: kib("VmSize:"),
@@ -47,6 +45,18 @@ impl ProcessFigures {
             max_fds,
         }
     }
+}
+
+/// The soft limit on open files (Unix; Windows has no such limit to report).
+#[cfg(unix)]
+fn max_fds() -> Option<u64> {
+    let limit = rlimit::getrlimit(rlimit::Resource::NOFILE).ok();
+    limit.map(|(soft, _)| soft)
+}
+
+#[cfg(not(unix))]
+fn max_fds() -> Option<u64> {
+    None
 }
 
 impl Collector for ProcessCollector {

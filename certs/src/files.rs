@@ -240,24 +240,53 @@ fn write_file(path: &Path, contents: &str, mode: u32, force: bool) -> Result<(),
         .map_err(|e| CertError::io(path, e))
 }
 
+/// Makes `options` create a file with permission bits `mode` (Unix; elsewhere the
+/// platform's defaults apply).
 #[cfg(unix)]
-fn set_create_mode(options: &mut OpenOptions, mode: u32) {
+pub fn set_create_mode(options: &mut OpenOptions, mode: u32) {
     use std::os::unix::fs::OpenOptionsExt;
     options.mode(mode);
 }
 
+/// Makes `options` create a file with permission bits `mode` (Unix; elsewhere the
+/// platform's defaults apply).
 #[cfg(not(unix))]
-fn set_create_mode(_options: &mut OpenOptions, _mode: u32) {}
+pub fn set_create_mode(_options: &mut OpenOptions, _mode: u32) {}
 
+/// Gives `file` the permission bits `mode` (Unix; elsewhere nothing).
+///
+/// # Errors
+/// When the permissions cannot be changed.
 #[cfg(unix)]
-fn set_mode(file: &fs::File, mode: u32) -> std::io::Result<()> {
+pub fn set_mode(file: &fs::File, mode: u32) -> std::io::Result<()> {
     use std::os::unix::fs::PermissionsExt;
     file.set_permissions(fs::Permissions::from_mode(mode))
 }
 
+/// Gives `file` the permission bits `mode` (Unix; elsewhere nothing).
+///
+/// # Errors
+/// When the permissions cannot be changed.
 #[cfg(not(unix))]
-fn set_mode(_file: &fs::File, _mode: u32) -> std::io::Result<()> {
+pub fn set_mode(_file: &fs::File, _mode: u32) -> std::io::Result<()> {
     Ok(())
+}
+
+/// The permission bits of the file at `path` (Unix), or `None` when it does not exist or the
+/// platform has none.
+pub fn mode_of(path: &Path) -> Option<u32> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        fs::metadata(path)
+            .ok()
+            .map(|m| m.permissions().mode() & 0o7777)
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = path;
+        None
+    }
 }
 
 #[cfg(all(test, unix))]

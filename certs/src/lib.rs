@@ -28,8 +28,8 @@ mod usage;
 pub use ca::{Ca, Issued};
 pub use error::CertError;
 pub use files::{
-    init_ca_dir, issue_client_in_dir, load_certs, load_key, write_cert_and_key, CaPaths,
-    CA_COMMON_NAME,
+    init_ca_dir, issue_client_in_dir, load_certs, load_key, mode_of, set_create_mode, set_mode,
+    write_cert_and_key, CaPaths, CA_COMMON_NAME,
 };
 pub use inspect::{dns_names, fingerprint, is_ca, peer_identity, serial_hex, subject};
 pub use tls::{

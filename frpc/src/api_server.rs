@@ -143,8 +143,8 @@ impl ClientApi {
 
 /// The files are the client's secrets: 0600 even where an older file had another mode.
 fn set_mode(path: &Path) -> std::io::Result<()> {
-    use std::os::unix::fs::PermissionsExt as _;
-    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))
+    let file = std::fs::OpenOptions::new().append(true).open(path)?;
+    frp_certs::set_mode(&file, 0o600)
 }
 
 fn written_error(path: &Path, e: &std::io::Error) -> ApiError {

@@ -8,7 +8,6 @@
 
 use std::fs;
 use std::io::Write as _;
-use std::os::unix::fs::{OpenOptionsExt as _, PermissionsExt as _};
 use std::path::Path;
 
 use toml_edit::{Array, DocumentMut, InlineTable, Item, Table, TableLike, Value};
@@ -232,19 +231,18 @@ pub fn write_atomic(path: &Path, contents: &[u8], mode: u32) -> std::io::Result<
         _ => Path::new("."),
     };
     let name = path.file_name().unwrap_or_default().to_string_lossy();
-    let mode = fs::metadata(path).map_or(mode, |m| m.permissions().mode() & 0o7777);
+    let mode = frp_certs::mode_of(path).unwrap_or(mode);
     let tmp = dir.join(format!(
         ".{name}.{}.{}.tmp",
         std::process::id(),
         rand::random::<u32>()
     ));
     let result = (|| {
-        let mut f = fs::OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .mode(mode)
-            .open(&tmp)?;
-        f.set_permissions(fs::Permissions::from_mode(mode))?;
+        let mut options = fs::OpenOptions::new();
+        options.write(true).create_new(true);
+        frp_certs::set_create_mode(&mut options, mode);
+        let mut f = options.open(&tmp)?;
+        frp_certs::set_mode(&f, mode)?;
         f.write_all(contents)?;
         f.sync_all()?;
         fs::rename(&tmp, path)
@@ -378,8 +376,10 @@ customDomains = ["a.example.com"]
         assert!(!bare.contains("[transport]\n"), "no empty header: {bare}");
     }
 
+    #[cfg(unix)]
     #[test]
     fn atomic_writes_keep_the_mode() {
+        use std::os::unix::fs::PermissionsExt as _;
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("frpc.toml");
         write_atomic(&path, b"a = 1\n", 0o600).unwrap();

@@ -396,18 +396,16 @@ fn absolutize(map: &mut Yaml, keys: &[&str], base: &Path) -> anyhow::Result<()> 
 /// # Errors
 /// When the file exists and `force` is false, or it cannot be written.
 pub fn write_private(path: &Path, contents: &str, force: bool) -> anyhow::Result<()> {
-    use std::os::unix::fs::{OpenOptionsExt as _, PermissionsExt as _};
     if path.exists() && !force {
         bail!("{} exists; pass --force to replace it", path.display());
     }
-    let mut f = std::fs::OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .mode(0o600)
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create(true).truncate(true);
+    frp_certs::set_create_mode(&mut options, 0o600);
+    let mut f = options
         .open(path)
         .with_context(|| format!("writing {}", path.display()))?;
-    f.set_permissions(std::fs::Permissions::from_mode(0o600))
+    frp_certs::set_mode(&f, 0o600)
         .with_context(|| format!("setting the mode of {}", path.display()))?;
     f.write_all(contents.as_bytes())
         .with_context(|| format!("writing {}", path.display()))
