@@ -234,32 +234,7 @@ fn notes(peers: &[PeerResult]) -> String {
                 r.peer, i.failed, i.broken_after
             );
         }
-        if let (Some(q), Some(f)) = (&r.connect_quiet, &r.connect_flooded) {
-            let outlasted = if f.flood_outlasted_connect {
-                "still running"
-            } else {
-                "over"
-            };
-            let _ = writeln!(
-                out,
-                "- {}: frpc connect (start to the first echo through the tunnel): {:.0} ms \
-                 quiet, {:.0} ms under a flood of {:.0} QUIC Initials/s from 9 loopback \
-                 addresses (the flood was {outlasted} by then; frps peak RSS {:.1} MiB)",
-                r.peer,
-                q.connect_ms,
-                f.connect_ms,
-                f.initials_per_s,
-                f.server_peak_rss_kib as f64 / 1024.0
-            );
-        }
-        if let Some(rtt) = r.relay_rtt_ms {
-            let _ = writeln!(
-                out,
-                "- {}: the delay relay alone measured a {rtt:.2} ms round trip (median of \
-                 datagram pings); the TTFB ratio is to the nominal round trip",
-                r.peer
-            );
-        }
+        frp_notes(&mut out, r);
         let wrks = [("keep-alive", &r.wrk_keepalive), ("new-conn", &r.wrk_close)];
         for (what, w) in wrks {
             if let Some(w) = w.as_ref().filter(|w| w.socket_errors > 0 || w.non_2xx > 0) {
@@ -272,6 +247,39 @@ fn notes(peers: &[PeerResult]) -> String {
         }
     }
     out
+}
+
+/// frp-quic's own notes: the connect time, the control plane's scrapes, the relay.
+fn frp_notes(out: &mut String, r: &PeerResult) {
+    if let (Some(q), Some(f)) = (&r.connect_quiet, &r.connect_flooded) {
+        let outlasted = if f.flood_outlasted_connect {
+            "still running"
+        } else {
+            "over"
+        };
+        let _ = writeln!(
+            out,
+            "- {}: frpc connect (start to the first echo through the tunnel): {:.0} ms \
+             quiet, {:.0} ms under a flood of {:.0} QUIC Initials/s from 9 loopback \
+             addresses (the flood was {outlasted} by then; frps peak RSS {:.1} MiB)",
+            r.peer,
+            q.connect_ms,
+            f.connect_ms,
+            f.initials_per_s,
+            f.server_peak_rss_kib as f64 / 1024.0
+        );
+    }
+    if let Some(s) = &r.scrapes {
+        let _ = writeln!(out, "- {}: {}", r.peer, s.note());
+    }
+    if let Some(rtt) = r.relay_rtt_ms {
+        let _ = writeln!(
+            out,
+            "- {}: the delay relay alone measured a {rtt:.2} ms round trip (median of \
+             datagram pings); the TTFB ratio is to the nominal round trip",
+            r.peer
+        );
+    }
 }
 
 /// The markdown tables printed at the end of a run.

@@ -58,6 +58,9 @@ pub struct PeerResult {
     /// frpc's connect with no flood, then under a QUIC Initial flood (frp-quic only).
     pub connect_quiet: Option<ConnectRun>,
     pub connect_flooded: Option<ConnectRun>,
+    /// `GET /metrics` on frps and frpc once a second while the idle-connection and traffic
+    /// figures ran (frp-quic+admin only).
+    pub scrapes: Option<Scrapes>,
 }
 
 impl PeerResult {
@@ -67,7 +70,8 @@ impl PeerResult {
             .idle
             .as_ref()
             .is_some_and(|i| i.failed > 0 || i.broken_after > 0);
-        !self.errors.is_empty() || idle
+        let scrapes = self.scrapes.as_ref().is_some_and(|s| s.failed > 0);
+        !self.errors.is_empty() || idle || scrapes
     }
 
     /// The best throughput of `streams` streams in one direction, Gbit/s.
@@ -132,4 +136,62 @@ pub struct ConnectRun {
     pub flood_outlasted_connect: bool,
     /// frps's peak RSS (VmHWM) over the whole figure.
     pub server_peak_rss_kib: u64,
+}
+
+/// Scrapes of the admin servers' `/metrics`, counted over a peer's tunnels.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Scrapes {
+    pub ok: u64,
+    pub failed: u64,
+    /// OpenMetrics text received, all scrapes together.
+    pub bytes: u64,
+    /// Request to whole answer, all successful scrapes together, and the longest.
+    pub total_ms: f64,
+    pub max_ms: f64,
+    pub first_error: Option<String>,
+}
+
+impl Scrapes {
+    /// Counts a successful scrape of `bytes` that took `took`.
+    pub fn ok_one(&mut self, bytes: usize, took: std::time::Duration) {
+        let ms = took.as_secs_f64() * 1e3;
+        self.ok += 1;
+        self.bytes += bytes as u64;
+        self.total_ms += ms;
+        self.max_ms = self.max_ms.max(ms);
+    }
+
+    /// Counts a failed scrape; the first error is kept.
+    pub fn failed_one(&mut self, error: String) {
+        self.failed += 1;
+        self.first_error.get_or_insert(error);
+    }
+
+    /// Adds the counts of `other` (another tunnel of the same peer).
+    pub fn add(&mut self, other: Scrapes) {
+        self.ok += other.ok;
+        self.failed += other.failed;
+        self.bytes += other.bytes;
+        self.total_ms += other.total_ms;
+        self.max_ms = self.max_ms.max(other.max_ms);
+        self.first_error = self.first_error.take().or(other.first_error);
+    }
+
+    /// One line for the notes.
+    pub fn note(&self) -> String {
+        let mean = |total: f64| total / self.ok.max(1) as f64;
+        let mut line = format!(
+            "control plane on: {} scrapes of /metrics (frps and frpc, each once a second), \
+             {:.1} KiB and {:.1} ms each on average, {:.1} ms at most; {} failed",
+            self.ok,
+            mean(self.bytes as f64) / 1024.0,
+            mean(self.total_ms),
+            self.max_ms,
+            self.failed
+        );
+        if let Some(e) = &self.first_error {
+            line.push_str(&format!(" (first: {e})"));
+        }
+        line
+    }
 }

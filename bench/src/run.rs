@@ -2,7 +2,8 @@
 //!
 //! Per peer: the idle-connection memory figures on a freshly started tunnel; then, on a new
 //! one, time to first byte, wrk and iperf3 (with the CPU the tunnel used); for frp-quic
-//! finally the time to first byte with the delay relay between frpc and frps.
+//! (with or without its control plane) finally the time to first byte with the delay relay
+//! between frpc and frps.
 
 use std::time::Duration;
 
@@ -50,6 +51,7 @@ pub async fn bench_peer(
             Ok(mut tunnel) => {
                 let idle = idle_phase(&mut tunnel, settings.idle_conns).await;
                 result.idle = record(&mut result, "idle connections", idle);
+                add_scrapes(&mut result, &tunnel);
             }
             Err(e) => note(&mut result, "start", e),
         }
@@ -59,22 +61,40 @@ pub async fn bench_peer(
         Ok(mut tunnel) => traffic_phase(&mut tunnel, targets, settings, &mut result).await,
         Err(e) => note(&mut result, "start", e),
     }
-    if kind == PeerKind::FrpQuic {
-        eprintln!(
-            "== {}: time to first byte through the delay relay",
-            kind.name()
-        );
-        let delay = Duration::from_millis(settings.relay_delay_ms);
-        let rtt = 2.0 * settings.relay_delay_ms as f64;
-        let relay_rtt = crate::relay::measured_rtt_ms(delay, RELAY_PINGS).await;
-        result.relay_rtt_ms = record(&mut result, "relay round trip", relay_rtt);
-        let delayed = match Tunnel::start(kind, ctx, targets.ports, Some(delay)).await {
-            Ok(tunnel) => ttfb(tunnel.ports.nginx, settings.ttfb_samples, rtt).await,
-            Err(e) => Err(e),
-        };
-        result.ttfb_delayed = record(&mut result, "ttfb via relay", delayed);
+    if kind.is_frp() {
+        delayed_phase(ctx, targets, kind, settings, &mut result).await;
     }
     result
+}
+
+/// Time to first byte with the delay relay between frpc and frps.
+async fn delayed_phase(
+    ctx: &Ctx,
+    targets: &Targets,
+    kind: PeerKind,
+    settings: &Settings,
+    result: &mut PeerResult,
+) {
+    eprintln!(
+        "== {}: time to first byte through the delay relay",
+        kind.name()
+    );
+    let delay = Duration::from_millis(settings.relay_delay_ms);
+    let rtt = 2.0 * settings.relay_delay_ms as f64;
+    let relay_rtt = crate::relay::measured_rtt_ms(delay, RELAY_PINGS).await;
+    result.relay_rtt_ms = record(result, "relay round trip", relay_rtt);
+    let delayed = match Tunnel::start(kind, ctx, targets.ports, Some(delay)).await {
+        Ok(tunnel) => ttfb(tunnel.ports.nginx, settings.ttfb_samples, rtt).await,
+        Err(e) => Err(e),
+    };
+    result.ttfb_delayed = record(result, "ttfb via relay", delayed);
+}
+
+/// Adds the control plane's scrapes on `tunnel` so far to the result (frp-quic+admin only).
+fn add_scrapes(result: &mut PeerResult, tunnel: &Tunnel) {
+    if let Some(s) = tunnel.scrapes() {
+        result.scrapes.get_or_insert_with(Default::default).add(s);
+    }
 }
 
 /// frpc's connect time, quiet and then under a QUIC Initial flood.
@@ -173,6 +193,7 @@ async fn traffic_phase(
     if let Err(e) = tunnel.check_running() {
         note(result, "after traffic", e);
     }
+    add_scrapes(result, tunnel);
     let steal = steal_before.and_then(|before| Ok((before, crate::steal::now()?)));
     result.steal_pct = record(result, "host CPU steal", steal)
         .and_then(|(before, after)| crate::steal::percent(before, after));

@@ -9,6 +9,7 @@ use anyhow::{bail, Context as _, Result};
 use frp_tests::flood::{peak_rss_kib, Flood, Initials};
 use tokio::process::Command as Cmd;
 
+use super::control::{self, ControlPlane};
 use super::{public_ports, write, Ctx, Tunnel};
 use crate::probe::{echoes, wait_until};
 use crate::procs::{free_port, run_checked, Guard, Scope, LOCALHOST};
@@ -19,12 +20,14 @@ use crate::targets::Ports;
 const CMD_LIMIT: Duration = Duration::from_secs(60);
 
 /// Starts frps and frpc publishing `targets`; with `delay`, frpc reaches frps through a
-/// [`Relay`] that holds each datagram that long in each direction.
+/// [`Relay`] that holds each datagram that long in each direction; with `admin`, both run
+/// their control plane (see [`control`]).
 pub async fn start(
     ctx: &Ctx,
     dir: &Path,
     targets: Ports,
     delay: Option<Duration>,
+    admin: bool,
 ) -> Result<Tunnel> {
     let certs = certs(ctx).await?;
     let public = public_ports()?;
@@ -36,8 +39,17 @@ pub async fn start(
     let dial = relay.as_ref().map_or(udp, |r| r.port);
     let frps_toml = dir.join("frps.toml");
     let frpc_toml = dir.join("frpc.toml");
-    write(&frps_toml, &frps_config(&certs, udp, public))?;
-    write(&frpc_toml, &frpc_config(&certs, dial, public, targets))?;
+    let mut frps_text = frps_config(&certs, udp, public);
+    let mut frpc_text = frpc_config(&certs, dial, public, targets);
+    let mut control = None;
+    if admin {
+        let ports = [("frps", free_port()?), ("frpc", free_port()?)];
+        frps_text = control::enable(&frps_text, ports[0].1);
+        frpc_text = control::enable(&frpc_text, ports[1].1);
+        control = Some(ControlPlane::new(&ports));
+    }
+    write(&frps_toml, &frps_text)?;
+    write(&frpc_toml, &frpc_text)?;
     let frps = ctx.bin_dir.join("frps");
     let frpc = ctx.bin_dir.join("frpc");
     check(&frps, &frps_toml).await?;
@@ -48,6 +60,7 @@ pub async fn start(
         ports: public,
         server: Some(Scope::Pid(server.pid())),
         client: Some(Scope::Pid(client.pid())),
+        control,
         guards: vec![client, server],
         _relay: relay,
     })

@@ -1,5 +1,6 @@
 //! The tunnels compared, each started from scratch on free loopback ports.
 
+mod control;
 mod frp;
 mod rathole;
 mod ssh;
@@ -27,6 +28,11 @@ pub enum PeerKind {
     Direct,
     /// frps + frpc over QUIC with mutual TLS.
     FrpQuic,
+    /// frp-quic with its control plane on (webServer, enablePrometheus) at both ends, whose
+    /// /metrics are scraped once a second.
+    #[value(name = "frp-quic+admin")]
+    #[serde(rename = "frp-quic+admin")]
+    FrpQuicAdmin,
     /// rathole 0.5 with its plain TCP transport.
     Rathole,
     /// rathole 0.5 with its TLS transport.
@@ -43,10 +49,16 @@ impl PeerKind {
         match self {
             PeerKind::Direct => "direct",
             PeerKind::FrpQuic => "frp-quic",
+            PeerKind::FrpQuicAdmin => "frp-quic+admin",
             PeerKind::Rathole => "rathole",
             PeerKind::RatholeTls => "rathole-tls",
             PeerKind::SshR => "ssh-R",
         }
+    }
+
+    /// frps and frpc, with or without their control plane.
+    pub fn is_frp(self) -> bool {
+        matches!(self, PeerKind::FrpQuic | PeerKind::FrpQuicAdmin)
     }
 }
 
@@ -78,7 +90,7 @@ impl Ctx {
         };
         match kind {
             PeerKind::Direct => None,
-            PeerKind::FrpQuic => need(&self.bin_dir.join("frps"), "frps")
+            PeerKind::FrpQuic | PeerKind::FrpQuicAdmin => need(&self.bin_dir.join("frps"), "frps")
                 .or_else(|| need(&self.bin_dir.join("frpc"), "frpc")),
             PeerKind::Rathole | PeerKind::RatholeTls => match &self.rathole {
                 None => Some("rathole not installed (see bench/install.sh)".into()),
@@ -105,6 +117,8 @@ pub struct Tunnel {
     pub server: Option<Scope>,
     /// The tunnel's client side (none for `direct`).
     pub client: Option<Scope>,
+    /// The admin servers being scraped (frp-quic+admin only); stopped before the children.
+    control: Option<control::ControlPlane>,
     /// Children, stopped in this order when the tunnel is dropped (clients first).
     guards: Vec<Guard>,
     _relay: Option<Relay>,
@@ -112,7 +126,8 @@ pub struct Tunnel {
 
 impl Tunnel {
     /// Starts `kind` publishing `targets`; `delay` puts a delay relay between frpc and frps
-    /// (frp-quic only). Returns once every service answers through the public ports.
+    /// (frp-quic only). Returns once every service answers through the public ports, and for
+    /// frp-quic+admin once both `/metrics` answer, with their scraping started.
     pub async fn start(
         kind: PeerKind,
         ctx: &Ctx,
@@ -121,7 +136,10 @@ impl Tunnel {
     ) -> Result<Self> {
         let mut tunnel = match kind {
             PeerKind::Direct => return Ok(Self::direct(targets)),
-            PeerKind::FrpQuic => frp::start(ctx, &ctx.setup_dir(kind)?, targets, delay).await?,
+            PeerKind::FrpQuic | PeerKind::FrpQuicAdmin => {
+                let admin = kind == PeerKind::FrpQuicAdmin;
+                frp::start(ctx, &ctx.setup_dir(kind)?, targets, delay, admin).await?
+            }
             PeerKind::Rathole => rathole::start(ctx, &ctx.setup_dir(kind)?, targets, false).await?,
             PeerKind::RatholeTls => {
                 rathole::start(ctx, &ctx.setup_dir(kind)?, targets, true).await?
@@ -129,6 +147,13 @@ impl Tunnel {
             PeerKind::SshR => ssh::start(&ctx.setup_dir(kind)?, targets).await?,
         };
         tunnel.wait_ready(kind).await?;
+        let logs = tunnel.logs();
+        if let Some(control) = &mut tunnel.control {
+            control
+                .start()
+                .await
+                .with_context(|| format!("control plane not answering; logs: {logs}"))?;
+        }
         Ok(tunnel)
     }
 
@@ -137,6 +162,7 @@ impl Tunnel {
             ports,
             server: None,
             client: None,
+            control: None,
             guards: Vec::new(),
             _relay: None,
         }
@@ -178,6 +204,11 @@ impl Tunnel {
             (Some(s), Some(c)) => Ok(Some((s.rss_kib()?, c.rss_kib()?))),
             _ => Ok(None),
         }
+    }
+
+    /// The scrapes of the control plane so far (frp-quic+admin only).
+    pub fn scrapes(&self) -> Option<crate::results::Scrapes> {
+        self.control.as_ref().map(control::ControlPlane::scrapes)
     }
 
     /// CPU seconds consumed so far by server and client together.

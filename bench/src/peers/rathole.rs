@@ -52,6 +52,7 @@ pub async fn start(ctx: &Ctx, dir: &Path, targets: Ports, tls: bool) -> Result<T
         server: Some(Scope::Pid(server.pid())),
         client: Some(Scope::Pid(client.pid())),
         guards: vec![client, server],
+        control: None,
         _relay: None,
     })
 }

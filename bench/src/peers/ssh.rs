@@ -42,6 +42,7 @@ pub async fn start(dir: &Path, targets: Ports) -> Result<Tunnel> {
         server: Some(Scope::Tree(server.pid())),
         client: Some(Scope::Pid(client.pid())),
         guards: vec![client, server],
+        control: None,
         _relay: None,
     })
 }
