@@ -7,6 +7,7 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
+use base64::Engine as _;
 use frp_tests::backends::{echo_once, random_bytes};
 use frp_tests::frpc_admin::{json_of, ApiClient, PASSWORD};
 use frp_tests::frps_admin::rig;
@@ -264,4 +265,81 @@ fn an_open_admin_api_without_credentials_is_refused_at_load() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
+}
+
+#[tokio::test]
+async fn the_access_log_streams_requests_as_they_are_served() {
+    use frp_tests::deployment::{free_ports, quic_table, Deployment, PUBLISHED};
+    use frp_tests::frpc_admin::USER;
+    use frp_tests::http::{client, http_backend, request, send};
+    use http_body_util::BodyExt as _;
+    init_logs();
+    binary("frps");
+    let app = http_backend("app").await;
+    let ports = free_ports(2);
+    let quic = quic_table(Duration::from_secs(5), Duration::from_secs(120));
+    let web = format!(
+        "{quic}\n[webServer]\nport = {}\nuser = \"{USER}\"\npassword = \"{PASSWORD}\"\n",
+        ports[1]
+    );
+    let proxy = format!(
+        "{quic}\n[[proxies]]\nname = \"web\"\ntype = \"http\"\nlocalPort = {}\n\
+         customDomains = [\"web.example.com\", \"other.example.com\"]\n",
+        app.addr.port()
+    );
+    let d = Deployment::new(app.addr, &[], &web, &proxy);
+    let top = format!(
+        "vhostHTTPPort = {}\nallowDomains = [\"*.example.com\"]",
+        ports[0]
+    );
+    d.prepend("frps", &top);
+    let _frps = d.start("frps", 1);
+    let mut frpc = d.start("frpc", 1);
+    frpc.wait_log(PUBLISHED, 1).await;
+    let api = ApiClient::new(SocketAddr::new(LOCALHOST, ports[1]), Some((USER, PASSWORD)));
+    assert_eq!(api.get("/api/v1/access-log?status=7xx").await.status, 400);
+
+    let auth = base64::engine::general_purpose::STANDARD.encode(format!("{USER}:{PASSWORD}"));
+    let path = "/api/v1/access-log?host=web.example.com&status=4xx";
+    let req = request(
+        "GET",
+        &api.addr.to_string(),
+        path,
+        &[("authorization", &format!("Basic {auth}"))],
+    );
+    let mut stream = client(api.addr).await;
+    let resp = within("stream opens", stream.send_request(req))
+        .await
+        .expect("response");
+    assert_eq!(resp.status(), 200);
+    assert_eq!(resp.headers()["content-type"], "text/event-stream");
+    let mut body = resp.into_body();
+
+    let vhost = SocketAddr::new(LOCALHOST, ports[0]);
+    let mut visitor = client(vhost).await;
+    // A path holding %2F is refused by frps (400) unless the proxy allows encoded slashes.
+    let visits = [
+        ("other.example.com", "/a%2Fb"),
+        ("web.example.com", "/ok"),
+        ("web.example.com", "/a%2Fb"),
+    ];
+    for (host, path) in visits {
+        send(&mut visitor, request("GET", host, path, &[])).await;
+    }
+    let event = within("the 400 arrives", async {
+        loop {
+            let frame = body.frame().await.expect("stream open").expect("frame");
+            let Ok(data) = frame.into_data() else {
+                continue;
+            };
+            let text = String::from_utf8_lossy(&data).to_string();
+            if let Some(json) = text.strip_prefix("data: ") {
+                return serde_json::from_str::<serde_json::Value>(json.trim()).expect("json");
+            }
+        }
+    })
+    .await;
+    assert_eq!(event["host"], "web.example.com", "{event}");
+    assert_eq!(event["status"], 400, "only the 4xx of that host: {event}");
+    assert_eq!(event["method"], "GET");
 }

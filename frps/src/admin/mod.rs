@@ -5,6 +5,7 @@
 //! The API reads the server through the registry and the settings in force, never through
 //! the data path: a scrape or a listing costs a lock held for a copy, not a stream.
 
+mod access_stream;
 mod metrics;
 pub mod reload;
 mod revocations;
@@ -80,7 +81,8 @@ impl ServerApi {
             (["revocations"], Method::GET) => self.list_revocations(),
             (["revocations"], Method::POST) => self.revoke(&req).await,
             (["reload"], Method::POST) => Ok(ApiResponse::ok(&self.reload().await?)),
-            (["serverinfo" | "clients" | "proxies" | "revocations" | "reload"], _)
+            (["access-log"], Method::GET) => self.access_log(&req),
+            (["serverinfo" | "clients" | "proxies" | "revocations" | "reload" | "access-log"], _)
             | (["clients" | "proxies", _], _) => Err(ApiError::method(&req.method, &req.path)),
             _ => Err(no_route(&req)),
         }
