@@ -59,6 +59,28 @@ impl ApiRequest {
         })
     }
 
+    /// The first value of query parameter `name`, for a filter: unlike
+    /// [`query_param`](Self::query_param), a value that is not valid percent-encoded UTF-8 is an error
+    /// rather than no filter.
+    ///
+    /// # Errors
+    /// `400` naming the parameter.
+    pub fn query_value(&self, name: &str) -> Result<Option<String>, ApiError> {
+        let Some(q) = self.query.as_deref() else {
+            return Ok(None);
+        };
+        let raw = q.split('&').find_map(|pair| {
+            let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
+            (k == name).then_some(v)
+        });
+        match raw {
+            None => Ok(None),
+            Some(v) => percent_decode(v).map(Some).ok_or_else(|| {
+                ApiError::bad_request(format!("{name}: not valid percent-encoded UTF-8"))
+            }),
+        }
+    }
+
     /// The body parsed as JSON into `T`.
     ///
     /// # Errors

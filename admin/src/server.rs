@@ -14,6 +14,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
 use bytes::Bytes;
+use frp_runtime::per_source::Admission;
 use futures_util::StreamExt as _;
 use http_body_util::combinators::UnsyncBoxBody;
 use http_body_util::{BodyExt as _, Full, Limited, StreamBody};
@@ -26,7 +27,6 @@ use hyper_util::rt::{TokioIo, TokioTimer};
 use prometheus_client::registry::Registry;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::{debug, info, warn};
@@ -35,8 +35,11 @@ use crate::api::{ApiError, ApiRequest, ApiResponse, Body, Handler, MAX_BODY};
 use crate::auth::{Backoff, Checker, Failure};
 use crate::config::WebServerSettings;
 
-/// Connections served at once; more wait in the kernel's accept queue.
+/// Connections served at once; more are closed at once.
 const MAX_CONNECTIONS: usize = 256;
+/// Of those, from one IPv4 address or IPv6 /64, so one source holding idle connections cannot
+/// take the probes down with the API.
+const MAX_CONNECTIONS_PER_IP: usize = 32;
 /// How long a request head may take, and a connection may idle between requests.
 const HEADER_TIMEOUT: Duration = Duration::from_secs(30);
 /// How long a TLS handshake may take.
@@ -123,19 +126,18 @@ impl AdminServer {
         let tls = self.inner.settings.tls.is_some();
         info!(?addr, tls, "admin api listening");
         let tasks = TaskTracker::new();
-        let slots = Arc::new(Semaphore::new(MAX_CONNECTIONS));
+        let admission = Admission::new(MAX_CONNECTIONS, MAX_CONNECTIONS_PER_IP);
         loop {
-            let slot = tokio::select! {
-                _ = shutdown.cancelled() => break,
-                s = Arc::clone(&slots).acquire_owned() => s,
-            };
-            let Ok(slot) = slot else { break };
             let accepted = tokio::select! {
                 _ = shutdown.cancelled() => break,
                 a = self.listener.accept() => a,
             };
             match accepted {
                 Ok((tcp, peer)) => {
+                    let Ok(slot) = admission.admit(peer.ip()) else {
+                        debug!(%peer, "too many admin connections; closing");
+                        continue;
+                    };
                     let inner = Arc::clone(&self.inner);
                     let stop = shutdown.clone();
                     tasks.spawn(async move {
@@ -249,8 +251,47 @@ fn guard(inner: &Inner, req: &Request<Incoming>, peer: SocketAddr) -> Result<(),
             });
         }
         inner.backoff.succeeded(peer.ip());
+    } else if !names_an_address(req) {
+        // Without credentials a page on a name that resolves to 127.0.0.1 (DNS rebinding)
+        // would be same-origin with the API: only requests to an address are answered.
+        let host = req
+            .headers()
+            .get(header::HOST)
+            .and_then(|v| v.to_str().ok());
+        let why = format!(
+            "Host {:?} is not an IP address or localhost: without webServer.user and password \
+             the admin API answers only requests sent to an address (DNS rebinding)",
+            host.unwrap_or_default()
+        );
+        return Err(ApiError::new(StatusCode::FORBIDDEN, why).into());
     }
     cross_site(req)
+}
+
+/// Whether the request's `Host` is an IP address or `localhost` (with or without a port).
+fn names_an_address(req: &Request<Incoming>) -> bool {
+    let host = req
+        .headers()
+        .get(header::HOST)
+        .and_then(|v| v.to_str().ok());
+    let Some(host) = host.map(str::trim) else {
+        return false;
+    };
+    let name = match host.strip_prefix('[') {
+        Some(v6) => {
+            return v6
+                .split(']')
+                .next()
+                .is_some_and(|a| a.parse::<std::net::Ipv6Addr>().is_ok())
+        }
+        None => host
+            .rsplit_once(':')
+            .map_or(host, |(h, port)| match port.parse::<u16>() {
+                Ok(_) => h,
+                Err(_) => host,
+            }),
+    };
+    name.eq_ignore_ascii_case("localhost") || name.parse::<std::net::IpAddr>().is_ok()
 }
 
 /// A browser's request from another site (a form or script elsewhere riding on the user's

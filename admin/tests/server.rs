@@ -154,12 +154,12 @@ async fn bodies_over_one_mib_get_413_whatever_their_framing() {
     let r = start(WebServerSettings::loopback(0));
     let big = 1024 * 1024 + 1;
     let declared = format!(
-        "POST /api/v1/x HTTP/1.1\r\nHost: x\r\nContent-Length: {big}\r\nConnection: close\r\n\r\n"
+        "POST /api/v1/x HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: {big}\r\nConnection: close\r\n\r\n"
     );
     assert!(raw(&r.settings, declared).await.starts_with("HTTP/1.1 413"));
     let chunk = "a".repeat(64 * 1024);
     let mut chunked =
-        "POST /api/v1/x HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n".to_string();
+        "POST /api/v1/x HTTP/1.1\r\nHost: 127.0.0.1\r\nTransfer-Encoding: chunked\r\n\r\n".to_string();
     for _ in 0..17 {
         chunked.push_str(&format!("{:x}\r\n{chunk}\r\n", chunk.len()));
     }
@@ -255,5 +255,74 @@ async fn tls_with_the_client_pinning_the_configured_certificate() {
         .await
         .unwrap_err();
     assert!(format!("{e:#}").contains("another certificate"), "{e:#}");
+    r.stop.cancel();
+}
+
+#[tokio::test]
+async fn without_credentials_only_requests_to_an_address_are_answered() {
+    let r = start(WebServerSettings::loopback(0));
+    let port = r.settings.addr.port();
+    let req = |host: &str| {
+        format!("POST /api/v1/x HTTP/1.1\r\nHost: {host}\r\nOrigin: http://{host}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
+    };
+    // A page on rebind.attacker.example, which resolves to 127.0.0.1, is same-origin with it.
+    let rebound = raw(&r.settings, req(&format!("rebind.attacker.example:{port}"))).await;
+    assert!(rebound.starts_with("HTTP/1.1 403"), "{rebound}");
+    assert!(rebound.contains("DNS rebinding"), "{rebound}");
+    for host in [
+        format!("127.0.0.1:{port}"),
+        format!("localhost:{port}"),
+        format!("[::1]:{port}"),
+    ] {
+        let answer = raw(&r.settings, req(&host)).await;
+        assert!(answer.starts_with("HTTP/1.1 200"), "{host}: {answer}");
+    }
+    // With credentials the API may be reached by name (a DNS name on its certificate).
+    let mut settings = WebServerSettings::loopback(0);
+    settings.credentials = Some(creds());
+    let named = start(settings);
+    let answer = call(&named.settings, Method::GET, "/api/v1/x").await;
+    assert_eq!(answer.status, 200);
+    r.stop.cancel();
+    named.stop.cancel();
+}
+
+#[tokio::test]
+async fn one_source_holding_idle_connections_leaves_the_probes_to_others() {
+    let r = start(WebServerSettings::loopback(0));
+    let mut idle = Vec::new();
+    for _ in 0..40 {
+        idle.push(
+            tokio::net::TcpStream::connect(r.settings.addr)
+                .await
+                .unwrap(),
+        );
+    }
+    // 127.0.0.2 is another source on the same loopback interface.
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.bind("127.0.0.2:0".parse().unwrap()).unwrap();
+    let mut other = socket.connect(r.settings.addr).await.unwrap();
+    other
+        .write_all(b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n")
+        .await
+        .unwrap();
+    let mut out = Vec::new();
+    tokio::time::timeout(WAIT, other.read_to_end(&mut out))
+        .await
+        .expect("answer in time")
+        .unwrap();
+    let answer = String::from_utf8_lossy(&out);
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    // The 33rd and later connections from the busy source were closed at once.
+    let mut closed = 0;
+    for mut tcp in idle {
+        let mut buf = [0u8; 1];
+        if let Ok(Ok(0)) =
+            tokio::time::timeout(Duration::from_millis(200), tcp.read(&mut buf)).await
+        {
+            closed += 1;
+        }
+    }
+    assert_eq!(closed, 40 - 32, "the per-address cap");
     r.stop.cancel();
 }

@@ -90,7 +90,7 @@ pub fn revoke_certificate(
         return Ok(revoked);
     }
     let text = appended(old.as_deref(), cert, &revoked)?;
-    replace(&revoked.list, &text)?;
+    replace_checked(&revoked.list, &text)?;
     Ok(revoked)
 }
 
@@ -116,7 +116,7 @@ pub fn revoke_entry(entry: &str, list: &Path) -> anyhow::Result<(String, bool)> 
     }
     let today = time::OffsetDateTime::now_utc().date();
     let text = with_line(old.as_deref(), &format!("{name}  # revoked {today}"));
-    replace(&list, &text)?;
+    replace_checked(&list, &text)?;
     Ok((name, false))
 }
 
@@ -175,6 +175,14 @@ fn real_path(path: &Path) -> anyhow::Result<PathBuf> {
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(path.to_path_buf()),
         Err(e) => Err(e).with_context(|| format!("resolving {}", path.display())),
     }
+}
+
+/// [`replace`], after checking that `text` parses as a list: nothing that frps would refuse
+/// to start with is ever written.
+fn replace_checked(path: &Path, text: &str) -> anyhow::Result<()> {
+    Revocations::parse(text)
+        .map_err(|e| anyhow::anyhow!("the new list would not parse ({e}); nothing written"))?;
+    replace(path, text)
 }
 
 /// Replaces the file at `path` with `text` in one rename, keeping its mode.

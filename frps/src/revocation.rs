@@ -49,7 +49,7 @@ impl Revocations {
             }
             match parse_line(line).map_err(|why| format!("line {}: {line:?}: {why}", i + 1))? {
                 Entry::Fingerprint(hex) => r.fingerprints.insert(hex),
-                Entry::Serial(hex) => r.serials.insert(hex.trim_start_matches('0').to_string()),
+                Entry::Serial(hex) => r.serials.insert(serial_key(&hex)),
             };
         }
         Ok(r)
@@ -99,7 +99,7 @@ impl Revocations {
         // A certificate whose serial cannot be read cannot have passed verification; if it
         // did anyway, refuse it.
         match frp_certs::serial_hex(cert) {
-            Ok(serial) => self.serials.contains(serial.trim_start_matches('0')),
+            Ok(serial) => self.serials.contains(&serial_key(&serial)),
             Err(_) => true,
         }
     }
@@ -118,7 +118,12 @@ fn parse_line(line: &str) -> Result<Entry, String> {
     if label == "serial" {
         return hex_digits(value.trim()).map(Entry::Serial);
     }
-    let Some(digest) = label.strip_suffix("fingerprint").map(str::trim) else {
+    let digest = match label.as_str() {
+        // `sha256=HEX`, as the admin API lists entries.
+        "sha256" => Some("sha256"),
+        _ => label.strip_suffix("fingerprint").map(str::trim),
+    };
+    let Some(digest) = digest else {
         return Err(
             "expected a hex serial, `serial=HEX`, a SHA-256 fingerprint or \
                     `sha256 Fingerprint=HEX`"
@@ -139,6 +144,14 @@ fn parse_line(line: &str) -> Result<Entry, String> {
         ));
     }
     Ok(Entry::Fingerprint(hex))
+}
+
+/// A serial as the list compares it: lowercase hex without leading zeros (`0` for zero).
+fn serial_key(hex: &str) -> String {
+    match hex.trim_start_matches('0') {
+        "" => "0".to_string(),
+        t => t.to_ascii_lowercase(),
+    }
 }
 
 /// `text` without colons and lowercase, if that is 1 to 64 hex digits.

@@ -17,9 +17,13 @@ pub fn run(json: bool, config: &Path) -> ExitCode {
         let path = format!("{PREFIX}/{what}");
         frp_admin::cli::call(config, "frps", Method::GET, &path)
     };
-    let (clients, proxies) = match (get("clients"), get("proxies")) {
-        (Ok(c), Ok(p)) => (c.body, p.body),
-        (Err(status), _) | (_, Err(status)) => return status,
+    let clients = match get("clients") {
+        Ok(c) => c.body,
+        Err(status) => return status,
+    };
+    let proxies = match get("proxies") {
+        Ok(p) => p.body,
+        Err(status) => return status,
     };
     if json {
         let (c, p) = (

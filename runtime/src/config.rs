@@ -96,14 +96,38 @@ fn toml_error(text: &str, e: &toml::de::Error) -> String {
     let start = span.start.min(text.len());
     let line_no = text[..start].matches('\n').count() + 1;
     let line = text.lines().nth(line_no - 1).unwrap_or_default().trim();
+    let secret = holds_secret(line);
     let shown = match line.split_once('=') {
+        Some((key, _)) if secret => format!("{} = <redacted>", key.trim()),
         Some((key, value)) => format!("{} = {}", key.trim(), redact(key.trim(), value.trim())),
         None => line.to_string(),
     };
     let hint = suggestion(e.message())
         .map(|name| format!("; did you mean `{name}`?"))
         .unwrap_or_default();
-    format!("line {line_no}: `{shown}`: {}{hint}", e.message())
+    // serde quotes the value it could not take (`invalid type: integer `1234``).
+    let message = match secret {
+        true => without_quoted(e.message()),
+        false => e.message().to_string(),
+    };
+    format!("line {line_no}: `{shown}`: {message}{hint}")
+}
+
+/// Whether a line sets a secret anywhere: `password = ...`, or inside an inline table
+/// (`webServer = { user = "a", password = "..." }`).
+fn holds_secret(line: &str) -> bool {
+    line.split(['{', ',', '}'])
+        .filter_map(|piece| piece.split_once('='))
+        .any(|(key, _)| is_secret(key.trim().trim_matches('"')))
+}
+
+/// `message` with every backquoted value replaced by `<redacted>`.
+fn without_quoted(message: &str) -> String {
+    message
+        .split('`')
+        .enumerate()
+        .map(|(i, piece)| if i % 2 == 1 { "<redacted>" } else { piece })
+        .collect()
 }
 
 /// The known name closest to the unknown one in serde's "unknown field `x`, expected one of
@@ -362,6 +386,19 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(e.contains("@proxy:8080") && !e.contains("s3cret"), "{e}");
+    }
+
+    #[test]
+    fn secrets_in_bad_values_and_inline_tables_are_redacted() {
+        let e = parse_toml::<Demo>(Path::new("c.toml"), "token = 87654321\n", NONE)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("token") && !e.contains("87654321"), "{e}");
+        let inline = "bindPort = { user = \"a\", password = \"LeakMe123\" }\n";
+        let e = parse_toml::<Demo>(Path::new("c.toml"), inline, NONE)
+            .unwrap_err()
+            .to_string();
+        assert!(!e.contains("LeakMe123"), "{e}");
     }
 
     #[test]

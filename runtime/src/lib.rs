@@ -16,6 +16,7 @@ pub mod gauge;
 pub mod handshake;
 pub mod logging;
 pub mod notify;
+pub mod per_source;
 pub mod program;
 mod sections;
 pub mod shutdown;

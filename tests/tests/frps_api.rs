@@ -141,6 +141,36 @@ async fn bad_requests_are_refused_and_change_nothing() {
         r.get("/api/v1/revocations").await["entries"],
         serde_json::json!([])
     );
+    assert_eq!(r.api.get("/api/v1/proxies?client=%ff").await.status, 400);
+
+    // Every accepted spelling leaves a list frps still starts with.
+    let print = "AB:".repeat(31) + "CD";
+    let entries = [
+        serde_json::json!({ "serial": "00" }),
+        serde_json::json!({ "serial": "serial=2A:8D:70" }),
+        serde_json::json!({ "fingerprint": print }),
+        serde_json::json!({ "fingerprint": format!("sha256 Fingerprint={print}") }),
+    ];
+    for body in &entries {
+        let answer = r.api.json("POST", "/api/v1/revocations", body).await;
+        assert_eq!(answer.status, 200, "{body}: {}", answer.body);
+    }
+    let listed = r.get("/api/v1/revocations").await;
+    assert_eq!(
+        listed["entries"].as_array().map(Vec::len),
+        Some(3),
+        "{listed}"
+    );
+    let check = std::process::Command::new(binary("frps"))
+        .args(["--check", "-c"])
+        .arg(r.d.path("frps.toml"))
+        .output()
+        .expect("frps --check");
+    assert!(
+        check.status.success(),
+        "{}",
+        String::from_utf8_lossy(&check.stderr)
+    );
     assert_eq!(r.api.call("PUT", "/api/v1/clients", None).await.status, 405);
     assert_eq!(r.api.get("/api/v2/clients").await.status, 404);
 }

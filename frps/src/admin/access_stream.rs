@@ -34,13 +34,13 @@ enum Status {
 
 impl Filter {
     fn of(req: &ApiRequest) -> Result<Self, ApiError> {
-        let status = match req.query_param("status") {
+        let status = match req.query_value("status")? {
             None => None,
             Some(s) => Some(parse_status(&s).ok_or_else(|| {
                 ApiError::bad_request(format!("status={s:?}: expected a code (404) or a class (5xx)"))
             })?),
         };
-        let host = req.query_param("host").map(|h| h.to_ascii_lowercase());
+        let host = req.query_value("host")?.map(|h| h.to_ascii_lowercase());
         Ok(Self { host, status })
     }
 

@@ -115,7 +115,7 @@ impl ServerApi {
     }
 
     fn proxies(&self, req: &ApiRequest) -> Result<ApiResponse, ApiError> {
-        let kind = req.query_param("type");
+        let kind = req.query_value("type")?;
         if let Some(k) = kind.as_deref() {
             if !matches!(k, "tcp" | "http" | "https") {
                 let why = format!("type={k:?}: expected tcp, http or https");
@@ -123,7 +123,7 @@ impl ServerApi {
             }
         }
         let client = req
-            .query_param("client")
+            .query_value("client")?
             .map(|c| crate::identity::canonical(&c));
         let all = ProxyView::all(self).into_iter().filter(|p| {
             kind.as_deref().is_none_or(|k| p.kind == k)
@@ -136,7 +136,7 @@ impl ServerApi {
     /// when several clients use the name.
     fn proxy(&self, name: &str, req: &ApiRequest) -> Result<ApiResponse, ApiError> {
         let client = req
-            .query_param("client")
+            .query_value("client")?
             .map(|c| crate::identity::canonical(&c));
         let mut found: Vec<ProxyView> = ProxyView::all(self)
             .into_iter()

@@ -106,11 +106,11 @@ impl ServerApi {
         })?;
         let mut applied = self.changing.lock().await;
         let text = std::fs::read_to_string(path).map_err(|e| {
-            ApiError::bad_request(format!("{}: cannot read file: {e}", path.display()))
+            ApiError::internal(format!("{}: cannot read file: {e}", path.display()))
         })?;
         let new = ServerSettings::from_text(path, &text)
             .map_err(|e| ApiError::bad_request(e.to_string()))?;
-        let table: toml::Table = toml::from_str(&text).unwrap_or_default();
+        let mut table: toml::Table = toml::from_str(&text).unwrap_or_default();
         let restart_required: Vec<String> = RESTART_KEYS
             .iter()
             .filter(|k| applied.table.get(**k) != table.get(**k))
@@ -126,10 +126,18 @@ impl ServerApi {
         let revoked = Arc::new(merged.revoked.clone());
         let disconnected = self.shared.apply_revocations(&revoked);
         let withdrawn = self.withdraw_forbidden(&merged).await;
+        // Keys that need a restart keep their running values: the next reload compares the
+        // file with what runs, not with the file it read last.
+        for key in RESTART_KEYS {
+            match applied.table.get(*key) {
+                Some(v) => table.insert((*key).to_string(), v.clone()),
+                None => table.remove(*key),
+            };
+        }
         applied.table = table;
         info!(
-            withdrawn = withdrawn.len(), disconnected, restart_required = ?restart_required,
-            "frps.toml reloaded"
+            file = %path.display(), withdrawn = withdrawn.len(), disconnected,
+            restart_required = ?restart_required, "frps.toml reloaded"
         );
         Ok(ReloadReport {
             restart_required,
@@ -177,7 +185,7 @@ fn forbidden(s: &SessionView, settings: &ServerSettings) -> Vec<(frp_proto::Prox
         if let Err(why) = verdict {
             out.push((
                 p.name.clone(),
-                format!("withdrawn by a server reload: {why}"),
+                format!("no longer allowed after a server reload: {why}"),
             ));
         }
     }

@@ -68,12 +68,8 @@ impl ServerApi {
         })?;
         let _one = self.changing.lock().await;
         let (entry, already) = match (body.serial, body.fingerprint, body.certificate) {
-            (Some(serial), None, None) => {
-                entry(&format!("serial={}", strip(&serial, "serial=")), list)?
-            }
-            (None, Some(print), None) => {
-                entry(&format!("sha256={}", strip(&print, "sha256=")), list)?
-            }
+            (Some(serial), None, None) => entry(&format!("serial={}", strip(&serial)), list)?,
+            (None, Some(print), None) => entry(&fingerprint(&print)?, list)?,
             (None, None, Some(pem)) => certificate(&pem, list)?,
             _ => {
                 return Err(ApiError::bad_request(
@@ -83,7 +79,10 @@ impl ServerApi {
         };
         let now = Revocations::load(list).map_err(ApiError::internal)?;
         let disconnected = self.shared.apply_revocations(&Arc::new(now));
-        tracing::warn!(%entry, already, disconnected, "certificate revoked (admin API)");
+        match already {
+            true => tracing::info!(%entry, "revocation asked for an entry already listed"),
+            false => tracing::warn!(%entry, disconnected, "certificate revoked (admin API)"),
+        }
         Ok(ApiResponse::ok(&Revoked {
             entry,
             already_listed: already,
@@ -92,13 +91,23 @@ impl ServerApi {
     }
 }
 
-/// `value` without a leading `prefix` (any case), so both spellings are accepted.
-fn strip<'a>(value: &'a str, prefix: &str) -> &'a str {
+/// The hex after a `label=` OpenSSL prints (`serial=`, `sha256 Fingerprint=`), or the value.
+fn strip(value: &str) -> &str {
     let v = value.trim();
-    match v.get(..prefix.len()) {
-        Some(p) if p.eq_ignore_ascii_case(prefix) => &v[prefix.len()..],
-        _ => v,
+    v.split_once('=').map_or(v, |(_, hex)| hex.trim())
+}
+
+/// A SHA-256 fingerprint as the list takes it (64 hex digits, colons allowed).
+fn fingerprint(value: &str) -> Result<String, ApiError> {
+    let hex: String = strip(value).chars().filter(|c| *c != ':').collect();
+    if hex.len() != 64 || !hex.chars().all(|c| c.is_ascii_hexdigit()) {
+        return Err(ApiError::bad_request(format!(
+            "fingerprint: a SHA-256 fingerprint is 64 hex digits (openssl x509 -noout \
+             -fingerprint -sha256), this is {} characters",
+            hex.len()
+        )));
     }
+    Ok(hex.to_ascii_lowercase())
 }
 
 fn entry(line: &str, list: &std::path::Path) -> Result<(String, bool), ApiError> {
