@@ -159,7 +159,8 @@ async fn bodies_over_one_mib_get_413_whatever_their_framing() {
     assert!(raw(&r.settings, declared).await.starts_with("HTTP/1.1 413"));
     let chunk = "a".repeat(64 * 1024);
     let mut chunked =
-        "POST /api/v1/x HTTP/1.1\r\nHost: 127.0.0.1\r\nTransfer-Encoding: chunked\r\n\r\n".to_string();
+        "POST /api/v1/x HTTP/1.1\r\nHost: 127.0.0.1\r\nTransfer-Encoding: chunked\r\n\r\n"
+            .to_string();
     for _ in 0..17 {
         chunked.push_str(&format!("{:x}\r\n{chunk}\r\n", chunk.len()));
     }
