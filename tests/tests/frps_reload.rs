@@ -69,7 +69,10 @@ async fn a_narrower_allow_ports_withdraws_exactly_the_proxies_outside_it() {
     let web1 = r.get("/api/v1/proxies/web1").await;
     assert_eq!(web1["status"], "refused", "{web1}");
     let error = web1["lastError"].as_str().unwrap_or_default();
-    assert!(error.contains("no longer allowed after a server reload"), "{web1}");
+    assert!(
+        error.contains("no longer allowed after a server reload"),
+        "{web1}"
+    );
     r.node1.wait_log("server withdrew a proxy", 2).await;
     let status = json_of(&r.node1_api.get("/api/v1/status").await);
     let states: Vec<&str> = status["proxies"]

@@ -37,7 +37,9 @@ impl Filter {
         let status = match req.query_value("status")? {
             None => None,
             Some(s) => Some(parse_status(&s).ok_or_else(|| {
-                ApiError::bad_request(format!("status={s:?}: expected a code (404) or a class (5xx)"))
+                ApiError::bad_request(format!(
+                    "status={s:?}: expected a code (404) or a class (5xx)"
+                ))
             })?),
         };
         let host = req.query_value("host")?.map(|h| h.to_ascii_lowercase());

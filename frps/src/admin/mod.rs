@@ -82,7 +82,10 @@ impl ServerApi {
             (["revocations"], Method::POST) => self.revoke(&req).await,
             (["reload"], Method::POST) => Ok(ApiResponse::ok(&self.reload().await?)),
             (["access-log"], Method::GET) => self.access_log(&req),
-            (["serverinfo" | "clients" | "proxies" | "revocations" | "reload" | "access-log"], _)
+            (
+                ["serverinfo" | "clients" | "proxies" | "revocations" | "reload" | "access-log"],
+                _,
+            )
             | (["clients" | "proxies", _], _) => Err(ApiError::method(&req.method, &req.path)),
             _ => Err(no_route(&req)),
         }
