@@ -163,11 +163,13 @@ pub fn server_endpoint(
 ///
 /// It bounds what a stream of garbage can make us send. But it also bounds how fast a
 /// restarted frps tells its old clients: at 20 ms, 10,000 returning clients would need 200 s
-/// (most would wait for their idle timeout). Resets are always smaller than the packet that
-/// caused them and are sent only for connection IDs that pass the keyed check of
-/// [`HashedConnectionIdGenerator`], so 2 ms (500 a second: 10,000 clients in about 20 s,
-/// each one's next packet permitting) costs little.
-pub const MIN_RESET_INTERVAL: Duration = Duration::from_millis(2);
+/// (most would wait for their idle timeout), and at 2 ms the scale harness (`bench/scale`)
+/// still found 17% of 10,000 clients waiting out their 30 s idle timeout, since 10,000
+/// clients' keep-alives arrive at ~1,000 a second. Resets are always smaller than the packet
+/// that caused them and are sent only for connection IDs that pass the keyed check of
+/// [`HashedConnectionIdGenerator`] (an attacker cannot make them up), so 200 µs (5,000 a
+/// second) costs little.
+pub const MIN_RESET_INTERVAL: Duration = Duration::from_micros(200);
 
 /// The secret a server's connection IDs and stateless-reset tokens are derived from.
 ///
