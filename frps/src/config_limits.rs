@@ -3,7 +3,34 @@
 //! `maxTakeoversPerMinute`, `maxPendingConnectionsPerProxy`), range-checked into
 //! [`ServerSettings`].
 
+use std::fmt::Display;
+use std::ops::RangeInclusive;
+
 use crate::config::{ServerFile, ServerSettings};
+
+/// Sets `*into` to `value` when the file gives one inside `range`.
+///
+/// # Errors
+/// `` `key = value`: must be between A and B `` for a value outside it.
+pub(crate) fn in_range<T: PartialOrd + Copy + Display>(
+    key: &str,
+    value: Option<T>,
+    range: RangeInclusive<T>,
+    into: &mut T,
+) -> Result<(), String> {
+    match value {
+        None => Ok(()),
+        Some(v) if range.contains(&v) => {
+            *into = v;
+            Ok(())
+        }
+        Some(v) => Err(format!(
+            "`{key} = {v}`: must be between {} and {}",
+            range.start(),
+            range.end()
+        )),
+    }
+}
 
 /// Applies the limits `file` sets to `s`.
 ///
@@ -16,35 +43,16 @@ pub(crate) fn apply_limits(s: &mut ServerSettings, file: &ServerFile) -> Result<
         Some(n) if n <= wire => s.max_proxies_per_client = n,
         Some(n) => return Err(format!("`maxPortsPerClient = {n}`: at most {wire}")),
     }
-    match file.max_connections_per_proxy {
-        None => {}
-        Some(n) if (1..=1_000_000).contains(&n) => s.max_connections_per_proxy = n,
-        Some(n) => {
-            return Err(format!(
-                "`maxConnectionsPerProxy = {n}`: must be between 1 and 1000000"
-            ))
-        }
-    }
+    let per_proxy = file.max_connections_per_proxy;
+    let into = &mut s.max_connections_per_proxy;
+    in_range("maxConnectionsPerProxy", per_proxy, 1..=1_000_000, into)?;
     apply_connection_limits(s, file)?;
-    match file.max_takeovers_per_minute {
-        None => {}
-        Some(n) if (1..=1000).contains(&n) => s.max_takeovers_per_minute = n,
-        Some(n) => {
-            return Err(format!(
-                "`maxTakeoversPerMinute = {n}`: must be between 1 and 1000"
-            ))
-        }
-    }
-    match file.max_pending_connections_per_proxy {
-        None => {}
-        Some(n) if (1..=65_536).contains(&n) => s.max_pending_per_proxy = n,
-        Some(n) => {
-            return Err(format!(
-                "`maxPendingConnectionsPerProxy = {n}`: must be between 1 and 65536"
-            ))
-        }
-    }
-    Ok(())
+    let takeovers = file.max_takeovers_per_minute;
+    let into = &mut s.max_takeovers_per_minute;
+    in_range("maxTakeoversPerMinute", takeovers, 1..=1000, into)?;
+    let pending = file.max_pending_connections_per_proxy;
+    let into = &mut s.max_pending_per_proxy;
+    in_range("maxPendingConnectionsPerProxy", pending, 1..=65_536, into)
 }
 
 /// `maxConnectionsPerClient` and `maxConnectionsPerIP` (after `maxPortsPerClient`).
@@ -61,16 +69,13 @@ fn apply_connection_limits(s: &mut ServerSettings, file: &ServerFile) -> Result<
         ))
         }
     }
-    match file.max_connections_per_ip {
-        None => {}
-        Some(n) if (1..=1_000_000).contains(&n) => s.max_connections_per_ip = n,
-        Some(n) => {
-            return Err(format!(
-                "`maxConnectionsPerIP = {n}`: must be between 1 and 1000000"
-            ))
-        }
-    }
-    Ok(())
+    let per_ip = file.max_connections_per_ip;
+    in_range(
+        "maxConnectionsPerIP",
+        per_ip,
+        1..=1_000_000,
+        &mut s.max_connections_per_ip,
+    )
 }
 
 #[cfg(test)]

@@ -14,6 +14,7 @@ use frp_runtime::config::{error_chain, resolve};
 use serde::Deserialize;
 
 use crate::config::ServerFile;
+use crate::config_limits::in_range;
 use crate::domains::{DomainPattern, DomainPolicy, DomainSet};
 use crate::vhost::tls::cert_covers;
 use crate::vhost::{CertStore, VhostSettings};
@@ -107,14 +108,8 @@ fn clocks(file: &ServerFile, s: &mut VhostSettings) -> Result<(), String> {
 
 /// `vhostMaxConnections` and `vhostMaxConnectionsPerIP`.
 fn connection_limits(file: &ServerFile, s: &mut VhostSettings) -> Result<(), String> {
-    let limit = |key: &str, v: Option<usize>, into: &mut usize| match v {
-        None => Ok(()),
-        Some(n) if (1..=1_000_000).contains(&n) => {
-            *into = n;
-            Ok(())
-        }
-        Some(n) => Err(format!("`{key} = {n}`: must be between 1 and 1000000")),
-    };
+    let limit =
+        |key: &str, v: Option<usize>, into: &mut usize| in_range(key, v, 1..=1_000_000, into);
     let total = file.vhost_max_connections;
     limit("vhostMaxConnections", total, &mut s.max_connections)?;
     let per_ip = file.vhost_max_connections_per_ip;
@@ -127,15 +122,13 @@ fn connection_limits(file: &ServerFile, s: &mut VhostSettings) -> Result<(), Str
 
 /// `vhostAuthMaxFailures` (1 to 1000) and `vhostAuthMaxBackoff` (1 to 86400 seconds).
 fn auth_backoff(file: &ServerFile, s: &mut VhostSettings) -> Result<(), String> {
-    match file.vhost_auth_max_failures {
-        None => {}
-        Some(n) if (1..=1000).contains(&n) => s.auth_max_failures = n,
-        Some(n) => {
-            return Err(format!(
-                "`vhostAuthMaxFailures = {n}`: must be between 1 and 1000"
-            ))
-        }
-    }
+    let failures = file.vhost_auth_max_failures;
+    in_range(
+        "vhostAuthMaxFailures",
+        failures,
+        1..=1000,
+        &mut s.auth_max_failures,
+    )?;
     match file.vhost_auth_max_backoff {
         None => Ok(()),
         Some(t) if (1..=86_400).contains(&t) => {
