@@ -18,6 +18,7 @@
 
 pub mod api;
 mod auth;
+mod body;
 pub mod cli;
 pub mod client;
 pub mod config;

@@ -17,7 +17,7 @@ use bytes::Bytes;
 use frp_runtime::per_source::Admission;
 use futures_util::StreamExt as _;
 use http_body_util::combinators::UnsyncBoxBody;
-use http_body_util::{BodyExt as _, Full, Limited, StreamBody};
+use http_body_util::{BodyExt as _, Full, StreamBody};
 use hyper::body::{Frame, Incoming};
 use hyper::header::{self, HeaderValue};
 use hyper::server::conn::http1;
@@ -31,7 +31,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::{debug, info, warn};
 
-use crate::api::{ApiError, ApiRequest, ApiResponse, Body, Handler, MAX_BODY};
+use crate::api::{ApiError, ApiRequest, ApiResponse, Body, Handler};
 use crate::auth::{Backoff, Checker, Failure};
 use crate::config::WebServerSettings;
 
@@ -325,19 +325,13 @@ async fn dispatch(inner: &Inner, req: Request<Incoming>, peer: SocketAddr) -> Ap
     if req.uri().path() == "/metrics" && matches!(*req.method(), Method::GET | Method::HEAD) {
         return metrics(inner);
     }
-    let too_large = || ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, "the body is over 1 MiB");
-    let declared = req
-        .headers()
-        .get(header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok()?.parse::<u64>().ok());
-    if declared.is_some_and(|n| n > MAX_BODY as u64) {
-        return too_large().into();
-    }
-    let (parts, body) = req.into_parts();
-    let body = match Limited::new(body, MAX_BODY).collect().await {
-        Ok(b) => b.to_bytes(),
-        Err(e) if e.is::<http_body_util::LengthLimitError>() => return too_large().into(),
-        Err(e) => return ApiError::bad_request(format!("reading the body: {e}")).into(),
+    let (parts, body) = match crate::body::read(req).await {
+        Ok(read) => read,
+        // What is left of a refused body is not read: the connection cannot carry another.
+        Err(e) => {
+            let close = HeaderValue::from_static("close");
+            return ApiResponse::from(e).with_header(header::CONNECTION, close);
+        }
     };
     let request = ApiRequest {
         method: parts.method,

@@ -13,6 +13,7 @@ use frp_tests::frpc_admin::{json_of, ApiClient, PASSWORD};
 use frp_tests::frps_admin::rig;
 use frp_tests::procs::binary;
 use frp_tests::{init_logs, within, LOCALHOST};
+use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 
 #[tokio::test]
 async fn clients_proxies_and_traffic_are_reported() {
@@ -116,22 +117,37 @@ async fn bad_requests_are_refused_and_change_nothing() {
     let list = r.d.path("revoked.txt");
     let before = std::fs::read(&list).expect("list");
     let json = |body: &str| Some(("application/json", body.as_bytes().to_vec()));
-    let cases: [(Body<'_>, u16); 6] = [
+    let cases: [(Body<'_>, u16); 5] = [
         (json("{\"serial\": "), 400),
         (json("{\"serial\": \"2a\", \"comment\": \"x\"}"), 400),
         (json("{\"serial\": \"2a\", \"fingerprint\": \"2a\"}"), 400),
         (json("{\"serial\": \"not hex\"}"), 400),
         (Some(("text/plain", b"serial=2a".to_vec())), 415),
-        (
-            json(&format!("{{\"serial\": \"{}\"}}", "a".repeat(1 << 20))),
-            413,
-        ),
     ];
     for (body, status) in cases {
         let r = r.api.call("POST", "/api/v1/revocations", body).await;
         assert_eq!(r.status, status, "{}", r.body);
         assert!(json_of(&r)["error"].as_str().is_some(), "{}", r.body);
     }
+    // Over 1 MiB: refused from the declared length, before a byte of the body is read (a
+    // client still sending it may see its connection close under it, so none is sent here).
+    let auth = base64::engine::general_purpose::STANDARD.encode(format!("admin:{PASSWORD}"));
+    let head = format!(
+        "POST /api/v1/revocations HTTP/1.1\r\nHost: {}\r\nAuthorization: Basic {auth}\r\n\
+         Content-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+        r.api.addr,
+        (1 << 20) + 1
+    );
+    let mut tcp = tokio::net::TcpStream::connect(r.api.addr)
+        .await
+        .expect("connect");
+    tcp.write_all(head.as_bytes()).await.expect("head");
+    let mut answer = Vec::new();
+    within("413", tcp.read_to_end(&mut answer))
+        .await
+        .expect("read");
+    let answer = String::from_utf8_lossy(&answer);
+    assert!(answer.starts_with("HTTP/1.1 413"), "{answer}");
     assert_eq!(
         std::fs::read(&list).expect("list"),
         before,
