@@ -6,11 +6,11 @@
 //! [`connections`](ProxyStats::connections) gauge while open and adds its bytes to
 //! [`traffic`](ProxyStats::traffic) as they move (one relaxed atomic add per chunk). "In" is
 //! what visitors sent toward the client's service, "out" what came back, as in frp's
-//! `traffic_in` / `traffic_out`. When a proxy goes away its bytes move to the server's
-//! [`Retired`] totals, so the server's figures keep counting what ended.
+//! `traffic_in` / `traffic_out`. When a proxy goes away its bytes move to the registry's
+//! totals of ended proxies ([`ProxyStats::retire_into`]), so the server's figures keep
+//! counting what ended.
 
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::SystemTime;
 
 use frp_proto::{ProxyKind, ProxyName};
@@ -63,28 +63,10 @@ impl ProxyStats {
     pub fn bytes_out(&self) -> u64 {
         self.traffic.quic_to_tcp()
     }
-}
 
-/// Bytes of proxies that have gone away, so the server's totals never go backwards.
-#[derive(Debug, Default)]
-pub struct Retired {
-    bytes_in: AtomicU64,
-    bytes_out: AtomicU64,
-}
-
-impl Retired {
-    /// Adds what a proxy that went away carried.
-    pub fn add(&self, proxy: &ProxyStats) {
-        self.bytes_in.fetch_add(proxy.bytes_in(), Ordering::Relaxed);
-        self.bytes_out
-            .fetch_add(proxy.bytes_out(), Ordering::Relaxed);
-    }
-
-    /// (in, out) of every proxy that went away.
-    pub fn totals(&self) -> (u64, u64) {
-        (
-            self.bytes_in.load(Ordering::Relaxed),
-            self.bytes_out.load(Ordering::Relaxed),
-        )
+    /// Adds what this proxy carried to `retired`, the totals of proxies that went away.
+    pub fn retire_into(&self, retired: &Traffic) {
+        retired.add_tcp_to_quic(self.bytes_in());
+        retired.add_quic_to_tcp(self.bytes_out());
     }
 }

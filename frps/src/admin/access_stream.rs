@@ -101,24 +101,25 @@ fn event(e: &AccessEntry) -> Bytes {
 impl ServerApi {
     pub(crate) fn access_log(&self, req: &ApiRequest) -> Result<ApiResponse, ApiError> {
         let filter = Filter::of(req)?;
-        let state = (self.shared.access.subscribe(), self.shared.shutdown.clone());
-        let stream = futures_util::stream::unfold(state, move |(mut rx, stop)| {
-            let filter = filter.clone();
-            async move {
-                loop {
-                    let next = tokio::select! {
-                        _ = stop.cancelled() => return None,
-                        r = tokio::time::timeout(KEEPALIVE, rx.recv()) => r,
-                    };
-                    let chunk = match next {
-                        Err(_) => Bytes::from_static(b": keep-alive\n\n"),
-                        Ok(Ok(e)) if filter.matches(&e) => event(&e),
-                        Ok(Ok(_)) => continue,
-                        Ok(Err(RecvError::Lagged(n))) => Bytes::from(format!(": missed {n}\n\n")),
-                        Ok(Err(RecvError::Closed)) => return None,
-                    };
-                    return Some((Ok(chunk), (rx, stop)));
-                }
+        let state = (
+            self.shared.access.subscribe(),
+            self.shared.shutdown.clone(),
+            filter,
+        );
+        let stream = futures_util::stream::unfold(state, |(mut rx, stop, filter)| async move {
+            loop {
+                let next = tokio::select! {
+                    _ = stop.cancelled() => return None,
+                    r = tokio::time::timeout(KEEPALIVE, rx.recv()) => r,
+                };
+                let chunk = match next {
+                    Err(_) => Bytes::from_static(b": keep-alive\n\n"),
+                    Ok(Ok(e)) if filter.matches(&e) => event(&e),
+                    Ok(Ok(_)) => continue,
+                    Ok(Err(RecvError::Lagged(n))) => Bytes::from(format!(": missed {n}\n\n")),
+                    Ok(Err(RecvError::Closed)) => return None,
+                };
+                return Some((Ok(chunk), (rx, stop, filter)));
             }
         });
         let response = ApiResponse::stream("text/event-stream", Box::pin(stream));

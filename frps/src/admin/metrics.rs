@@ -78,7 +78,7 @@ fn num(n: u64) -> f64 {
 impl Collector for Live {
     fn encode(&self, mut enc: DescriptorEncoder<'_>) -> Result {
         let sessions = self.0.shared.registry.sessions();
-        let info = ServerInfo::of(&self.0);
+        let info = ServerInfo::from_sessions(&self.0, &sessions);
         let gauge = MetricType::Gauge;
         let counter = MetricType::Counter;
         let none: [(&str, &str); 0] = [];

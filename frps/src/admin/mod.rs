@@ -93,8 +93,7 @@ impl ServerApi {
 
     fn client(&self, id: &str) -> Result<ApiResponse, ApiError> {
         let key = crate::identity::canonical(id);
-        let found = ClientView::all(self).into_iter().find(|c| c.key == key);
-        match found {
+        match ClientView::one(self, &key) {
             Some(c) => Ok(ApiResponse::ok(&c)),
             None => Err(ApiError::not_found(format!(
                 "no client {id:?} is connected"

@@ -67,8 +67,12 @@ pub struct Handshakes {
 
 impl ServerInfo {
     pub(crate) fn of(api: &ServerApi) -> Self {
+        Self::from_sessions(api, &api.shared.registry.sessions())
+    }
+
+    /// The figures from `sessions`, copied out of the registry by the caller.
+    pub(crate) fn from_sessions(api: &ServerApi, sessions: &[SessionView]) -> Self {
         let shared = &api.shared;
-        let sessions = shared.registry.sessions();
         let proxies: Vec<_> = sessions.iter().flat_map(|s| &s.proxies).collect();
         let mut proxy_counts: BTreeMap<String, usize> = ["tcp", "http", "https"]
             .into_iter()
@@ -150,6 +154,12 @@ impl ClientView {
             .iter()
             .map(Self::of)
             .collect()
+    }
+
+    /// The connected client `key` (lowercase identity), if any.
+    pub(crate) fn one(api: &ServerApi, key: &str) -> Option<Self> {
+        let sessions = api.shared.registry.sessions();
+        sessions.iter().find(|s| s.key == key).map(Self::of)
     }
 
     fn of(s: &SessionView) -> Self {

@@ -117,7 +117,7 @@ impl Registry {
 
     /// Bytes (in, out) of proxies that went away.
     pub fn retired_traffic(&self) -> (u64, u64) {
-        self.retired.totals()
+        (self.retired.tcp_to_quic(), self.retired.quic_to_tcp())
     }
 }
 

@@ -20,11 +20,12 @@ use tokio::sync::{mpsc, watch};
 use tokio_util::sync::CancellationToken;
 
 use crate::identity::ClientId;
-use crate::stats::{ProxyStats, Retired};
+use crate::stats::ProxyStats;
 use crate::takeover::{Contested, Takeovers, Verdict};
 use crate::vhost::backend::HttpBackend;
 use crate::vhost::routes::RouteTable;
 use crate::vhost::TlsTarget;
+use frp_runtime::Traffic;
 
 /// The routes of both vhost ports.
 type Routes = RouteTable<Arc<HttpBackend>, Arc<TlsTarget>>;
@@ -92,9 +93,9 @@ struct SessionEntry {
 
 impl SessionEntry {
     /// Moves every proxy's bytes into `retired` and forgets the proxies.
-    fn retire_proxies(&mut self, retired: &Retired) {
+    fn retire_proxies(&mut self, retired: &Traffic) {
         for (_, p) in std::mem::take(&mut self.proxies) {
-            retired.add(&p);
+            p.retire_into(retired);
         }
     }
 }
@@ -126,7 +127,7 @@ pub struct Registry {
     inner: Arc<Mutex<Inner>>,
     status: Arc<watch::Sender<ServerStatus>>,
     /// Bytes of proxies that went away.
-    retired: Arc<Retired>,
+    retired: Arc<Traffic>,
 }
 
 impl Default for Registry {
@@ -345,7 +346,7 @@ impl Registry {
         g.routes.release_proxy(identity, session, name);
         if let Some(e) = g.sessions.get_mut(identity).filter(|e| e.id == session) {
             if let Some(p) = e.proxies.remove(name) {
-                self.retired.add(&p);
+                p.retire_into(&self.retired);
             }
         }
         drop(g);
