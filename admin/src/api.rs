@@ -228,6 +228,9 @@ pub struct ApiError {
     pub status: StatusCode,
     /// What went wrong, for the user.
     pub message: String,
+    /// The input field (a config key such as `localPort`) the message is about, when it is
+    /// about one: a form shows the message next to it.
+    pub field: Option<String>,
 }
 
 impl ApiError {
@@ -236,7 +239,15 @@ impl ApiError {
         Self {
             status,
             message: message.into(),
+            field: None,
         }
+    }
+
+    /// The same error, about input field `field`.
+    #[must_use]
+    pub fn about(mut self, field: impl Into<String>) -> Self {
+        self.field = Some(field.into());
+        self
     }
 
     /// `400 Bad Request`.
@@ -273,8 +284,14 @@ impl From<ApiError> for ApiResponse {
         #[derive(Serialize)]
         struct Body<'a> {
             error: &'a str,
+            #[serde(skip_serializing_if = "Option::is_none")]
+            field: Option<&'a str>,
         }
-        let body = serde_json::to_vec(&Body { error: &e.message }).unwrap_or_default();
+        let body = Body {
+            error: &e.message,
+            field: e.field.as_deref(),
+        };
+        let body = serde_json::to_vec(&body).unwrap_or_default();
         Self::bytes(e.status, "application/json", body)
     }
 }
@@ -297,6 +314,11 @@ pub trait Handler: Send + Sync + 'static {
     /// client, its session is up. The reason when it is not.
     fn ready(&self) -> Result<(), String> {
         Ok(())
+    }
+
+    /// The program's dashboard, served at `/` and `/ui/*` (behind the same credentials).
+    fn dashboard(&self) -> Option<&crate::assets::Dashboard> {
+        None
     }
 }
 
@@ -373,5 +395,8 @@ mod tests {
         assert_eq!(r.status, 404);
         let Body::Full(b) = r.body else { panic!() };
         assert_eq!(&b[..], br#"{"error":"no client \"x\""}"#);
+        let r: ApiResponse = ApiError::bad_request("bad port").about("localPort").into();
+        let Body::Full(b) = r.body else { panic!() };
+        assert_eq!(&b[..], br#"{"error":"bad port","field":"localPort"}"#);
     }
 }

@@ -7,8 +7,9 @@
 //!   or for frpc its session up), which need no credentials, for probes;
 //! - `GET /metrics` in the OpenMetrics text format when `enablePrometheus` is on, encoded by
 //!   the `prometheus-client` crate from the program's registry plus the process's own figures;
-//! - everything else handed to the program's [`Handler`] (the JSON API under `/api/v1`, the
-//!   dashboard), with its body read whole up to 1 MiB.
+//! - the program's dashboard ([`Dashboard`]: files embedded in the binary) at `/` and `/ui/*`;
+//! - everything else handed to the program's [`Handler`] (the JSON API under `/api/v1`), with
+//!   its body read whole up to 1 MiB.
 //!
 //! With `webServer.user` and `webServer.password` set, every request but the probes needs
 //! them (basic auth, compared in constant time); repeated failures from one address are
@@ -17,6 +18,7 @@
 //! Requests that change state (`POST`, `PUT`, `DELETE`) from another site's page are refused.
 
 pub mod api;
+pub mod assets;
 mod auth;
 mod body;
 pub mod cli;
@@ -25,6 +27,7 @@ pub mod config;
 pub mod process;
 mod server;
 
+pub use assets::Dashboard;
 pub use api::{rfc3339, ApiError, ApiRequest, ApiResponse, Handler};
 pub use config::{web_settings_of, Credentials, WebServerSection, WebServerSettings};
 pub use server::{AdminServer, CONTENT_SECURITY_POLICY};

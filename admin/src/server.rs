@@ -325,6 +325,10 @@ async fn dispatch(inner: &Inner, req: Request<Incoming>, peer: SocketAddr) -> Ap
     if req.uri().path() == "/metrics" && matches!(*req.method(), Method::GET | Method::HEAD) {
         return metrics(inner);
     }
+    let dashboard = inner.handler.dashboard();
+    if let Some(file) = dashboard.and_then(|d| d.serve(req.method(), req.uri().path(), req.headers())) {
+        return file;
+    }
     let (parts, body) = match crate::body::read(req).await {
         Ok(read) => read,
         // What is left of a refused body is not read: the connection cannot carry another.

@@ -96,6 +96,17 @@ pub fn serial_hex(cert: &CertificateDer<'_>) -> Result<String, CertError> {
     Ok(hex(raw.get(first..).unwrap_or_default()))
 }
 
+/// The end of the certificate's validity (`notAfter`).
+///
+/// # Errors
+///
+/// [`CertError::Parse`] if the certificate cannot be parsed.
+pub fn not_after(cert: &CertificateDer<'_>) -> Result<std::time::SystemTime, CertError> {
+    let secs = parse(cert)?.validity().not_after.timestamp();
+    let since_epoch = std::time::Duration::from_secs(u64::try_from(secs).unwrap_or(0));
+    Ok(std::time::UNIX_EPOCH + since_epoch)
+}
+
 /// Parses a DER certificate.
 fn parse<'a>(cert: &'a CertificateDer<'_>) -> Result<X509Certificate<'a>, CertError> {
     x509_parser::parse_x509_certificate(cert)
@@ -158,6 +169,17 @@ mod tests {
         assert_eq!(subject(&ca.cert_der()).unwrap(), "CN=test?CA");
         assert!(is_ca(&ca.cert_der()).unwrap());
         assert!(!is_ca(&client.cert_der()).unwrap());
+    }
+
+    #[test]
+    fn not_after_is_the_end_of_validity() {
+        let ca = Ca::generate("test CA").unwrap();
+        let now = time::OffsetDateTime::now_utc();
+        let end = now + time::Duration::days(3);
+        let client = ca.issue_client_with_validity("a", now, end).unwrap();
+        let got = not_after(&client.cert_der()).unwrap();
+        let want = std::time::UNIX_EPOCH + std::time::Duration::from_secs(end.unix_timestamp() as u64);
+        assert_eq!(got, want);
     }
 
     #[test]

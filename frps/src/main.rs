@@ -108,6 +108,7 @@ async fn run(config: PathBuf, settings: ServerSettings) -> anyhow::Result<()> {
     let api = server.api(Some(config))?;
     let admin = match web {
         Some(web) => {
+            api.keep_history();
             let metrics = web.prometheus.then(|| api.metrics_registry());
             let handler: Arc<dyn Handler> = Arc::clone(&api) as Arc<dyn Handler>;
             Some(AdminServer::bind(web, handler, metrics)?)

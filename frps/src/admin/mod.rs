@@ -6,6 +6,7 @@
 //! the data path: a scrape or a listing costs a lock held for a copy, not a stream.
 
 mod access_stream;
+pub mod history;
 mod metrics;
 pub mod reload;
 mod revocations;
@@ -15,7 +16,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use frp_admin::{ApiError, ApiRequest, ApiResponse, Handler};
+use frp_admin::{ApiError, ApiRequest, ApiResponse, Dashboard, Handler};
 use frp_proto::CloseCode;
 use futures_util::future::BoxFuture;
 use hyper::{Method, StatusCode};
@@ -42,7 +43,15 @@ pub struct ServerApi {
     pub(crate) path: Option<PathBuf>,
     /// One change at a time (reloads, revocations).
     pub(crate) changing: Mutex<reload::Applied>,
+    /// Traffic per interval for the dashboard's charts, filled by [`ServerApi::keep_history`].
+    pub(crate) history: history::History,
 }
+
+/// frps's dashboard, embedded (`frps/assets/`), served at `/`.
+const DASHBOARD: Dashboard = Dashboard {
+    index: include_bytes!("../../assets/index.html"),
+    app: include_bytes!("../../assets/app.js"),
+};
 
 impl ServerApi {
     pub(crate) fn new(
@@ -58,7 +67,20 @@ impl ServerApi {
             bind,
             path,
             changing: Mutex::new(applied),
+            history: history::History::default(),
         }
+    }
+
+    /// Records the traffic history every 10 s until the server shuts down (or the API is
+    /// dropped). Must be called inside a tokio runtime.
+    pub fn keep_history(self: &Arc<Self>) {
+        let stop = self.shared.shutdown.clone();
+        tokio::spawn(history::History::sample(Arc::downgrade(self), stop));
+    }
+
+    /// The page weight of the dashboard: the total bytes of its files.
+    pub fn dashboard_weight() -> usize {
+        DASHBOARD.weight()
     }
 
     /// A Prometheus registry with every `frp_server_*` metric, read at each scrape.
@@ -78,15 +100,22 @@ impl ServerApi {
             (["clients", id], Method::DELETE) => self.disconnect(id),
             (["proxies"], Method::GET) => self.proxies(&req),
             (["proxies", name], Method::GET) => self.proxy(name, &req),
+            (["proxies", name, "traffic"], Method::GET) => self.proxy_traffic(name, &req),
+            (["traffic"], Method::GET) => {
+                Ok(ApiResponse::ok(&self.history.total(&self.shared.registry)))
+            }
             (["revocations"], Method::GET) => self.list_revocations(),
             (["revocations"], Method::POST) => self.revoke(&req).await,
             (["reload"], Method::POST) => Ok(ApiResponse::ok(&self.reload().await?)),
             (["access-log"], Method::GET) => self.access_log(&req),
             (
-                ["serverinfo" | "clients" | "proxies" | "revocations" | "reload" | "access-log"],
+                ["serverinfo" | "clients" | "proxies" | "revocations" | "reload" | "access-log"
+                | "traffic"],
                 _,
             )
-            | (["clients" | "proxies", _], _) => Err(ApiError::method(&req.method, &req.path)),
+            | (["clients" | "proxies", _] | ["proxies", _, "traffic"], _) => {
+                Err(ApiError::method(&req.method, &req.path))
+            }
             _ => Err(no_route(&req)),
         }
     }
@@ -140,18 +169,26 @@ impl ServerApi {
         let client = req
             .query_value("client")?
             .map(|c| crate::identity::canonical(&c));
-        let mut found: Vec<ProxyView> = ProxyView::all(self)
+        let found = ProxyView::all(self)
             .into_iter()
-            .filter(|p| p.name == name && client.as_deref().is_none_or(|c| p.client_key == c))
-            .collect();
-        match found.len() {
-            0 => Err(ApiError::not_found(format!("no proxy {name:?}"))),
-            1 => Ok(ApiResponse::ok(&found.remove(0))),
-            n => Err(ApiError::new(
-                StatusCode::CONFLICT,
-                format!("{n} clients have a proxy {name:?}: add ?client=IDENTITY"),
-            )),
-        }
+            .filter(|p| p.name == name && client.as_deref().is_none_or(|c| p.client_key == c));
+        Ok(ApiResponse::ok(&only_one(name, found.collect())?))
+    }
+
+    /// `GET /api/v1/proxies/{name}/traffic`: a published proxy's history, picked as
+    /// [`proxy`](Self::proxy) picks it.
+    fn proxy_traffic(&self, name: &str, req: &ApiRequest) -> Result<ApiResponse, ApiError> {
+        let client = req
+            .query_value("client")?
+            .map(|c| crate::identity::canonical(&c));
+        let mut found = Vec::new();
+        self.shared.registry.each_proxy(|key, stats| {
+            if stats.name.as_str() == name && client.as_deref().is_none_or(|c| key == c) {
+                found.push((key.to_string(), Arc::clone(stats)));
+            }
+        });
+        let (key, stats) = only_one(name, found)?;
+        Ok(ApiResponse::ok(&self.history.proxy(&key, &stats)))
     }
 }
 
@@ -165,6 +202,23 @@ impl Handler for ServerApi {
             true => Err("shutting down".into()),
             false => Ok(()),
         }
+    }
+
+    fn dashboard(&self) -> Option<&Dashboard> {
+        Some(&DASHBOARD)
+    }
+}
+
+/// The one proxy named `name` in `found`: `404` for none, `409` when several clients use the
+/// name.
+fn only_one<T>(name: &str, mut found: Vec<T>) -> Result<T, ApiError> {
+    match found.len() {
+        0 => Err(ApiError::not_found(format!("no proxy {name:?}"))),
+        1 => Ok(found.remove(0)),
+        n => Err(ApiError::new(
+            StatusCode::CONFLICT,
+            format!("{n} clients have a proxy {name:?}: add ?client=IDENTITY"),
+        )),
     }
 }
 

@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use frp_admin::rfc3339;
 use frp_proto::{ProxyKind, ProxyName};
+use rustls::pki_types::CertificateDer;
 use serde::{Deserialize, Serialize};
 
 use super::ServerApi;
@@ -43,6 +44,9 @@ pub struct ServerInfo {
     pub bytes_out: u64,
     /// Entries in the revocation list in force.
     pub revoked_certificates: usize,
+    /// Requests answered on the vhost ports since the start, by status class (`1xx`..`5xx`,
+    /// all present).
+    pub vhost_requests: BTreeMap<String, u64>,
     /// What happened to connection attempts (QUIC handshakes) since the start.
     pub handshakes: Handshakes,
 }
@@ -99,6 +103,7 @@ impl ServerInfo {
             bytes_in: retired_in + proxies.iter().map(|p| p.bytes_in()).sum::<u64>(),
             bytes_out: retired_out + proxies.iter().map(|p| p.bytes_out()).sum::<u64>(),
             revoked_certificates: shared.revoked().len(),
+            vhost_requests: requests_by_class(shared),
             handshakes: Handshakes {
                 under_way: h.under_way,
                 completed: h.completed,
@@ -108,6 +113,49 @@ impl ServerInfo {
                 failed: h.timed_out + h.failed,
             },
         }
+    }
+}
+
+/// Requests on the vhost ports by status class, both schemes together.
+fn requests_by_class(shared: &crate::server::Shared) -> BTreeMap<String, u64> {
+    let mut out = BTreeMap::new();
+    for (_, class, n) in shared.access.counts() {
+        *out.entry(class).or_default() += n;
+    }
+    out
+}
+
+/// The certificate a client connected with, as a revocation would name it.
+#[derive(Debug, Deserialize, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct CertificateView {
+    /// Its subject (`CN=node1`).
+    pub subject: String,
+    /// Its serial number, hex bytes separated by colons (`2a:8d:70`).
+    pub serial: String,
+    /// Its SHA-256 fingerprint, lowercase hex (what `POST /api/v1/revocations` takes).
+    pub fingerprint: String,
+    /// When it expires (RFC 3339).
+    pub not_after: Option<String>,
+}
+
+impl CertificateView {
+    /// The verified leaf certificate of `conn`'s peer, read when asked (parsing it costs
+    /// microseconds; keeping it would cost every session memory).
+    fn of(conn: &quinn::Connection) -> Option<Self> {
+        let chain = conn.peer_identity()?.downcast::<Vec<CertificateDer<'static>>>().ok()?;
+        let leaf = chain.first()?;
+        let serial = frp_certs::serial_hex(leaf).ok()?;
+        let pairs: Vec<&str> = (0..serial.len())
+            .step_by(2)
+            .filter_map(|i| serial.get(i..i + 2))
+            .collect();
+        Some(Self {
+            subject: frp_certs::subject(leaf).ok()?,
+            serial: pairs.join(":"),
+            fingerprint: frp_certs::fingerprint(leaf),
+            not_after: frp_certs::not_after(leaf).ok().and_then(rfc3339),
+        })
     }
 }
 
@@ -143,6 +191,8 @@ pub struct ClientView {
     pub bytes_in: u64,
     /// Bytes its published proxies carried back to visitors.
     pub bytes_out: u64,
+    /// The certificate it connected with.
+    pub certificate: Option<CertificateView>,
 }
 
 impl ClientView {
@@ -180,6 +230,7 @@ impl ClientView {
             connections: ps.iter().map(|p| p.connections.get()).sum(),
             bytes_in: ps.iter().map(|p| p.bytes_in()).sum(),
             bytes_out: ps.iter().map(|p| p.bytes_out()).sum(),
+            certificate: CertificateView::of(&s.conn),
         }
     }
 }

@@ -115,6 +115,15 @@ impl Registry {
         self.lock().sessions.get(&key).map(|e| e.conn.clone())
     }
 
+    /// Calls `f` with every published proxy and its client's key, under the registry's lock:
+    /// `f` must be short (the traffic history reads counters with it).
+    pub fn each_proxy(&self, mut f: impl FnMut(&str, &Arc<ProxyStats>)) {
+        let g = self.lock();
+        for (key, e) in &g.sessions {
+            e.proxies.values().for_each(|p| f(key, p));
+        }
+    }
+
     /// Bytes (in, out) of proxies that went away.
     pub fn retired_traffic(&self) -> (u64, u64) {
         (self.retired.tcp_to_quic(), self.retired.quic_to_tcp())
