@@ -105,16 +105,36 @@ mod tests {
     fn serves_each_file_with_its_type_and_revalidates() {
         let page = get("/", HeaderMap::new()).unwrap();
         assert_eq!(page.status, StatusCode::OK);
-        let kind = |r: &ApiResponse| r.headers.iter().find(|(n, _)| n == header::CONTENT_TYPE).map(|(_, v)| v.clone());
+        let kind = |r: &ApiResponse| {
+            r.headers
+                .iter()
+                .find(|(n, _)| n == header::CONTENT_TYPE)
+                .map(|(_, v)| v.clone())
+        };
         assert_eq!(kind(&page).unwrap(), HTML);
-        assert_eq!(kind(&get("/ui/app.js", HeaderMap::new()).unwrap()).unwrap(), JS);
-        assert_eq!(kind(&get("/ui/style.css", HeaderMap::new()).unwrap()).unwrap(), CSS);
-        let tag = page.headers.iter().find(|(n, _)| n == header::ETAG).unwrap().1.clone();
+        assert_eq!(
+            kind(&get("/ui/app.js", HeaderMap::new()).unwrap()).unwrap(),
+            JS
+        );
+        assert_eq!(
+            kind(&get("/ui/style.css", HeaderMap::new()).unwrap()).unwrap(),
+            CSS
+        );
+        let tag = page
+            .headers
+            .iter()
+            .find(|(n, _)| n == header::ETAG)
+            .unwrap()
+            .1
+            .clone();
         let mut h = HeaderMap::new();
         h.insert(header::IF_NONE_MATCH, tag);
         assert_eq!(get("/", h).unwrap().status, StatusCode::NOT_MODIFIED);
         assert!(get("/ui/nope.js", HeaderMap::new()).is_none());
         assert!(get("/api/v1/status", HeaderMap::new()).is_none());
-        assert_eq!(PAGE.weight(), PAGE.files().iter().map(|f| f.2.len()).sum::<usize>());
+        assert_eq!(
+            PAGE.weight(),
+            PAGE.files().iter().map(|f| f.2.len()).sum::<usize>()
+        );
     }
 }

@@ -27,7 +27,7 @@ pub mod config;
 pub mod process;
 mod server;
 
-pub use assets::Dashboard;
 pub use api::{rfc3339, ApiError, ApiRequest, ApiResponse, Handler};
+pub use assets::Dashboard;
 pub use config::{web_settings_of, Credentials, WebServerSection, WebServerSettings};
 pub use server::{AdminServer, CONTENT_SECURITY_POLICY};

@@ -326,7 +326,9 @@ async fn dispatch(inner: &Inner, req: Request<Incoming>, peer: SocketAddr) -> Ap
         return metrics(inner);
     }
     let dashboard = inner.handler.dashboard();
-    if let Some(file) = dashboard.and_then(|d| d.serve(req.method(), req.uri().path(), req.headers())) {
+    if let Some(file) =
+        dashboard.and_then(|d| d.serve(req.method(), req.uri().path(), req.headers()))
+    {
         return file;
     }
     let (parts, body) = match crate::body::read(req).await {

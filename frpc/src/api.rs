@@ -8,7 +8,7 @@
 
 use std::path::{Path, PathBuf};
 
-use frp_admin::{rfc3339, ApiError, ApiRequest, ApiResponse, Handler};
+use frp_admin::{rfc3339, ApiError, ApiRequest, ApiResponse, Dashboard, Handler};
 use futures_util::future::BoxFuture;
 use hyper::{Method, StatusCode};
 use serde::{Deserialize, Serialize};
@@ -146,7 +146,17 @@ impl Handler for ClientApi {
             (false, None) => Err("not connected to the server yet".into()),
         }
     }
+
+    fn dashboard(&self) -> Option<&Dashboard> {
+        Some(&DASHBOARD)
+    }
 }
+
+/// frpc's page, embedded (`frpc/assets/`), served at `/`.
+const DASHBOARD: Dashboard = Dashboard {
+    index: include_bytes!("../assets/index.html"),
+    app: include_bytes!("../assets/app.js"),
+};
 
 fn no_route(req: &ApiRequest) -> ApiError {
     ApiError::not_found(format!("no such route: {} {}", req.method, req.path))

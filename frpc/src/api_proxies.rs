@@ -54,21 +54,22 @@ impl ClientApi {
             ));
         };
         // The same keys and types as in the file, reported by their names.
-        let parsed: ProxyEntry = serde_json::from_value(body.clone())
-            .map_err(|e| ApiError::bad_request(format!("invalid proxy: {e}")))?;
+        let parsed: ProxyEntry = serde_path_to_error::deserialize(body.clone()).map_err(|e| {
+            let key = e.path().iter().next().map(ToString::to_string);
+            let error = ApiError::bad_request(format!("invalid proxy: {}", e.inner()));
+            about_field(error, key)
+        })?;
         let _one = self.changing.lock().await;
         let text = self.read()?;
         if config_edit::proxy_names(&text)
             .map_err(edit_error)?
             .contains(&parsed.name)
         {
-            return Err(ApiError::conflict(format!(
-                "a proxy named {:?} exists",
-                parsed.name
-            )));
+            let why = format!("a proxy named {:?} exists", parsed.name);
+            return Err(ApiError::conflict(why).about("name"));
         }
         let new_text = config_edit::add_proxy(&text, entry).map_err(edit_error)?;
-        let settings = self.validate(&new_text)?;
+        let settings = self.validate(&new_text).map_err(|e| about_field(e, None))?;
         self.write(&new_text)?;
         let reload = self.apply(settings).await?;
         let proxy = proxy_views(&self.handle.status(), &self.handle.settings())
@@ -124,6 +125,52 @@ impl ClientApi {
     }
 }
 
+/// `error` about input field `key`, or the `[[proxies]]` key its message names (`proxies[3].
+/// localPort = 0: ...`, ``missing field `name` ``), so a form can show it beside that field.
+fn about_field(error: ApiError, key: Option<String>) -> ApiError {
+    let named = || {
+        let m = &error.message;
+        let after = |pat: &str| m.find(pat).map(|i| &m[i + pat.len()..]);
+        let in_proxies = m
+            .find("proxies[")
+            .and_then(|i| m[i..].find("].").map(|j| &m[i + j + 2..]));
+        let key = in_proxies.or_else(|| after("field `"))?;
+        let end = key
+            .find(|c: char| !c.is_ascii_alphanumeric())
+            .unwrap_or(key.len());
+        (end > 0).then(|| key[..end].to_string())
+    };
+    match key.filter(|k| !k.is_empty() && k != ".").or_else(named) {
+        Some(k) => error.about(k),
+        None => error,
+    }
+}
+
 fn edit_error(e: EditError) -> ApiError {
     ApiError::bad_request(format!("the config file cannot be edited: {e}"))
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    fn field(message: &str) -> Option<String> {
+        about_field(ApiError::bad_request(message), None).field
+    }
+
+    #[test]
+    fn errors_name_the_key_they_are_about() {
+        let m = "/etc/frpc.toml: proxies[3].localPort = 0: must be a port between 1 and 65535";
+        assert_eq!(field(m).as_deref(), Some("localPort"));
+        assert_eq!(
+            field("invalid proxy: missing field `name`").as_deref(),
+            Some("name")
+        );
+        let m = "invalid proxy: unknown field `colour`, expected one of `name`, `type`";
+        assert_eq!(field(m).as_deref(), Some("colour"));
+        assert_eq!(field("the config file cannot be edited"), None);
+        let e = about_field(ApiError::bad_request("x"), Some("remotePort".into()));
+        assert_eq!(e.field.as_deref(), Some("remotePort"));
+    }
 }

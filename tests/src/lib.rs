@@ -4,6 +4,7 @@
 //! libraries publish, never from sleeps; every wait is under [`TIMEOUT`].
 
 pub mod backends;
+pub mod browser;
 pub mod deployment;
 pub mod flood;
 pub mod frpc_admin;

@@ -56,6 +56,23 @@ async fn clients_proxies_and_traffic_are_reported() {
     );
     assert_eq!(node1["proxies"].as_array().map(Vec::len), Some(3));
     assert!(node1["bytesIn"].as_u64().unwrap_or(0) >= data.len() as u64);
+    let cert = frp_certs::load_certs(&r.d.path("certs/node1.crt")).expect("node1.crt");
+    let shown = &node1["certificate"];
+    assert_eq!(
+        shown["fingerprint"],
+        frp_certs::fingerprint(&cert[0]),
+        "{node1}"
+    );
+    assert_eq!(shown["subject"], "CN=node1", "{node1}");
+    let serial = frp_certs::serial_hex(&cert[0]).expect("serial");
+    assert_eq!(
+        shown["serial"].as_str().map(|s| s.replace(':', "")),
+        Some(serial)
+    );
+    assert!(
+        shown["notAfter"].as_str().is_some_and(|t| t.ends_with('Z')),
+        "{node1}"
+    );
     let upper = r.get("/api/v1/clients/NODE1").await;
     assert_eq!(upper["identity"], "node1", "identities ignore case");
     assert_eq!(r.api.get("/api/v1/clients/nobody").await.status, 404);
@@ -72,6 +89,24 @@ async fn clients_proxies_and_traffic_are_reported() {
         info["handshakes"]["completed"].as_u64().unwrap_or(0) >= 2,
         "{info}"
     );
+
+    // The traffic history: its last point is the interval under way, so what just moved
+    // is in it before the first 10 s sample.
+    let moved = |series: &serde_json::Value, key: &str| -> u64 {
+        let points = series["points"].as_array().expect("points");
+        points.iter().filter_map(|p| p[key].as_u64()).sum()
+    };
+    let total = r.get("/api/v1/traffic").await;
+    assert_eq!(total["intervalSeconds"], 10, "{total}");
+    assert!(moved(&total, "bytesIn") >= data.len() as u64, "{total}");
+    let one = r.get("/api/v1/proxies/web0/traffic?client=NODE1").await;
+    assert!(moved(&one, "bytesOut") >= data.len() as u64, "{one}");
+    assert!(one["points"][0]["at"].as_str().is_some(), "{one}");
+    let other = r.get("/api/v1/proxies/web1/traffic").await;
+    assert_eq!(moved(&other, "bytesIn"), 0, "{other}");
+    assert_eq!(r.api.get("/api/v1/proxies/nope/traffic").await.status, 404);
+    let post = r.api.call("POST", "/api/v1/traffic", None).await;
+    assert_eq!(post.status, 405);
 
     let tcp = r.get("/api/v1/proxies?type=tcp&client=Node1").await;
     assert_eq!(tcp.as_array().map(Vec::len), Some(3));
@@ -388,4 +423,10 @@ async fn the_access_log_streams_requests_as_they_are_served() {
     assert_eq!(event["host"], "web.example.com", "{event}");
     assert_eq!(event["status"], 400, "only the 4xx of that host: {event}");
     assert_eq!(event["method"], "GET");
+
+    let info = json_of(&api.get("/api/v1/serverinfo").await);
+    let classes = &info["vhostRequests"];
+    assert_eq!(classes["2xx"], 1, "{info}");
+    assert_eq!(classes["4xx"], 2, "{info}");
+    assert_eq!(classes["5xx"], 0, "{info}");
 }

@@ -74,7 +74,11 @@ impl Ring {
     fn series(&self, tick: u64, moving: Bytes) -> Vec<Bytes> {
         let first = tick.saturating_sub(POINTS - 1).max(1);
         let mut out = vec![Bytes::default(); (tick + 1 - first) as usize];
-        for (t, b) in self.points.iter().filter(|(t, _)| *t >= first && *t <= tick) {
+        for (t, b) in self
+            .points
+            .iter()
+            .filter(|(t, _)| *t >= first && *t <= tick)
+        {
             out[(t - first) as usize] = *b;
         }
         out.push(moving);

@@ -143,7 +143,10 @@ impl CertificateView {
     /// The verified leaf certificate of `conn`'s peer, read when asked (parsing it costs
     /// microseconds; keeping it would cost every session memory).
     fn of(conn: &quinn::Connection) -> Option<Self> {
-        let chain = conn.peer_identity()?.downcast::<Vec<CertificateDer<'static>>>().ok()?;
+        let chain = conn
+            .peer_identity()?
+            .downcast::<Vec<CertificateDer<'static>>>()
+            .ok()?;
         let leaf = chain.first()?;
         let serial = frp_certs::serial_hex(leaf).ok()?;
         let pairs: Vec<&str> = (0..serial.len())
