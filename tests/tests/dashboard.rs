@@ -198,10 +198,21 @@ async fn access_log_is_live(s: &Site, b: &Browser) {
 /// The overview and clients pages as PNGs, written to `$FRP_SCREENSHOTS` when set.
 async fn screenshots(s: &Site, b: &Browser) {
     let dir = std::env::var_os("FRP_SCREENSHOTS").map(std::path::PathBuf::from);
+    if dir.is_some() {
+        // For the pictures: a few intervals of traffic, so the chart has a shape.
+        let public = SocketAddr::new(LOCALHOST, s.ports[0]);
+        for i in 0..36 {
+            let size = (1 + i % 5) * 256 * 1024;
+            echo_once(public, &random_bytes(size)).await;
+            tokio::time::sleep(Duration::from_millis(900)).await;
+        }
+    }
     b.click("a[href=\"#/overview\"]").await;
     b.wait_attr("[data-stat=\"clients\"]", "data-value", |v| v == "2")
         .await;
     b.wait("#traffic-chart").await;
+    b.wait_attr("[data-stat=\"rate\"]", "data-value", |v| !v.is_empty())
+        .await;
     let overview = b.screenshot().await;
     assert!(overview.starts_with(b"\x89PNG"), "a PNG");
     b.click("a[href=\"#/clients\"]").await;
@@ -219,7 +230,6 @@ async fn screenshots(s: &Site, b: &Browser) {
         std::fs::write(dir.join("dashboard-overview.png"), overview).expect("write png");
         std::fs::write(dir.join("dashboard-clients.png"), clients).expect("write png");
     }
-    let _ = s;
 }
 
 /// "Disconnect" makes node2 reconnect; "Revoke" names its certificate, does nothing when
