@@ -292,3 +292,40 @@ pub fn mode_of(path: &Path) -> Option<u32> {
 #[cfg(all(test, unix))]
 #[path = "files_tests.rs"]
 mod tests;
+
+/// Replaces `path` with `contents` atomically: a temporary file in the same directory,
+/// flushed to disk, then renamed over it. The file keeps its permission bits (a new one gets
+/// `mode`).
+///
+/// # Errors
+/// When the directory cannot be written.
+pub fn write_atomic(path: &Path, contents: &[u8], mode: u32) -> std::io::Result<()> {
+    let dir = match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => Path::new("."),
+    };
+    let name = path.file_name().unwrap_or_default().to_string_lossy();
+    let mode = mode_of(path).unwrap_or(mode);
+    static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let tmp = dir.join(format!(".{name}.{}.{n}.tmp", std::process::id()));
+    let result = (|| {
+        let mut options = OpenOptions::new();
+        options.write(true).create_new(true);
+        set_create_mode(&mut options, mode);
+        let mut f = options.open(&tmp)?;
+        set_mode(&f, mode)?;
+        f.write_all(contents)?;
+        f.sync_all()?;
+        fs::rename(&tmp, path)
+    })();
+    if result.is_err() {
+        let _ = fs::remove_file(&tmp);
+    }
+    result?;
+    // The rename is durable once the directory is; failing to sync it is not worth an error.
+    if let Ok(d) = fs::File::open(dir) {
+        let _ = d.sync_all();
+    }
+    Ok(())
+}

@@ -102,9 +102,23 @@ pub fn serial_hex(cert: &CertificateDer<'_>) -> Result<String, CertError> {
 ///
 /// [`CertError::Parse`] if the certificate cannot be parsed.
 pub fn not_after(cert: &CertificateDer<'_>) -> Result<std::time::SystemTime, CertError> {
-    let secs = parse(cert)?.validity().not_after.timestamp();
-    let since_epoch = std::time::Duration::from_secs(u64::try_from(secs).unwrap_or(0));
-    Ok(std::time::UNIX_EPOCH + since_epoch)
+    Ok(validity(cert)?.1)
+}
+
+/// The certificate's validity window (`notBefore`, `notAfter`).
+///
+/// # Errors
+///
+/// [`CertError::Parse`] if the certificate cannot be parsed.
+pub fn validity(
+    cert: &CertificateDer<'_>,
+) -> Result<(std::time::SystemTime, std::time::SystemTime), CertError> {
+    let v = parse(cert)?.validity().clone();
+    let at = |t: x509_parser::time::ASN1Time| {
+        let secs = u64::try_from(t.timestamp()).unwrap_or(0);
+        std::time::UNIX_EPOCH + std::time::Duration::from_secs(secs)
+    };
+    Ok((at(v.not_before), at(v.not_after)))
 }
 
 /// Parses a DER certificate.
@@ -178,7 +192,8 @@ mod tests {
         let end = now + time::Duration::days(3);
         let client = ca.issue_client_with_validity("a", now, end).unwrap();
         let got = not_after(&client.cert_der()).unwrap();
-        let want = std::time::UNIX_EPOCH + std::time::Duration::from_secs(end.unix_timestamp() as u64);
+        let want =
+            std::time::UNIX_EPOCH + std::time::Duration::from_secs(end.unix_timestamp() as u64);
         assert_eq!(got, want);
     }
 

@@ -29,9 +29,11 @@ pub use ca::{Ca, Issued};
 pub use error::CertError;
 pub use files::{
     init_ca_dir, issue_client_in_dir, load_certs, load_key, mode_of, set_create_mode, set_mode,
-    write_cert_and_key, CaPaths, CA_COMMON_NAME,
+    write_atomic, write_cert_and_key, CaPaths, CA_COMMON_NAME,
 };
-pub use inspect::{dns_names, fingerprint, is_ca, not_after, peer_identity, serial_hex, subject};
+pub use inspect::{
+    dns_names, fingerprint, is_ca, not_after, peer_identity, serial_hex, subject, validity,
+};
 pub use tls::{
     client_tls_config, load_client_tls, load_public_server_tls, load_server_tls,
     public_server_tls_config, server_tls_config, ALPN,

@@ -6,10 +6,6 @@
 //! values of their keys. Files are replaced atomically (a temporary file in the same
 //! directory, then a rename) and keep their permission bits.
 
-use std::fs;
-use std::io::Write as _;
-use std::path::Path;
-
 use toml_edit::{Array, DocumentMut, InlineTable, Item, Table, TableLike, Value};
 
 /// Why an edit could not be made.
@@ -219,49 +215,14 @@ fn to_toml(key: &str, v: &serde_json::Value) -> Result<Value, EditError> {
     })
 }
 
-/// Replaces `path` with `contents` atomically: a temporary file in the same directory,
-/// flushed to disk, then renamed over it. The file keeps its permission bits (a new one gets
-/// `mode`).
-///
-/// # Errors
-/// When the directory cannot be written.
-pub fn write_atomic(path: &Path, contents: &[u8], mode: u32) -> std::io::Result<()> {
-    let dir = match path.parent() {
-        Some(d) if !d.as_os_str().is_empty() => d,
-        _ => Path::new("."),
-    };
-    let name = path.file_name().unwrap_or_default().to_string_lossy();
-    let mode = frp_certs::mode_of(path).unwrap_or(mode);
-    let tmp = dir.join(format!(
-        ".{name}.{}.{}.tmp",
-        std::process::id(),
-        rand::random::<u32>()
-    ));
-    let result = (|| {
-        let mut options = fs::OpenOptions::new();
-        options.write(true).create_new(true);
-        frp_certs::set_create_mode(&mut options, mode);
-        let mut f = options.open(&tmp)?;
-        frp_certs::set_mode(&f, mode)?;
-        f.write_all(contents)?;
-        f.sync_all()?;
-        fs::rename(&tmp, path)
-    })();
-    if result.is_err() {
-        let _ = fs::remove_file(&tmp);
-    }
-    result?;
-    // The rename is durable once the directory is; failing to sync it is not worth an error.
-    if let Ok(d) = fs::File::open(dir) {
-        let _ = d.sync_all();
-    }
-    Ok(())
-}
+pub use frp_certs::write_atomic;
 
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
+    use std::fs;
+    use std::path::Path;
 
     const FILE: &str = r#"# the node's client
 serverAddr = "vps.example.com" # our server
