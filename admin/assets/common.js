@@ -44,9 +44,7 @@ export async function api(path, { method = 'GET', body } = {}) {
   throw new ApiError(res.status, errorMessage(res, data), data && data.field);
 }
 
-function parseJson(text) {
-  try { return text ? JSON.parse(text) : null; } catch { return null; }
-}
+const parseJson = (text) => { try { return text ? JSON.parse(text) : null; } catch { return null; } };
 
 function errorMessage(res, data) {
   if (data && typeof data.error === 'string') return data.error;
@@ -64,7 +62,7 @@ function showAuthLost() {
   const banner = el('div', { id: 'auth-banner', class: 'banner', role: 'alert' },
     el('span', {}, 'Your login is no longer accepted. Reload the page to log in again.'), reload);
   document.body.prepend(banner);
-  setConnection(true);
+  setConnection();
 }
 
 // ---- DOM -----------------------------------------------------------------------------------
@@ -202,50 +200,53 @@ const hhmm = (t) => new Date(t).toLocaleTimeString(undefined, { hour: '2-digit',
 
 // ---- Polling and status --------------------------------------------------------------------
 
-let failing = 0;
+const failures = new Map(); // a token per failing poller -> its error
+/** The server is out of reach: no answer (status 0) or a 5xx. */
+const unreachable = (e) => e.status === 0 || e.status >= 500;
+/** The message, with the HTTP status when it lacks it. */
+const describe = (e) => (e.status && !String(e.message).startsWith(String(e.status))
+  ? `${e.message} (HTTP ${e.status})` : e.message);
 
-/** Shows "connection lost, retrying" in #conn-status while any poll fails. */
-function setConnection(lost, why) {
+/** #conn-status: "Connection lost, retrying…" while a poll gets no answer or a 5xx; other failures as what they are. */
+function setConnection() {
   const node = $('#conn-status');
   if (!node) return;
-  node.classList.toggle('lost', lost);
+  const errors = [...failures.values()];
+  const lost = errors.find(unreachable);
+  node.classList.toggle('lost', authLost || errors.length > 0);
   if (authLost) setText(node, 'Logged out');
-  else setText(node, lost ? `Connection lost, retrying… ${why ? `(${why})` : ''}`.trim() : '');
+  else if (lost) setText(node, `Connection lost, retrying…${lost.status ? ` (${describe(lost)})` : ''}`);
+  else setText(node, errors.length ? `Could not update: ${describe(errors[0])}` : '');
 }
 
 /**
  * Runs `fn` (async) every `ms` while started: one call at a time, the next one `ms` after the
  * previous began (or at once when it took longer). Errors show in #conn-status; the loop goes on
  * (until a 401, after which nothing is polled). `now()` polls at once, or right after the
- * current call.
+ * current call. `fn` may call `stop()`: no further call follows.
  */
 export function poller(fn, ms) {
-  let running = false, busy = false, again = false, timer = null, failed = false;
+  let running = false, busy = false, again = false, timer = null;
+  const me = {};
+  function report(e) {
+    const had = failures.get(me);
+    if (e && running) failures.set(me, e);
+    else failures.delete(me);
+    if (had !== failures.get(me)) setConnection();
+  }
   async function tick() {
     timer = null;
     if (!running || authLost) return;
     if (busy) { again = true; return; }
-    busy = true;
-    again = false;
+    busy = true; again = false;
     const began = Date.now();
-    try {
-      await fn();
-      if (failed) { failed = false; if (--failing === 0) setConnection(false); }
-    } catch (e) {
-      if (running && !failed) { failed = true; failing++; }
-      if (failed) setConnection(true, e.status ? e.message : '');
-    }
+    try { await fn(); report(null); } catch (e) { report(e); }
     busy = false;
     if (running && !authLost) timer = setTimeout(tick, again ? 0 : Math.max(0, ms - (Date.now() - began)));
   }
   return {
     start() { if (!running) { running = true; tick(); } },
-    stop() {
-      running = false;
-      clearTimeout(timer);
-      timer = null;
-      if (failed) { failed = false; if (--failing === 0) setConnection(false); }
-    },
+    stop() { running = false; clearTimeout(timer); timer = null; report(null); },
     now() { if (running) { clearTimeout(timer); tick(); } },
   };
 }
@@ -316,8 +317,18 @@ function scale(max) {
   return [nice * unit, (nice * unit) / 4, label];
 }
 
-/** The rates of one direction: [[ms, bytes per second], ...]. */
-const rates = (points, key, step) => points.map((p) => [Date.parse(p.at), (p[key] || 0) / step]);
+/** The rates of one direction: [[ms, bytes per second], ...]. Each `at` ends a `step` s interval, but
+ * the last is the one under way (`at` is now): divided by the time since the previous `at`, or for a
+ * lone point since `since` (ms, when it began; else `step`), at least 1 s. */
+function rates(points, key, step, since) {
+  const n = points.length;
+  return points.map((p, i) => {
+    const t = Date.parse(p.at);
+    const from = i < n - 1 ? null : i ? Date.parse(points[i - 1].at) : since;
+    const secs = Number.isFinite(from) ? Math.max(1, (t - from) / 1000) : step;
+    return [t, (p[key] || 0) / secs];
+  });
+}
 
 /** A path through the points, broken where an interval is missing. */
 function pathOf(vals, x, y, step) {
@@ -332,16 +343,17 @@ function pathOf(vals, x, y, step) {
 /**
  * Draws traffic history `{intervalSeconds, points: [{at, bytesIn, bytesOut}]}` into `node`
  * (an <svg role="img">): the last hour, in and out as two lines, rates on the y axis, clock
- * times on the x axis; its aria-label summarises it. Redrawn on resize.
+ * times on the x axis; its aria-label summarises it. Redrawn on resize. `since` (ms): when
+ * the interval of a lone point began (see `rates`).
  */
-export function drawChart(node, data, what = 'Traffic') {
-  node._chart = [data, what];
+export function drawChart(node, data, what = 'Traffic', since = null) {
+  node._chart = [data, what, since];
   const W = Math.max(280, Math.round(node.clientWidth || node.parentNode.clientWidth || 720));
   const H = 220, L = 72, R = 14, T = 26, B = 24;
   const step = (data && data.intervalSeconds) || 10;
   const points = (data && data.points) || [];
   const end = points.length ? Date.parse(points.at(-1).at) : Date.now(), start = end - 3600e3;
-  const lines = [['in', rates(points, 'bytesIn', step)], ['out', rates(points, 'bytesOut', step)]];
+  const lines = [['in', rates(points, 'bytesIn', step, since)], ['out', rates(points, 'bytesOut', step, since)]];
   const max = Math.max(0, ...lines.flatMap(([, v]) => v.map((p) => p[1])));
   const [top, tick, label] = scale(max);
   const x = (t) => L + ((t - start) / 3600e3) * (W - L - R);

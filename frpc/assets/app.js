@@ -106,6 +106,11 @@ async function remove(p) {
 
 const form = $('#add-proxy');
 const FIELDS = ['customDomains', 'subdomain', 'remotePort', 'localPort', 'localIP', 'type', 'name'];
+/** The port fields: their label and least value (a remote port of 0 lets the server pick). */
+const PORTS = { localPort: ['Local port', 1], remotePort: ['Remote port', 0] };
+/** What the server's message starts with that the field beside it says already:
+ * "<path>: proxies[N]: " or "<path>: proxies[N]." */
+const ENTRY_PREFIX = /^(?:[^\n]*?: )?proxies\[\d+\](?:: |\.)/;
 
 /** Shows only the fields that apply to the selected type. */
 function showFieldsForType() {
@@ -113,22 +118,49 @@ function showFieldsForType() {
   for (const f of $$('[data-types]', form)) f.hidden = !f.dataset.types.split(' ').includes(type);
 }
 
-/** The form as the API's JSON: only non-empty fields shown, numbers as numbers, domains as a list. */
+const shown = (input) => !input.closest('[hidden]');
+
+/** The form as the API's JSON: only non-empty fields shown, ports as numbers, domains as a list. */
 function formBody() {
   const body = {};
   for (const input of form.elements) {
     const value = input.name ? input.value.trim() : '';
-    if (!value || input.closest('[hidden]')) continue;
-    if (input.type === 'number') body[input.name] = Number(value);
+    if (!value || !shown(input)) continue;
+    if (PORTS[input.name]) body[input.name] = Number(value);
     else if (input.name === 'customDomains') body.customDomains = value.split(',').map((d) => d.trim()).filter(Boolean);
     else body[input.name] = value;
   }
   return body;
 }
 
+/** The port fields' problems as [[field, message]]: a whole number in range (the local port required). */
+function portErrors() {
+  const errors = [];
+  for (const [name, [label, least]] of Object.entries(PORTS)) {
+    const input = form.elements[name], value = input.value.trim();
+    if (!shown(input) || (!value && least === 0)) continue;
+    const n = /^\d+$/.test(value) ? Number(value) : NaN;
+    if (!(n >= least && n <= 65535)) {
+      errors.push([name, `${label}: ${value ? `"${value}" is not` : 'required,'} a whole number from ${least} to 65535`]);
+    }
+  }
+  return errors;
+}
+
 function clearErrors() {
   for (const node of $$('[data-error-for]', form)) setText(node, '');
   for (const input of $$('[aria-invalid]', form)) input.removeAttribute('aria-invalid');
+}
+
+/** Shows `message` beside `field` (or under the form for "form"), marks the field invalid and
+ * focuses it when `focus`. */
+function showFieldError(field, message, focus) {
+  const input = form.elements[field];
+  if (field !== 'form' && (!input || !shown(input))) field = 'form';
+  setText($(`[data-error-for="${field}"]`, form), message);
+  if (field === 'form') return;
+  input.setAttribute('aria-invalid', 'true');
+  if (focus) input.focus();
 }
 
 /** The field an error concerns: the answer's `field`, else a key the message names, else "form". */
@@ -142,21 +174,22 @@ function fieldOf(e) {
   return FIELDS.find((f) => new RegExp(`\\b${f}\\b`).test(m)) || 'form';
 }
 
+/** The API's error beside its field, without the file and entry it starts with. */
 function showError(e) {
-  let field = fieldOf(e);
-  const input = form.elements[field];
-  if (field !== 'form' && (!input || input.closest('[hidden]'))) field = 'form';
-  setText($(`[data-error-for="${field}"]`, form), e.message);
-  if (field !== 'form') {
-    form.elements[field].setAttribute('aria-invalid', 'true');
-    form.elements[field].focus();
-  }
+  const field = fieldOf(e);
+  const message = field === 'form' ? e.message : e.message.replace(ENTRY_PREFIX, '') || e.message;
+  showFieldError(field, message, true);
 }
 
 async function addProxy(ev) {
   ev.preventDefault();
   clearErrors();
   setText($('#add-result'), '');
+  const invalid = portErrors();
+  if (invalid.length) {
+    invalid.forEach(([field, message], i) => showFieldError(field, message, i === 0));
+    return;
+  }
   const body = formBody();
   const button = $('button[type="submit"]', form);
   button.disabled = true;

@@ -8,6 +8,13 @@ import {
 
 // ---- Overview ------------------------------------------------------------------------------
 
+/** When the interval of a lone traffic point began (ms): when frps started, its first interval
+ * being under way; null when there are earlier points (the chart measures from the last one). */
+async function startOf(data) {
+  if (!data || !data.points || data.points.length !== 1) return null;
+  return Date.parse((await api('/api/v1/serverinfo')).startedAt);
+}
+
 /** Writes a figure into [data-stat=name], its raw value in data-value. */
 function stat(name, value, fmt = fmtNum) {
   const node = $(`[data-stat="${name}"]`);
@@ -19,7 +26,10 @@ function stat(name, value, fmt = fmtNum) {
 function overviewView() {
   let last = null;
   const info = poller(async () => showInfo(await api('/api/v1/serverinfo')), 1000);
-  const history = poller(async () => drawChart($('#traffic-chart'), await api('/api/v1/traffic'), 'Traffic'), 10000);
+  const history = poller(async () => {
+    const data = await api('/api/v1/traffic');
+    drawChart($('#traffic-chart'), data, 'Traffic', await startOf(data));
+  }, 10000);
 
   function showInfo(d) {
     const counts = d.proxyCounts || {};
@@ -57,38 +67,70 @@ function overviewView() {
 
 // ---- Clients -------------------------------------------------------------------------------
 
+const clientCols = [
+  (td, c) => setText(td, c.identity),
+  (td, c) => setText(td, c.addr),
+  (td, c) => setTime(td, c.connectedSince),
+  (td, c) => setText(td, c.rttMs == null ? '–' : `${c.rttMs.toFixed(1)} ms`),
+  (td, c) => setText(td, (c.proxies || []).join(', ') || '–'),
+  (td, c) => setText(td, fmtNum(c.connections)),
+  (td, c) => setText(td, fmtBytes(c.bytesIn)),
+  (td, c) => setText(td, fmtBytes(c.bytesOut)),
+  clientActions,
+];
+
+function clientActions(td, c) {
+  if (!td.firstChild) {
+    td.append(
+      el('button', { type: 'button', 'data-action': 'disconnect', 'aria-label': `Disconnect ${c.identity}` }, 'Disconnect'),
+      el('button', { type: 'button', class: 'danger', 'data-action': 'revoke', 'aria-label': `Revoke the certificate of ${c.identity}` }, 'Revoke'));
+  }
+  const revoke = td.lastChild;
+  revoke.disabled = !(c.certificate && c.certificate.fingerprint);
+  setAttr(revoke, 'title', revoke.disabled ? 'The server did not report this client\'s certificate' : null);
+}
+
+/** Closes client `c`'s connection (it reconnects); `list` is polled again after. */
+async function disconnectClient(c, button, list) {
+  button.disabled = true;
+  try {
+    await api(`/api/v1/clients/${enc(c.key || c.identity)}`, { method: 'DELETE' });
+    notify(`Disconnected ${c.identity}: it reconnects unless its certificate is revoked.`, 'ok');
+  } catch (e) {
+    notifyError(`Could not disconnect ${c.identity}`, e);
+  } finally {
+    button.disabled = false;
+    list.now();
+  }
+}
+
+/** Revokes client `c`'s certificate after a confirmation that names it. */
+async function revokeClient(c, list) {
+  const cert = c.certificate;
+  const ok = await confirmDialog(`Revoke the certificate of ${c.identity}?`,
+    'The certificate is added to the revocation list: the client is disconnected and refused from now on.',
+    [['Client', c.identity], ['Subject', cert.subject], ['Serial', cert.serial],
+      ['SHA-256', cert.fingerprint], ['Expires', cert.notAfter ? fmtAbs(cert.notAfter) : '–']], 'Revoke');
+  if (!ok) return;
+  try {
+    const r = await api('/api/v1/revocations', { method: 'POST', body: { fingerprint: cert.fingerprint } });
+    notify(`Revoked the certificate of ${c.identity}: ${r.entry}${r.alreadyListed ? ' (already listed)' : ''}; `
+      + `${r.disconnected} client(s) disconnected.`, 'ok');
+  } catch (e) {
+    notifyError(`Could not revoke the certificate of ${c.identity}`, e);
+  }
+  list.now();
+}
+
 function clientsView() {
   const table = $('#clients');
   const clients = new Map();
   const list = poller(async () => render(await api('/api/v1/clients')), 1000);
 
-  const cols = [
-    (td, c) => setText(td, c.identity),
-    (td, c) => setText(td, c.addr),
-    (td, c) => setTime(td, c.connectedSince),
-    (td, c) => setText(td, c.rttMs == null ? '–' : `${c.rttMs.toFixed(1)} ms`),
-    (td, c) => setText(td, (c.proxies || []).join(', ') || '–'),
-    (td, c) => setText(td, fmtNum(c.connections)),
-    (td, c) => setText(td, fmtBytes(c.bytesIn)),
-    (td, c) => setText(td, fmtBytes(c.bytesOut)),
-    actions,
-  ];
-
-  function actions(td, c) {
-    if (!td.firstChild) {
-      td.append(
-        el('button', { type: 'button', 'data-action': 'disconnect', 'aria-label': `Disconnect ${c.identity}` }, 'Disconnect'),
-        el('button', { type: 'button', class: 'danger', 'data-action': 'revoke', 'aria-label': `Revoke the certificate of ${c.identity}` }, 'Revoke'));
-    }
-    const revoke = td.lastChild;
-    revoke.disabled = !(c.certificate && c.certificate.fingerprint);
-    setAttr(revoke, 'title', revoke.disabled ? 'The server did not report this client\'s certificate' : null);
-  }
-
   function render(items) {
     clients.clear();
     for (const c of items) clients.set(c.identity, c);
-    const n = syncTable(table, items, (c) => c.identity, cols, (tr, c) => {
+    const n = syncTable(table, items, (c) => c.identity, clientCols, (tr, c) => {
       setAttr(tr, 'data-client', c.identity);
       setAttr(tr, 'data-bytes-in', c.bytesIn);
       setAttr(tr, 'data-bytes-out', c.bytesOut);
@@ -96,42 +138,12 @@ function clientsView() {
     $('#clients-empty').hidden = n > 0;
   }
 
-  async function disconnect(c, button) {
-    button.disabled = true;
-    try {
-      await api(`/api/v1/clients/${enc(c.key || c.identity)}`, { method: 'DELETE' });
-      notify(`Disconnected ${c.identity}: it reconnects unless its certificate is revoked.`, 'ok');
-    } catch (e) {
-      notifyError(`Could not disconnect ${c.identity}`, e);
-    } finally {
-      button.disabled = false;
-      list.now();
-    }
-  }
-
-  async function revoke(c) {
-    const cert = c.certificate;
-    const ok = await confirmDialog(`Revoke the certificate of ${c.identity}?`,
-      'The certificate is added to the revocation list: the client is disconnected and refused from now on.',
-      [['Client', c.identity], ['Subject', cert.subject], ['Serial', cert.serial],
-        ['SHA-256', cert.fingerprint], ['Expires', cert.notAfter ? fmtAbs(cert.notAfter) : '–']], 'Revoke');
-    if (!ok) return;
-    try {
-      const r = await api('/api/v1/revocations', { method: 'POST', body: { fingerprint: cert.fingerprint } });
-      notify(`Revoked the certificate of ${c.identity}: ${r.entry}${r.alreadyListed ? ' (already listed)' : ''}; `
-        + `${r.disconnected} client(s) disconnected.`, 'ok');
-    } catch (e) {
-      notifyError(`Could not revoke the certificate of ${c.identity}`, e);
-    }
-    list.now();
-  }
-
   table.addEventListener('click', (ev) => {
     const button = ev.target.closest('button[data-action]');
     const c = button && clients.get(button.closest('tr').dataset.client);
     if (!c) return;
-    if (button.dataset.action === 'disconnect') disconnect(c, button);
-    else if (button.dataset.action === 'revoke') revoke(c);
+    if (button.dataset.action === 'disconnect') disconnectClient(c, button, list);
+    else if (button.dataset.action === 'revoke') revokeClient(c, list);
   });
 
   return { start: list.start, stop: list.stop };
@@ -141,53 +153,112 @@ function clientsView() {
 
 const proxyKey = (p) => `${p.clientKey || p.client}/${p.name}`;
 
-function proxiesView() {
-  const table = $('#proxies'), type = $('#proxy-type'), box = $('#proxy-chart-box');
-  const proxies = new Map();
+function proxyStatus(td, p) {
+  const tone = p.status === 'running' ? 'ok' : 'err';
+  setContent(td, `${p.status}\n${p.lastError || ''}`, () => [badge(p.status, tone),
+    p.lastError ? el('span', { class: 'reason' }, p.lastError) : null]);
+}
+
+function proxyPublic(td, p) {
+  const names = (p.domains || []).join(', ');
+  const paths = (p.locations || []).filter((l) => l && l !== '/').join(', ');
+  const sub = [names, paths && `paths ${paths}`].filter(Boolean).join(' · ');
+  setContent(td, `${p.remoteAddr}\n${sub}`, () => [el('span', { class: 'mono' }, p.remoteAddr || '–'),
+    sub ? el('span', { class: 'sub' }, sub) : null]);
+}
+
+/** A "Chart" button (aria-pressed while its chart is open) on the rows of running proxies only. */
+function chartButton(td, p, pressed) {
+  const running = p.status === 'running';
+  setContent(td, running ? 'chart' : '', () => (running ? [el('button', { type: 'button', 'data-action': 'chart',
+    'aria-pressed': 'false', 'aria-label': `Traffic chart of ${p.name} (${p.client})` }, 'Chart')] : []));
+  if (td.firstChild) setAttr(td.firstChild, 'aria-pressed', String(pressed));
+}
+
+/** A proxy's traffic history, or `{ gone }` (the error) when it is no longer published: 404, or 409
+ * when several clients now have its name. */
+async function proxyTraffic(p) {
+  try {
+    return await api(`/api/v1/proxies/${enc(p.name)}/traffic?client=${enc(p.clientKey || p.client)}`);
+  } catch (e) {
+    if (e.status === 404 || e.status === 409) return { gone: e };
+    throw e;
+  }
+}
+
+/**
+ * The traffic chart of one proxy (#proxy-chart-box), polled every 10 s while open and shown.
+ * A proxy no longer published stops the polling, and the box says so.
+ */
+function proxyChart(table) {
+  const box = $('#proxy-chart-box'), note = $('#proxy-chart-note'), chart = $('#proxy-chart');
   let selected = null;
+  const history = poller(async () => {
+    const s = selected;
+    const data = s && await proxyTraffic(s);
+    const since = data && !data.gone ? await startOf(data) : null;
+    if (!s || s !== selected) return;
+    if (data.gone) return gone(s, data.gone);
+    note.hidden = true;
+    drawChart(chart, data, `Traffic of ${s.name}`, since);
+  }, 10000);
+
+  function gone(s, e) {
+    history.stop();
+    setText(note, `${s.name} (client ${s.client}) is no longer published: the chart stopped updating (${e.message}).`);
+    note.hidden = false;
+  }
+  const isOpen = (key) => selected != null && proxyKey(selected) === key;
+  const buttons = () => $$('button[data-action="chart"]', table);
+  const keyOf = (button) => button.closest('tr').dataset.key;
+  const press = () => buttons().forEach((b) => setAttr(b, 'aria-pressed', String(isOpen(keyOf(b)))));
+
+  function open(p) {
+    selected = p;
+    press();
+    box.hidden = false;
+    note.hidden = true;
+    setText($('#proxy-chart-title'), `Traffic of ${p.name} (client ${p.client}), last hour`);
+    drawChart(chart, null, `Traffic of ${p.name}`);
+    box.scrollIntoView({ block: 'nearest' });
+    history.stop();
+    history.start();
+  }
+
+  /** Closes the chart; with `refocus`, focus goes to the proxy's Chart button (else the table). */
+  function close(refocus) {
+    const key = selected && proxyKey(selected);
+    selected = null;
+    history.stop();
+    box.hidden = true;
+    press();
+    if (refocus) (buttons().find((b) => keyOf(b) === key) || table).focus();
+  }
+
+  $('#proxy-chart-close').addEventListener('click', () => close(true));
+  const toggle = (p) => (isOpen(proxyKey(p)) ? close(false) : open(p));
+  const start = () => { if (selected) history.start(); };
+  return { isOpen, close, toggle, selected: () => selected, start, stop: history.stop };
+}
+
+function proxiesView() {
+  const table = $('#proxies'), type = $('#proxy-type');
+  const proxies = new Map();
+  const chart = proxyChart(table);
   const list = poller(async () => {
     render(await api(`/api/v1/proxies${type.value ? `?type=${enc(type.value)}` : ''}`));
   }, 1000);
-  const history = poller(async () => {
-    if (!selected) return;
-    const s = selected;
-    const data = await api(`/api/v1/proxies/${enc(s.name)}/traffic?client=${enc(s.clientKey || s.client)}`);
-    if (s === selected) drawChart($('#proxy-chart'), data, `Traffic of ${s.name}`);
-  }, 10000);
-
   const cols = [
     (td, p) => setText(td, p.name),
     (td, p) => setText(td, p.type),
     (td, p) => setText(td, p.client),
-    status,
-    pub,
+    proxyStatus,
+    proxyPublic,
     (td, p) => setText(td, fmtNum(p.connections)),
     (td, p) => setText(td, fmtBytes(p.bytesIn)),
     (td, p) => setText(td, fmtBytes(p.bytesOut)),
-    chartButton,
+    (td, p) => chartButton(td, p, chart.isOpen(proxyKey(p))),
   ];
-
-  function status(td, p) {
-    const tone = p.status === 'running' ? 'ok' : 'err';
-    setContent(td, `${p.status}\n${p.lastError || ''}`, () => [badge(p.status, tone),
-      p.lastError ? el('span', { class: 'reason' }, p.lastError) : null]);
-  }
-
-  function pub(td, p) {
-    const names = (p.domains || []).join(', ');
-    const paths = (p.locations || []).filter((l) => l && l !== '/').join(', ');
-    const sub = [names, paths && `paths ${paths}`].filter(Boolean).join(' · ');
-    setContent(td, `${p.remoteAddr}\n${sub}`, () => [el('span', { class: 'mono' }, p.remoteAddr || '–'),
-      sub ? el('span', { class: 'sub' }, sub) : null]);
-  }
-
-  function chartButton(td, p) {
-    if (!td.firstChild) {
-      td.append(el('button', { type: 'button', 'data-action': 'chart', 'aria-pressed': 'false',
-        'aria-label': `Traffic chart of ${p.name} (${p.client})` }, 'Chart'));
-    }
-    setAttr(td.firstChild, 'aria-pressed', String(selected != null && proxyKey(selected) === proxyKey(p)));
-  }
 
   function render(items) {
     proxies.clear();
@@ -203,31 +274,21 @@ function proxiesView() {
     $('#proxies-empty').hidden = n > 0;
   }
 
-  function select(p) {
-    selected = p;
-    for (const b of $$('button[data-action="chart"]', table)) b.setAttribute('aria-pressed', 'false');
-    box.hidden = !p;
-    if (!p) return history.stop();
-    const row = [...table.tBodies[0].rows].find((r) => r.dataset.key === proxyKey(p));
-    if (row) $('button[data-action="chart"]', row).setAttribute('aria-pressed', 'true');
-    setText($('#proxy-chart-title'), `Traffic of ${p.name} (client ${p.client}), last hour`);
-    drawChart($('#proxy-chart'), null, `Traffic of ${p.name}`);
-    box.scrollIntoView({ block: 'nearest' });
-    history.stop();
-    history.start();
-  }
-
   table.addEventListener('click', (ev) => {
     const button = ev.target.closest('button[data-action="chart"]');
     const p = button && proxies.get(button.closest('tr').dataset.key);
-    if (p) select(p);
+    if (p) chart.toggle(p);
   });
-  $('#proxy-chart-close').addEventListener('click', () => select(null));
-  type.addEventListener('change', () => list.now());
+  type.addEventListener('change', () => {
+    // A chart of a proxy the filter no longer lists goes.
+    const s = chart.selected();
+    if (s && type.value && s.type !== type.value) chart.close(false);
+    list.now();
+  });
 
   return {
-    start() { list.start(); if (selected) history.start(); },
-    stop() { list.stop(); history.stop(); },
+    start() { list.start(); chart.start(); },
+    stop() { list.stop(); chart.stop(); },
   };
 }
 
@@ -236,79 +297,59 @@ function proxiesView() {
 const MAX_ROWS = 500;
 const STATUS_FILTER = /^([1-5][0-9][0-9]|[1-5]xx)?$/i;
 
-function logView() {
-  const body = $('#access-log').tBodies[0], form = $('#log-filters'), pause = $('#log-pause');
-  const hostInput = $('#log-host'), statusInput = $('#log-status'), statusError = $('#log-status-error');
-  let source = null, query = null, paused = false, held = [];
+function setLogState(state, text) {
+  const node = $('#log-state');
+  setAttr(node, 'data-state', state);
+  setText(node, text);
+}
 
-  function setState(state, text) {
-    const node = $('#log-state');
-    setAttr(node, 'data-state', state);
-    setText(node, text);
+/** The log filters as a query, or null (with the reason shown) when the status filter is invalid. */
+function logFilters() {
+  const statusInput = $('#log-status');
+  const host = $('#log-host').value.trim(), status = statusInput.value.trim().toLowerCase();
+  const valid = STATUS_FILTER.test(status);
+  setText($('#log-status-error'), valid ? '' : 'Status: a code such as 404 or a class such as 4xx');
+  setAttr(statusInput, 'aria-invalid', valid ? null : 'true');
+  if (!valid) return null;
+  const q = new URLSearchParams();
+  if (host) q.set('host', host);
+  if (status) q.set('status', status);
+  return q.toString();
+}
+
+/** One access log entry as a table row. */
+function logRow(e) {
+  const code = Number(e.status) || 0;
+  const tone = code >= 500 ? 'err' : code >= 400 ? 'warn' : code >= 200 && code < 400 ? 'ok' : 'muted';
+  const iso = e.receivedAt.toISOString();
+  return el('tr', { 'data-host': e.host ?? '', 'data-status': e.status ?? '' },
+    el('td', {}, el('time', { datetime: iso, title: fmtAbs(iso) }, e.receivedAt.toLocaleTimeString())),
+    el('td', {}, badge(String(e.status ?? '–'), tone)),
+    el('td', {}, e.method ?? ''),
+    el('td', { class: 'mono' }, e.host ?? ''),
+    el('td', { class: 'mono path' }, e.path ?? ''),
+    el('td', { class: 'num' }, fmtBytes(e.bytes)),
+    el('td', { class: 'num' }, e.durationMs == null ? '–' : `${e.durationMs} ms`),
+    el('td', {}, e.proxy ?? ''),
+    el('td', { class: 'mono' }, e.client ?? ''));
+}
+
+/** The log table (newest first, at most MAX_ROWS) and its pause button, which holds new rows back. */
+function logTable() {
+  const body = $('#access-log').tBodies[0], pause = $('#log-pause');
+  let paused = false, held = [];
+
+  function add(e) {
+    body.prepend(logRow(e));
+    while (body.rows.length > MAX_ROWS) body.lastElementChild.remove();
+    $('#log-empty').hidden = true;
   }
 
-  /** The filter query, or null (with the reason shown) when the status filter is invalid. */
-  function filters() {
-    const host = hostInput.value.trim(), status = statusInput.value.trim().toLowerCase();
-    const valid = STATUS_FILTER.test(status);
-    setText(statusError, valid ? '' : 'Status: a code such as 404 or a class such as 4xx');
-    setAttr(statusInput, 'aria-invalid', valid ? null : 'true');
-    if (!valid) return null;
-    const q = new URLSearchParams();
-    if (host) q.set('host', host);
-    if (status) q.set('status', status);
-    return q.toString();
-  }
-
-  function connect() {
-    const q = filters();
-    if (q == null) return;
-    close();
-    if (q !== query) clear();
-    query = q;
-    source = new EventSource(url(`/api/v1/access-log${q ? `?${q}` : ''}`));
-    setState('connecting', 'Connecting…');
-    source.onopen = () => setState('live', q ? 'Live (filtered)' : 'Live');
-    source.onerror = () => {
-      if (source.readyState === EventSource.CLOSED) {
-        setState('closed', 'Disconnected: the server refused the stream (log in again, or check the filters and apply)');
-      } else setState('connecting', 'Connection lost, reconnecting…');
-    };
-    source.onmessage = (ev) => receive(ev.data);
-  }
-
-  function close() {
-    if (source) source.close();
-    source = null;
-    setState('closed', 'Not connected');
-  }
-
-  function receive(data) {
-    let entry;
-    try { entry = JSON.parse(data); } catch { return; }
-    entry.receivedAt = new Date();
+  function receive(entry) {
     if (!paused) return add(entry);
     held.push(entry);
     if (held.length > MAX_ROWS) held.shift();
     setText(pause, `Resume (${held.length} new)`);
-  }
-
-  function add(e) {
-    const code = Number(e.status) || 0;
-    const tone = code >= 500 ? 'err' : code >= 400 ? 'warn' : code >= 200 && code < 400 ? 'ok' : 'muted';
-    const iso = e.receivedAt.toISOString();
-    body.prepend(el('tr', { 'data-host': e.host ?? '', 'data-status': e.status ?? '' },
-      el('td', {}, el('time', { datetime: iso, title: fmtAbs(iso) }, e.receivedAt.toLocaleTimeString())),
-      el('td', {}, badge(String(e.status ?? '–'), tone)),
-      el('td', {}, e.method ?? ''),
-      el('td', { class: 'mono' }, e.host ?? ''),
-      el('td', { class: 'mono path' }, e.path ?? ''),
-      el('td', { class: 'num' }, fmtBytes(e.bytes)),
-      el('td', { class: 'num' }, e.durationMs == null ? '–' : `${e.durationMs} ms`),
-      el('td', {}, e.proxy ?? ''),
-      el('td', { class: 'mono' }, e.client ?? '')));
-    while (body.rows.length > MAX_ROWS) body.lastElementChild.remove();
-    $('#log-empty').hidden = true;
   }
 
   function clear() {
@@ -318,40 +359,78 @@ function logView() {
     if (paused) setText(pause, 'Resume');
   }
 
-  function togglePause() {
+  pause.addEventListener('click', () => {
     paused = !paused;
     pause.setAttribute('aria-pressed', String(paused));
     setText(pause, paused ? 'Resume' : 'Pause');
     if (!paused) { for (const e of held) add(e); held = []; }
+  });
+  $('#log-clear').addEventListener('click', clear);
+  return { receive, clear };
+}
+
+function logView() {
+  const rows = logTable();
+  let source = null, query = null;
+
+  function connect() {
+    const q = logFilters();
+    if (q == null) return;
+    close();
+    if (q !== query) rows.clear();
+    query = q;
+    source = new EventSource(url(`/api/v1/access-log${q ? `?${q}` : ''}`));
+    setLogState('connecting', 'Connecting…');
+    source.onopen = () => setLogState('live', q ? 'Live (filtered)' : 'Live');
+    source.onerror = () => {
+      if (source.readyState === EventSource.CLOSED) {
+        setLogState('closed', 'Disconnected: the server refused the stream (log in again, or check the filters and apply)');
+      } else setLogState('connecting', 'Connection lost, reconnecting…');
+    };
+    source.onmessage = (ev) => receive(ev.data);
   }
 
-  form.addEventListener('submit', (ev) => { ev.preventDefault(); connect(); });
-  for (const input of [hostInput, statusInput]) input.addEventListener('change', connect);
-  pause.addEventListener('click', togglePause);
-  $('#log-clear').addEventListener('click', clear);
+  function close() {
+    if (source) source.close();
+    source = null;
+    setLogState('closed', 'Not connected');
+  }
+
+  function receive(data) {
+    let entry;
+    try { entry = JSON.parse(data); } catch { return; }
+    entry.receivedAt = new Date();
+    rows.receive(entry);
+  }
+
+  $('#log-filters').addEventListener('submit', (ev) => { ev.preventDefault(); connect(); });
+  for (const input of [$('#log-host'), $('#log-status')]) input.addEventListener('change', connect);
 
   return { start: connect, stop: close };
 }
 
 // ---- Routing -------------------------------------------------------------------------------
 
-const views = { overview: overviewView(), clients: clientsView(), proxies: proxiesView(), log: logView() };
+const views = new Map([
+  ['overview', overviewView()], ['clients', clientsView()], ['proxies', proxiesView()], ['log', logView()],
+]);
 let current = null;
 
-/** Shows the view the hash names (#/clients ...); hashes not starting with #/ leave it as it is. */
+/** Shows the view the hash names (#/clients ...), the overview for an unknown name; hashes not
+ * starting with #/ leave it as it is. */
 function route(focus) {
   const hash = location.hash;
   let name = hash.startsWith('#/') ? hash.slice(2) : current ? null : 'overview';
   if (name == null) return;
-  if (!views[name]) name = 'overview';
+  if (!views.has(name)) name = 'overview';
   if (name === current) return;
-  if (current) { views[current].stop(); notify(''); }
+  if (current) { views.get(current).stop(); notify(''); }
   current = name;
-  for (const key of Object.keys(views)) $(`#view-${key}`).hidden = key !== name;
+  for (const key of views.keys()) $(`#view-${key}`).hidden = key !== name;
   for (const a of $$('nav a')) setAttr(a, 'aria-current', a.getAttribute('href') === `#/${name}` ? 'page' : null);
   const heading = $(`#view-${name} h2`);
   document.title = `${heading.textContent} · frps`;
-  views[name].start();
+  views.get(name).start();
   if (focus) heading.focus();
 }
 

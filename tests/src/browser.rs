@@ -4,10 +4,11 @@
 //! chromedriver listens on a port of its own choosing on loopback (`--port=0`; the port is
 //! read from its first line of output). Chromium runs headless with a fresh profile in a
 //! temporary directory and without the background services that would reach out to the
-//! network. Both processes are killed when the [`Browser`] is dropped.
+//! network. Both processes (chromedriver's whole process group) are killed when the
+//! [`Browser`] is dropped.
 
 use std::io::{BufRead as _, BufReader};
-use std::path::PathBuf;
+use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
@@ -15,10 +16,13 @@ use fantoccini::elements::Element;
 use fantoccini::{Client, ClientBuilder, Locator};
 use hyper_util::client::legacy::connect::HttpConnector;
 
-use crate::within;
+use crate::{installed, within};
 
 /// How often the waits here look again.
 const POLL: Duration = Duration::from_millis(50);
+
+const WHY: &str = "the dashboard tests drive a real browser";
+const INSTALL: &str = "apt install chromium chromium-driver";
 
 /// A headless Chromium and its driver.
 #[derive(Debug)]
@@ -36,9 +40,14 @@ impl Browser {
     /// With a clear message when `chromium` or `chromedriver` is not installed
     /// (`apt install chromium chromium-driver`), or when either does not start.
     pub async fn start() -> Self {
-        let chromium = find("chromium");
-        let driver_path = find("chromedriver");
-        let mut driver = Command::new(driver_path)
+        let chromium = installed("chromium", WHY, INSTALL);
+        let driver_path = installed("chromedriver", WHY, INSTALL);
+        let mut command = Command::new(driver_path);
+        // Its own process group, which the browser it starts joins: dropping the Browser
+        // kills them all, leaving no Chromium behind.
+        #[cfg(unix)]
+        std::os::unix::process::CommandExt::process_group(&mut command, 0);
+        let mut driver = command
             .arg("--port=0")
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
@@ -50,7 +59,7 @@ impl Browser {
         let profile = tempfile::tempdir().expect("profile dir");
         let client = within("a browser session opens", async {
             ClientBuilder::new(HttpConnector::new())
-                .capabilities(capabilities(&chromium, &profile.path().to_path_buf()))
+                .capabilities(capabilities(&chromium, profile.path()))
                 .connect(&format!("http://127.0.0.1:{port}"))
                 .await
                 .expect("WebDriver session")
@@ -146,13 +155,18 @@ impl Browser {
 
 impl Drop for Browser {
     fn drop(&mut self) {
+        #[cfg(unix)]
+        {
+            let group = format!("-{}", self.driver.id());
+            let _ = Command::new("kill").args(["-KILL", "--", &group]).status();
+        }
         let _ = self.driver.kill();
         let _ = self.driver.wait();
     }
 }
 
 /// The `goog:chromeOptions` for a headless, offline, throw-away Chromium.
-fn capabilities(chromium: &std::path::Path, profile: &PathBuf) -> fantoccini::wd::Capabilities {
+fn capabilities(chromium: &Path, profile: &Path) -> fantoccini::wd::Capabilities {
     let args = [
         "--headless=new".to_string(),
         "--no-sandbox".into(),
@@ -186,18 +200,4 @@ fn driver_port(stdout: std::process::ChildStdout) -> u16 {
         }
     }
     panic!("chromedriver exited before it was ready");
-}
-
-/// The path of `program`, found on `PATH`.
-fn find(program: &str) -> PathBuf {
-    let path = std::env::var_os("PATH").unwrap_or_default();
-    std::env::split_paths(&path)
-        .map(|dir| dir.join(program))
-        .find(|p| p.is_file())
-        .unwrap_or_else(|| {
-            panic!(
-                "{program} is not installed: the dashboard tests drive a real browser \
-                 (apt install chromium chromium-driver)"
-            )
-        })
 }
