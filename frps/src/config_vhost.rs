@@ -26,6 +26,8 @@ pub struct VhostHttpsSection {
     /// Certificates frps terminates TLS with, for `http` proxies of those names.
     #[serde(default)]
     pub certificates: Vec<CertEntry>,
+    /// Certificates obtained from an ACME CA (`[vhostHTTPS.acme]`).
+    pub acme: Option<crate::acme::settings::AcmeSection>,
 }
 
 /// One `[[vhostHTTPS.certificates]]` entry.
@@ -70,6 +72,10 @@ pub fn vhost_settings(path: &Path, file: &ServerFile) -> Result<VhostSettings, S
     s.certificates = certificates(path, certs)?;
     if !s.certificates.is_empty() && s.https_port.is_none() {
         return Err("[[vhostHTTPS.certificates]] needs vhostHTTPSPort".into());
+    }
+    if let Some(acme) = file.vhost_https.as_ref().and_then(|v| v.acme.as_ref()) {
+        let (http, https) = (s.http_port.is_some(), s.https_port.is_some());
+        s.acme = Some(acme.settings(path, http, https)?);
     }
     Ok(s)
 }

@@ -14,6 +14,7 @@
 //! chosen by name ([`vhost`]); the names a client may claim are deny-by-default like ports
 //! ([`domains`]).
 
+pub mod acme;
 pub mod admin;
 mod admission;
 pub mod budget;

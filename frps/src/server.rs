@@ -51,6 +51,8 @@ pub(crate) struct Shared {
     pub(crate) vhost_addrs: (Option<SocketAddr>, Option<SocketAddr>),
     /// One entry per HTTP request served on the vhost ports.
     pub(crate) access: AccessLog,
+    /// The ACME certificate manager, with `[vhostHTTPS.acme]`.
+    pub(crate) acme: Option<Arc<crate::acme::Acme>>,
 }
 
 impl Shared {
@@ -104,6 +106,13 @@ impl Server {
         let admission = Admission::new(settings.handshakes, handshake_stats.clone());
         let vhost = Listeners::bind(settings.proxy_bind_ip, &settings.vhost)?;
         let revoked = RwLock::new(Arc::new(settings.revoked.clone()));
+        let acme = match settings.vhost.acme.clone() {
+            Some(s) => Some(
+                crate::acme::Acme::start(s)
+                    .map_err(|e| anyhow::anyhow!("[vhostHTTPS.acme]: {e}"))?,
+            ),
+            None => None,
+        };
         let shared = Arc::new(Shared {
             revoked,
             settings: RwLock::new(Arc::new(settings)),
@@ -114,6 +123,7 @@ impl Server {
             gauges: ServerGauges::default(),
             vhost_addrs: vhost.addrs(),
             access: AccessLog::default(),
+            acme,
         });
         Ok(Self {
             endpoint,

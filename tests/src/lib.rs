@@ -11,6 +11,7 @@ pub mod frpc_admin;
 pub mod frps_admin;
 pub mod http;
 pub mod kube;
+pub mod pebble;
 pub mod procs;
 pub mod prometheus;
 pub mod raw;
@@ -363,6 +364,18 @@ impl TestClient {
         self.cancel.cancel();
         self.finished().await
     }
+}
+
+/// The path of `program` on `PATH`.
+///
+/// # Panics
+/// When it is not installed, naming `why` a test needs it and how to install it (`install`).
+pub fn installed(program: &str, why: &str, install: &str) -> std::path::PathBuf {
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    std::env::split_paths(&path)
+        .map(|dir| dir.join(program))
+        .find(|p| p.is_file())
+        .unwrap_or_else(|| panic!("{program} is not installed: {why} ({install})"))
 }
 
 /// A TCP port that was free a moment ago (bound on :0, read back, released).

@@ -14,6 +14,7 @@
 //! | `frp_server_quic_lost_packets_total` | counter: packets lost on the connection | `client` |
 //! | `frp_server_handshakes_total` | counter: connection attempts by outcome | `outcome` |
 //! | `frp_server_handshakes_in_progress` | gauge | |
+//! | `frp_server_acme_orders_total` | counter: ACME orders (with `[vhostHTTPS.acme]`) | `result` (`issued`, `failed`) |
 //! | `frp_server_vhost_requests_total` | counter: HTTP requests answered | `scheme`, `class` (`2xx`...) |
 //! | `process_*` | the process's CPU, RSS, open files (from `frp-admin`) | |
 //!
@@ -23,6 +24,7 @@
 //! counters start again at 0 when it is published again (Prometheus's `rate()` handles the
 //! reset), while `frp_server_traffic_total` only grows.
 
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
 use prometheus_client::collector::Collector;
@@ -102,6 +104,20 @@ impl Collector for Live {
         family(&mut enc, ("frp_server_traffic", help, counter), total)?;
         quic(&mut enc, &sessions)?;
         self.handshakes(&mut enc)?;
+        if let Some(acme) = &self.0.shared.acme {
+            let orders = [
+                (
+                    [("result", "issued")],
+                    num(acme.issued.load(Ordering::Relaxed)),
+                ),
+                (
+                    [("result", "failed")],
+                    num(acme.failed.load(Ordering::Relaxed)),
+                ),
+            ];
+            let help = "ACME orders by result (renewals included)";
+            family(&mut enc, ("frp_server_acme_orders", help, counter), orders)?;
+        }
         let requests = self.0.shared.access.counts();
         let requests = requests
             .iter()

@@ -104,13 +104,17 @@ impl ServerApi {
             (["traffic"], Method::GET) => {
                 Ok(ApiResponse::ok(&self.history.total(&self.shared.registry)))
             }
+            (["acme"], Method::GET) => match &self.shared.acme {
+                Some(acme) => Ok(ApiResponse::ok(&acme.list())),
+                None => Err(ApiError::not_found("ACME is off: see [vhostHTTPS.acme]")),
+            },
             (["revocations"], Method::GET) => self.list_revocations(),
             (["revocations"], Method::POST) => self.revoke(&req).await,
             (["reload"], Method::POST) => Ok(ApiResponse::ok(&self.reload().await?)),
             (["access-log"], Method::GET) => self.access_log(&req),
             (
                 ["serverinfo" | "clients" | "proxies" | "revocations" | "reload" | "access-log"
-                | "traffic"],
+                | "traffic" | "acme"],
                 _,
             )
             | (["clients" | "proxies", _] | ["proxies", _, "traffic"], _) => {

@@ -111,11 +111,16 @@ impl ServerApi {
         let new = ServerSettings::from_text(path, &text)
             .map_err(|e| ApiError::bad_request(e.to_string()))?;
         let mut table: toml::Table = toml::from_str(&text).unwrap_or_default();
-        let restart_required: Vec<String> = RESTART_KEYS
+        let mut restart_required: Vec<String> = RESTART_KEYS
             .iter()
             .filter(|k| applied.table.get(**k) != table.get(**k))
             .map(|k| (*k).to_string())
             .collect();
+        // ACME's settings live beside the reloadable certificates, and need a restart.
+        let acme = |t: &toml::Table| t.get("vhostHTTPS").and_then(|v| v.get("acme")).cloned();
+        if acme(&applied.table) != acme(&table) {
+            restart_required.push("vhostHTTPS.acme".into());
+        }
         let old = self.shared.settings();
         let merged = Arc::new(merge(&old, new));
         *self

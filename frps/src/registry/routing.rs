@@ -65,6 +65,11 @@ impl Registry {
         Some(Routed { backend, guards })
     }
 
+    /// Whether an http proxy of a connected client holds exactly `name`.
+    pub(crate) fn holds_http(&self, name: &str) -> bool {
+        self.lock().routes.holds_http(name)
+    }
+
     /// How to serve a TLS connection for the SNI `host` (normalized); `certified(key)` says
     /// whether frps has a certificate for `host` configured for exactly `key`.
     pub(crate) fn lookup_tls(

@@ -38,7 +38,9 @@ pub fn gate<B>(
     client: IpAddr,
 ) -> Option<Response> {
     let policy = &routed.backend.policy;
-    if policy.redirect_https && front.scheme == "http" {
+    // ACME validations (frps's own, or a service's behind a passthrough) stay on http.
+    let challenge = req.uri().path().starts_with("/.well-known/acme-challenge/");
+    if policy.redirect_https && front.scheme == "http" && !challenge {
         return Some(redirect(target, front.https_port));
     }
     if let (Some(cors), true) = (&policy.cors, is_preflight(req)) {

@@ -12,6 +12,7 @@
 //! in flight finish within the grace period; the accept loops stop at once.
 
 mod access;
+mod acme_tls;
 mod auth;
 pub mod backend;
 mod body;
@@ -75,6 +76,8 @@ pub struct VhostSettings {
     pub subdomain_host: Option<DomainPattern>,
     /// Certificates for TLS termination, by name.
     pub certificates: CertStore,
+    /// `[vhostHTTPS.acme]`: certificates obtained automatically (restart to change).
+    pub acme: Option<crate::acme::AcmeSettings>,
     /// `vhostMaxConnections`: connections open at once on the vhost ports; more are reset.
     pub max_connections: usize,
     /// `vhostMaxConnectionsPerIP`: of those, from one IPv4 address or IPv6 /64.
@@ -100,6 +103,7 @@ impl Default for VhostSettings {
             response_timeout: Duration::from_secs(60),
             subdomain_host: None,
             certificates: CertStore::default(),
+            acme: None,
             max_connections: 10_000,
             max_connections_per_ip: 256,
             body_idle_timeout: Duration::from_secs(60),
@@ -168,6 +172,11 @@ pub(crate) fn spawn(listeners: Listeners, shared: &Arc<Shared>, tasks: &TaskTrac
         s.auth_max_failures,
         s.auth_max_backoff,
     ));
+    if let Some(acme) = &shared.acme {
+        let registry = shared.registry.clone();
+        let holds = move |name: &str| registry.holds_http(name);
+        tasks.spawn(Arc::clone(acme).renew_loop(holds, shared.shutdown.clone()));
+    }
     if let Some(l) = listeners.http {
         let front = frontend(shared, "http", &throttle);
         let serve = move |tcp, peer, slot, shared: Arc<Shared>| {
@@ -214,6 +223,7 @@ fn frontend(
         upgrade_idle: s.upgrade_idle_timeout,
         access: shared.access.clone(),
         tracker: shared.streams.clone(),
+        acme: shared.acme.clone(),
     })
 }
 
@@ -332,6 +342,10 @@ async fn serve_tls(
     let Some(sni) = hello.sni else {
         return debug!(%peer, "client hello without a server name; closing");
     };
+    if hello.acme_challenge {
+        let acme = shared.acme.as_ref();
+        return acme_tls::answer_challenge(tcp, peer, &sni, hello.bytes, acme).await;
+    }
     let settings = shared.settings();
     let certs = &settings.vhost.certificates;
     let certified = |key: &str| certs.serves(key, &sni);
@@ -339,12 +353,29 @@ async fn serve_tls(
         let _slot = slot;
         return passthrough(tcp, peer, hello.bytes, &target, &shared).await;
     }
-    // Terminated: the http proxies holding the name serve it (404 when none does).
-    let Some(config) = certs.find(&sni) else {
-        return debug!(%peer, %sni, "no https proxy or certificate for this name; closing");
+    // Terminated: the http proxies holding the name serve it (404 when none does), with a
+    // configured certificate, else an ACME one.
+    let (config, missing) = match certs.find(&sni) {
+        Some(config) => (config, None),
+        None => match acme_tls::certificate(&shared, &sni).await {
+            Some(Ok(config)) => (config, None),
+            Some(Err(why)) => match &shared.acme {
+                Some(acme) => (acme.fallback(), Some(why)),
+                None => return,
+            },
+            None => {
+                return debug!(%peer, %sni, "no https proxy or certificate for this name; closing")
+            }
+        },
     };
     let io = VisitorIo::new(tcp, slot, front.body_idle);
     let state = io.state();
+    if let Some(why) = missing {
+        if let Ok(stream) = tls::terminate(io, hello.bytes, config, peer).await {
+            acme_tls::error_page(stream, peer, &sni, why).await;
+        }
+        return;
+    }
     match tls::terminate(io, hello.bytes, config, peer).await {
         Ok(stream) => {
             let conn = Conn {

@@ -226,6 +226,11 @@ impl<H: Clone, S: Clone> RouteTable<H, S> {
         ids
     }
 
+    /// Whether an http proxy holds exactly `name` (not through a wildcard).
+    pub fn holds_http(&self, name: &str) -> bool {
+        self.http.contains_key(name)
+    }
+
     /// The http target for a request to `host` (normalized) and `path` (in
     /// [`match_form`](frp_proto::vhost::path::match_form)): the longest matching location
     /// under the most specific key that has entries, or under a less specific one of the same

@@ -57,6 +57,8 @@ pub struct Frontend {
     pub access: AccessLog,
     /// Where upgraded tunnels are tracked.
     pub tracker: TaskTracker,
+    /// The ACME manager, whose http-01 validations are answered before routing.
+    pub acme: Option<Arc<crate::acme::Acme>>,
 }
 
 /// One visitor connection, as its requests see it.
@@ -142,6 +144,15 @@ async fn route(
     req: Request<Incoming>,
     pending: &mut Pending,
 ) -> (Response, Option<Upgrade>) {
+    let acme = front.acme.as_ref();
+    if let Some(answer) = acme.and_then(|a| a.http_answer(&target.host, &target.path)) {
+        // The body is the key authorization exactly (RFC 8555 8.3).
+        let mut resp = text(StatusCode::OK, "");
+        *resp.body_mut() = Full::new(Bytes::from(answer))
+            .map_err(|e| match e {})
+            .boxed();
+        return (resp, None);
+    }
     let Some(routed) = front
         .registry
         .lookup_http(&target.host, &target.match_path, &target.guards)

@@ -96,6 +96,8 @@ pub struct Hello {
     pub bytes: Bytes,
     /// The SNI, normalized; `None` when absent or unusable.
     pub sni: Option<String>,
+    /// Whether it offers only ALPN `acme-tls/1`: an ACME CA validating a name (RFC 8737).
+    pub acme_challenge: bool,
 }
 
 /// Reads until a whole ClientHello has arrived. Not cancel-safe; put a timeout around it.
@@ -118,13 +120,13 @@ pub async fn read_hello(tcp: &mut TcpStream) -> io::Result<Hello> {
         }
         match acceptor.accept() {
             Ok(Some(accepted)) => {
-                let sni = accepted
-                    .client_hello()
-                    .server_name()
-                    .and_then(normalize_host);
+                let hello = accepted.client_hello();
+                let sni = hello.server_name().and_then(normalize_host);
+                let alpn: Vec<&[u8]> = hello.alpn().map(Iterator::collect).unwrap_or_default();
                 return Ok(Hello {
                     bytes: buf.freeze(),
                     sni,
+                    acme_challenge: alpn == [crate::acme::ACME_TLS_ALPN],
                 });
             }
             Ok(None) if buf.len() < MAX_HELLO => {}
