@@ -5,7 +5,7 @@
 //! Each program brings its page ([`Dashboard`]: `index.html` and `app.js`); the stylesheet,
 //! the shared script module and the icon are common to frps and frpc. Served at `/` and
 //! `/ui/*` for `GET` and `HEAD`, with a strong `ETag` so a browser revalidates instead of
-//! downloading again (`Cache-Control: no-cache`).
+//! downloading again (`Cache-Control: private, no-cache`).
 
 use bytes::Bytes;
 use hyper::header::{self, HeaderValue};
@@ -72,11 +72,10 @@ impl Dashboard {
             false => ApiResponse::bytes(StatusCode::OK, kind, Bytes::from_static(body)),
         };
         let etag = HeaderValue::from_str(&etag).ok()?;
-        Some(
-            answer
-                .with_header(header::ETAG, etag)
-                .with_header(header::CACHE_CONTROL, HeaderValue::from_static("no-cache")),
-        )
+        Some(answer.with_header(header::ETAG, etag).with_header(
+            header::CACHE_CONTROL,
+            HeaderValue::from_static("private, no-cache"),
+        ))
     }
 }
 

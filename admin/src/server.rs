@@ -265,7 +265,7 @@ fn guard(inner: &Inner, req: &Request<Incoming>, peer: SocketAddr) -> Result<(),
         );
         return Err(ApiError::new(StatusCode::FORBIDDEN, why).into());
     }
-    cross_site(req)
+    cross_site(req, inner.settings.tls.is_some())
 }
 
 /// Whether the request's `Host` is an IP address or `localhost` (with or without a port).
@@ -296,9 +296,9 @@ fn names_an_address(req: &Request<Incoming>) -> bool {
 
 /// A browser's request from another site (a form or script elsewhere riding on the user's
 /// saved credentials) must not change anything: for methods other than `GET`/`HEAD`/
-/// `OPTIONS`, `Sec-Fetch-Site` must be same-origin (or absent) and an `Origin` must match
-/// the `Host` the request was sent to.
-fn cross_site(req: &Request<Incoming>) -> Result<(), ApiResponse> {
+/// `OPTIONS`, `Sec-Fetch-Site` must be same-origin (or absent) and an `Origin` must be this
+/// server's: the scheme it serves (`https` with `tls`) and the `Host` the request was sent to.
+fn cross_site(req: &Request<Incoming>, tls: bool) -> Result<(), ApiResponse> {
     if matches!(*req.method(), Method::GET | Method::HEAD | Method::OPTIONS) {
         return Ok(());
     }
@@ -312,8 +312,9 @@ fn cross_site(req: &Request<Incoming>) -> Result<(), ApiResponse> {
         }
     }
     if let Some(origin) = text(header::ORIGIN) {
-        let authority = origin.split_once("://").map(|(_, a)| a);
-        if authority.is_none() || authority != text(header::HOST) {
+        let scheme = if tls { "https" } else { "http" };
+        let authority = origin.split_once("://").filter(|(s, _)| *s == scheme);
+        if authority.is_none() || authority.map(|(_, a)| a) != text(header::HOST) {
             return refused();
         }
     }

@@ -191,6 +191,8 @@ async fn state_changes_from_another_site_are_refused() {
             "403",
         ),
         ("PUT", "Origin: null\r\n".to_string(), "403"),
+        // The right host, the wrong scheme: another origin.
+        ("POST", format!("Origin: https://{host}\r\n"), "403"),
         (
             "POST",
             format!("Origin: http://{host}\r\nSec-Fetch-Site: same-origin\r\n"),

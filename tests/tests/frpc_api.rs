@@ -242,6 +242,13 @@ async fn bad_requests_are_refused_and_change_nothing() {
         "validated as the file is: {}",
         r.body
     );
+    // Errors about one key name it, for a form to show the message beside that field.
+    assert_eq!(json_of(&r)["field"], "localPort", "{}", r.body);
+    let wrong_type = b"{\"name\":\"x\",\"type\":\"tcp\",\"localPort\":\"abc\"}";
+    let r = post(wrong_type, "application/json").await;
+    assert_eq!(json_of(&r)["field"], "localPort", "{}", r.body);
+    let r = post(b"{\"type\":\"tcp\",\"localPort\":1}", "application/json").await;
+    assert_eq!(json_of(&r)["field"], "name", "{}", r.body);
     let r = post(b"[1, 2]", "application/json").await;
     assert_eq!(r.status, 400, "{}", r.body);
     let r = post(b"name=x", "application/x-www-form-urlencoded").await;

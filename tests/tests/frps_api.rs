@@ -114,6 +114,30 @@ async fn clients_proxies_and_traffic_are_reported() {
     assert_eq!(http.as_array().map(Vec::len), Some(0));
     assert_eq!(r.api.get("/api/v1/proxies?type=udp").await.status, 400);
     assert_eq!(r.api.get("/api/v1/proxies/nothing").await.status, 404);
+
+    // The first 10 s sample stores the bytes in a completed interval, server-wide and per
+    // proxy; the interval under way starts again from there.
+    let sampled = |series: &serde_json::Value| -> Option<u64> {
+        let points = series["points"].as_array()?;
+        let (_, done) = points.split_last()?;
+        (!done.is_empty()).then(|| done.iter().filter_map(|p| p["bytesIn"].as_u64()).sum())
+    };
+    within("a traffic sample", async {
+        while sampled(&r.get("/api/v1/traffic").await).is_none() {
+            tokio::time::sleep(Duration::from_millis(250)).await;
+        }
+    })
+    .await;
+    let total = r.get("/api/v1/traffic").await;
+    assert!(sampled(&total).unwrap_or(0) >= data.len() as u64, "{total}");
+    let one = r.get("/api/v1/proxies/web0/traffic").await;
+    assert!(sampled(&one).unwrap_or(0) >= data.len() as u64, "{one}");
+    let under_way = one["points"].as_array().and_then(|p| p.last().cloned());
+    assert_eq!(
+        under_way.map(|p| p["bytesIn"].clone()),
+        Some(0.into()),
+        "{one}"
+    );
 }
 
 #[tokio::test]

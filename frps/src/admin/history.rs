@@ -159,9 +159,9 @@ impl History {
         state.tick += 1;
         let tick = state.tick;
         let mut live: HashMap<ProxyKey, (Weak<ProxyStats>, Ring)> = HashMap::new();
-        let mut total = retired(registry);
+        let mut total = Bytes::default();
         let proxies = &mut state.proxies;
-        registry.each_proxy(|client, stats| {
+        let (into, out) = registry.each_proxy(|client, stats| {
             let now = counters(stats);
             total.into += now.into;
             total.out += now.out;
@@ -174,18 +174,16 @@ impl History {
             ring.record(tick, now);
             live.insert(key, (Arc::downgrade(stats), ring));
         });
+        total.into += into;
+        total.out += out;
         state.proxies = live;
         state.total.record(tick, total);
     }
 
     /// The server's total.
     pub fn total(&self, registry: &Registry) -> Series {
-        let mut now = retired(registry);
-        registry.each_proxy(|_, stats| {
-            let c = counters(stats);
-            now.into += c.into;
-            now.out += c.out;
-        });
+        let (into, out) = registry.traffic();
+        let now = Bytes { into, out };
         let state = self.lock();
         let moving = now.since(state.total.seen);
         self.series(state.tick, state.total.series(state.tick, moving))
@@ -236,11 +234,6 @@ fn counters(stats: &ProxyStats) -> Bytes {
         into: stats.bytes_in(),
         out: stats.bytes_out(),
     }
-}
-
-fn retired(registry: &Registry) -> Bytes {
-    let (into, out) = registry.retired_traffic();
-    Bytes { into, out }
 }
 
 #[cfg(test)]

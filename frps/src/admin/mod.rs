@@ -78,11 +78,6 @@ impl ServerApi {
         tokio::spawn(history::History::sample(Arc::downgrade(self), stop));
     }
 
-    /// The page weight of the dashboard: the total bytes of its files.
-    pub fn dashboard_weight() -> usize {
-        DASHBOARD.weight()
-    }
-
     /// A Prometheus registry with every `frp_server_*` metric, read at each scrape.
     pub fn metrics_registry(self: &Arc<Self>) -> prometheus_client::registry::Registry {
         metrics::registry(Arc::clone(self))

@@ -85,7 +85,7 @@ impl ServerInfo {
         for p in &proxies {
             *proxy_counts.entry(p.kind.as_str().to_string()).or_default() += 1;
         }
-        let (retired_in, retired_out) = shared.registry.retired_traffic();
+        let (bytes_in, bytes_out) = shared.registry.traffic();
         let h = api.handshakes.snapshot();
         let settings = shared.settings();
         let addr = |a: Option<std::net::SocketAddr>| a.map(|a| a.to_string());
@@ -100,8 +100,8 @@ impl ServerInfo {
             client_counts: sessions.len(),
             proxy_counts,
             connections: shared.gauges.public_connections.get(),
-            bytes_in: retired_in + proxies.iter().map(|p| p.bytes_in()).sum::<u64>(),
-            bytes_out: retired_out + proxies.iter().map(|p| p.bytes_out()).sum::<u64>(),
+            bytes_in,
+            bytes_out,
             revoked_certificates: shared.revoked().len(),
             vhost_requests: requests_by_class(shared),
             handshakes: Handshakes {

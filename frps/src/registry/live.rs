@@ -116,17 +116,25 @@ impl Registry {
     }
 
     /// Calls `f` with every published proxy and its client's key, under the registry's lock:
-    /// `f` must be short (the traffic history reads counters with it).
-    pub fn each_proxy(&self, mut f: impl FnMut(&str, &Arc<ProxyStats>)) {
+    /// `f` must be short (the traffic history reads counters with it). Returns the bytes
+    /// (in, out) of proxies that went away, read under the same lock, so a proxy that ends
+    /// meanwhile is counted once, live or retired.
+    pub fn each_proxy(&self, mut f: impl FnMut(&str, &Arc<ProxyStats>)) -> (u64, u64) {
         let g = self.lock();
         for (key, e) in &g.sessions {
             e.proxies.values().for_each(|p| f(key, p));
         }
+        (self.retired.tcp_to_quic(), self.retired.quic_to_tcp())
     }
 
-    /// Bytes (in, out) of proxies that went away.
-    pub fn retired_traffic(&self) -> (u64, u64) {
-        (self.retired.tcp_to_quic(), self.retired.quic_to_tcp())
+    /// Bytes (in, out) carried by every proxy since the start, ended ones included.
+    pub fn traffic(&self) -> (u64, u64) {
+        let mut live = (0, 0);
+        let (into, out) = self.each_proxy(|_, p| {
+            live.0 += p.bytes_in();
+            live.1 += p.bytes_out();
+        });
+        (into + live.0, out + live.1)
     }
 }
 
