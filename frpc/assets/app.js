@@ -1,6 +1,8 @@
 // app.js (frpc): the frpc dashboard. Polls /api/v1/status every second (server connection and
 // proxies), removes proxies after a confirmation, reloads the config, and adds a proxy from a
-// form whose validation errors (the API's messages) show next to the field they concern.
+// form whose validation errors (the API's messages) show next to the field they concern. The
+// same form edits a proxy (data-mode="edit"): filled from its entry in the file, saved with PUT
+// keeping the keys the form does not show.
 import {
   $, $$, enc, api, el, setText, setAttr, setContent, setTime, badge, syncTable, poller, notify,
   notifyError, confirmDialog,
@@ -47,7 +49,8 @@ const cols = [
   (td, p) => setContent(td, p.reason || '', () => [p.reason ? el('strong', { class: 'reason' }, p.reason) : '–']),
   (td, p) => {
     if (td.firstChild) return;
-    td.append(el('button', { type: 'button', class: 'danger', 'data-action': 'remove', 'aria-label': `Remove ${p.name}` }, 'Remove'));
+    td.append(el('button', { type: 'button', 'data-action': 'edit', 'aria-label': `Edit ${p.name}` }, 'Edit'),
+      el('button', { type: 'button', class: 'danger', 'data-action': 'remove', 'aria-label': `Remove ${p.name}` }, 'Remove'));
   },
 ];
 
@@ -96,15 +99,21 @@ async function remove(p) {
   try {
     const r = await api(`/api/v1/proxies/${enc(p.name)}`, { method: 'DELETE' });
     notify(`Removed ${p.name}: ${describe(r && r.reload)}.`, 'ok');
+    if (editing && editing.name === p.name) leaveEdit(false);
   } catch (e) {
     notifyError(`Could not remove ${p.name}`, e);
   }
   status.now();
 }
 
-// ---- Add a proxy ---------------------------------------------------------------------------
+// ---- Add or edit a proxy -------------------------------------------------------------------
 
 const form = $('#add-proxy');
+const submit = $('#add-submit');
+/** The proxy the form edits: { name, config (its keys in the file), button (its row's Edit),
+ * locked (an httpPassword the API does not show) }; null in add mode. */
+let editing = null;
+let loads = 0; // the latest Edit click, so an older answer arriving late is ignored
 const FIELDS = ['customDomains', 'subdomain', 'remotePort', 'localPort', 'localIP', 'type', 'name'];
 /** The port fields: their label and least value (a remote port of 0 lets the server pick). */
 const PORTS = { localPort: ['Local port', 1], remotePort: ['Remote port', 0] };
@@ -165,7 +174,7 @@ function showFieldError(field, message, focus) {
 
 /** The field an error concerns: the answer's `field`, else a key the message names, else "form". */
 function fieldOf(e) {
-  if (e.field && form.elements[e.field]) return e.field;
+  if (e.field) return FIELDS.includes(e.field) ? e.field : 'form';
   if (e.status === 409) return 'name';
   const m = e.message;
   if (/unknown field|expected one of/i.test(m)) return 'form';
@@ -181,8 +190,79 @@ function showError(e) {
   showFieldError(field, message, true);
 }
 
-async function addProxy(ev) {
+/** Add mode ("Add a proxy") when `name` is null, else edit mode for proxy `name`. */
+function setMode(name, locked = false) {
+  const edit = name != null;
+  setAttr(form, 'data-mode', edit ? 'edit' : 'add');
+  setAttr(form, 'data-editing', edit ? name : null);
+  setText($('#h-add'), edit ? `Edit ${name}` : 'Add a proxy');
+  setText(submit, edit ? `Save ${name}` : 'Add proxy');
+  form.elements.name.readOnly = edit;
+  $('#edit-cancel').hidden = !edit;
+  submit.disabled = locked;
+  setText($('#edit-note'), locked ? `${name} has an httpPassword, which the API does not show: saving it from `
+    + 'here would drop the password, so Save is off. Edit this proxy in the config file instead.' : '');
+}
+
+/** A config value as the form shows it: lists joined by ", ", absent as empty. */
+const asField = (v) => (v == null ? '' : Array.isArray(v) ? v.join(', ') : String(v));
+
+/** Loads proxy `name` (its Edit `button` was clicked) into the form, in edit mode. */
+async function startEdit(name, button) {
+  const load = ++loads;
+  button.setAttribute('aria-busy', 'true');
+  let p;
+  try {
+    p = await api(`/api/v1/proxies/${enc(name)}`);
+  } catch (e) {
+    if (load === loads) notifyError(`Could not load ${name}`, e);
+    return;
+  } finally {
+    button.removeAttribute('aria-busy');
+  }
+  if (load !== loads) return;
+  const config = p && p.config;
+  if (!config || typeof config !== 'object') {
+    notify(`${name} has no entry in the config file as it is now: it cannot be edited here.`, 'error');
+    return;
+  }
+  form.reset();
+  clearErrors();
+  setText($('#add-result'), '');
+  for (const f of FIELDS) form.elements[f].value = asField(config[f]);
+  form.elements.name.value = name;
+  editing = { name, config, button, locked: config.httpPassword === '<redacted>' };
+  setMode(name, editing.locked);
+  showFieldsForType();
+  form.elements.type.focus();
+}
+
+/** Back to add mode with an empty form; focus to the row's Edit button when `refocus`. */
+function leaveEdit(refocus) {
+  const was = editing;
+  editing = null;
+  loads++;
+  form.reset();
+  clearErrors();
+  setMode(null);
+  showFieldsForType();
+  if (refocus && was) (was.button.isConnected ? was.button : form.elements.name).focus();
+}
+
+/** The PUT body: the form's fields, then every other key of the entry as loaded (the name kept). */
+function editBody(edit) {
+  const body = formBody();
+  body.name = edit.name;
+  for (const [k, v] of Object.entries(edit.config)) {
+    if (!FIELDS.includes(k) && !(k === 'httpPassword' && v === '<redacted>')) body[k] = v;
+  }
+  return body;
+}
+
+async function saveProxy(ev) {
   ev.preventDefault();
+  const edit = editing;
+  if (edit && edit.locked) return;
   clearErrors();
   setText($('#add-result'), '');
   const invalid = portErrors();
@@ -190,22 +270,27 @@ async function addProxy(ev) {
     invalid.forEach(([field, message], i) => showFieldError(field, message, i === 0));
     return;
   }
-  const body = formBody();
-  const button = $('button[type="submit"]', form);
-  button.disabled = true;
+  const body = edit ? editBody(edit) : formBody();
+  submit.disabled = true;
   try {
-    const r = await api('/api/v1/proxies', { method: 'POST', body });
-    form.reset();
-    showFieldsForType();
+    const r = edit ? await api(`/api/v1/proxies/${enc(edit.name)}`, { method: 'PUT', body })
+      : await api('/api/v1/proxies', { method: 'POST', body });
     const p = (r && r.proxy) || { name: body.name, state: 'pending' };
     const where = p.state === 'running' ? ` at ${[p.remoteAddr, ...(p.domains || [])].filter(Boolean).join(', ')}`
       : p.reason ? `: ${p.reason}` : '';
-    setText($('#add-result'), `Added ${p.name}: ${p.state}${where}.`);
+    setText($('#add-result'), `${edit ? 'Saved' : 'Added'} ${p.name}: ${p.state}${where}.`);
     $('#add-result').className = tone(p.state);
+    if (editing !== edit) return; // an Edit click since: that form stays
+    if (edit) leaveEdit(true);
+    else {
+      form.reset();
+      showFieldsForType();
+    }
   } catch (e) {
-    showError(e);
+    if (editing === edit) showError(e);
   } finally {
-    button.disabled = false;
+    submit.disabled = !!(editing && editing.locked);
+    if (document.activeElement === document.body) submit.focus(); // lost when the button was disabled
     status.now();
   }
 }
@@ -213,12 +298,18 @@ async function addProxy(ev) {
 // ---- Wiring --------------------------------------------------------------------------------
 
 $('#proxies').addEventListener('click', (ev) => {
-  const button = ev.target.closest('button[data-action="remove"]');
+  const button = ev.target.closest('button[data-action]');
   const p = button && proxies.get(button.closest('tr').dataset.proxy);
-  if (p) remove(p);
+  if (!p) return;
+  if (button.dataset.action === 'edit') startEdit(p.name, button);
+  else if (button.dataset.action === 'remove') remove(p);
 });
 $('#reload').addEventListener('click', reload);
 form.elements.type.addEventListener('change', showFieldsForType);
-form.addEventListener('submit', addProxy);
+form.addEventListener('submit', saveProxy);
+$('#edit-cancel').addEventListener('click', () => leaveEdit(true));
+form.addEventListener('keydown', (ev) => {
+  if (ev.key === 'Escape' && editing) { ev.preventDefault(); leaveEdit(true); }
+});
 showFieldsForType();
 status.start();

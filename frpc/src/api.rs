@@ -93,6 +93,7 @@ impl ClientApi {
             (["proxies"], Method::POST) => self.add_proxy(&req).await,
             (["proxies", name], Method::GET) => self.get_proxy(name),
             (["proxies", name], Method::DELETE) => self.delete_proxy(name).await,
+            (["proxies", name], Method::PUT) => self.replace_proxy(name, &req).await,
             (["config"], Method::GET) => {
                 let text = self.read()?;
                 Ok(ApiResponse::bytes(

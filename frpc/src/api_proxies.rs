@@ -47,18 +47,8 @@ impl ClientApi {
     /// `POST /api/v1/proxies`: one proxy as frpc.toml's keys in JSON, validated as the file
     /// would be, written to it and registered. `201`, `400`, or `409` for a name in use.
     pub(crate) async fn add_proxy(&self, req: &ApiRequest) -> Result<ApiResponse, ApiError> {
-        let body: serde_json::Value = req.json()?;
-        let Some(entry) = body.as_object() else {
-            return Err(ApiError::bad_request(
-                "the body must be a JSON object of [[proxies]] keys",
-            ));
-        };
-        // The same keys and types as in the file, reported by their names.
-        let parsed: ProxyEntry = serde_path_to_error::deserialize(body.clone()).map_err(|e| {
-            let key = e.path().iter().next().map(ToString::to_string);
-            let error = ApiError::bad_request(format!("invalid proxy: {}", e.inner()));
-            about_field(error, key)
-        })?;
+        let (body, parsed) = proxy_body(req)?;
+        let entry = body.as_object().cloned().unwrap_or_default();
         let _one = self.changing.lock().await;
         let text = self.read()?;
         if config_edit::proxy_names(&text)
@@ -68,7 +58,7 @@ impl ClientApi {
             let why = format!("a proxy named {:?} exists", parsed.name);
             return Err(ApiError::conflict(why).about("name"));
         }
-        let new_text = config_edit::add_proxy(&text, entry).map_err(edit_error)?;
+        let new_text = config_edit::add_proxy(&text, &entry).map_err(edit_error)?;
         let settings = self.validate(&new_text).map_err(|e| about_field(e, None))?;
         self.write(&new_text)?;
         let reload = self.apply(settings).await?;
@@ -79,6 +69,39 @@ impl ClientApi {
             StatusCode::CREATED,
             &Changed { reload, proxy },
         ))
+    }
+
+    /// `PUT /api/v1/proxies/{name}`: the proxy's entry replaced by the body (the keys of a
+    /// `[[proxies]]` entry, its `name` unchanged), validated as the file would be and applied
+    /// as a reload: the proxy is registered again with its new settings. `404` for a name
+    /// the file does not have.
+    pub(crate) async fn replace_proxy(
+        &self,
+        name: &str,
+        req: &ApiRequest,
+    ) -> Result<ApiResponse, ApiError> {
+        let (body, parsed) = proxy_body(req)?;
+        if parsed.name != name {
+            let why = format!("the name cannot change ({name:?}): remove the proxy and add one");
+            return Err(ApiError::bad_request(why).about("name"));
+        }
+        let entry = body.as_object().cloned().unwrap_or_default();
+        let _one = self.changing.lock().await;
+        let text = self.read()?;
+        let without = match config_edit::remove_proxy(&text, name) {
+            Err(EditError::NotFound(_)) => {
+                return Err(ApiError::not_found(format!("no proxy named {name:?}")))
+            }
+            other => other.map_err(edit_error)?,
+        };
+        let new_text = config_edit::add_proxy(&without, &entry).map_err(edit_error)?;
+        let settings = self.validate(&new_text).map_err(|e| about_field(e, None))?;
+        self.write(&new_text)?;
+        let reload = self.apply(settings).await?;
+        let proxy = proxy_views(&self.handle.status(), &self.handle.settings())
+            .into_iter()
+            .find(|v| v.name == name);
+        Ok(ApiResponse::ok(&Changed { reload, proxy }))
     }
 
     /// `DELETE /api/v1/proxies/{name}`: removed from the file and withdrawn. `404` for a name
@@ -123,6 +146,22 @@ impl ClientApi {
             })
             .collect()
     }
+}
+
+/// A proxy body: a JSON object of `[[proxies]]` keys, checked with the file's types; errors
+/// name the key they are about.
+fn proxy_body(req: &ApiRequest) -> Result<(serde_json::Value, ProxyEntry), ApiError> {
+    let body: serde_json::Value = req.json()?;
+    if !body.is_object() {
+        let why = "the body must be a JSON object of [[proxies]] keys";
+        return Err(ApiError::bad_request(why));
+    }
+    let parsed: ProxyEntry = serde_path_to_error::deserialize(body.clone()).map_err(|e| {
+        let key = e.path().iter().next().map(ToString::to_string);
+        let error = ApiError::bad_request(format!("invalid proxy: {}", e.inner()));
+        about_field(error, key)
+    })?;
+    Ok((body, parsed))
 }
 
 /// `error` about input field `key`, or the `[[proxies]]` key its message names (`proxies[3].

@@ -22,7 +22,7 @@ const NAME: &str = "app.example.com";
 struct Site {
     d: Deployment,
     frps: Proc,
-    _frpc: Proc,
+    frpc: Proc,
     pebble: Pebble,
     http: u16,
     https: u16,
@@ -64,7 +64,7 @@ async fn site(challenge: &str, validity_secs: Option<u64>, proxy_extra: &str) ->
     frpc.wait_log(PUBLISHED, 1).await;
     Site {
         frps,
-        _frpc: frpc,
+        frpc,
         pebble,
         http,
         https,
@@ -127,7 +127,7 @@ async fn tls_alpn_01_certificate_is_obtained_served_and_reused() {
     let entry = s.listed().await;
     assert!(entry["notAfter"].as_str().is_some(), "{entry}");
     assert!(entry["lastError"].is_null(), "{entry}");
-    let key = s.d.path(&format!("acme/certs/{NAME}.key"));
+    let key = s.d.path(&format!("acme/certificates/{NAME}.key"));
     assert_eq!(frp_certs::mode_of(&key), Some(0o600));
 
     // A second connection is served from memory: no new order.
@@ -152,6 +152,7 @@ async fn tls_alpn_01_certificate_is_obtained_served_and_reused() {
         .wait_exit(Duration::from_secs(10))
         .expect("frps exits");
     s.frps = s.d.start("frps", 2);
+    s.frpc.wait_log(PUBLISHED, 2).await;
     let (after, mut sender) = s.connect(NAME).await;
     assert_eq!(after, leaf, "the stored certificate");
     assert!(s.fetch(&mut sender).await.contains("app"));
@@ -179,6 +180,10 @@ async fn http_01_with_redirect_https_spares_the_challenge_path() {
     let path = "/.well-known/acme-challenge/not-a-token";
     let challenge = send(&mut plain, request("GET", NAME, path, &[])).await;
     assert_ne!(challenge.status, 308, "the ACME path is not redirected");
+    // ... but only that path: dot segments out of it are redirected like any other.
+    let out = "/.well-known/acme-challenge/../../page";
+    let escaped = send(&mut plain, request("GET", NAME, out, &[])).await;
+    assert_eq!(escaped.status, 308, "{}", escaped.body);
 }
 
 #[tokio::test]

@@ -31,7 +31,7 @@ struct Site {
     web: Vec<u16>,
     /// frps's vhost HTTP port.
     vhost: u16,
-    /// `web0`'s public port, and one more that frps allows and nothing uses yet.
+    /// `web0`'s public port, and two more that frps allows and nothing uses yet.
     ports: Vec<u16>,
     echo: SocketAddr,
     api: ApiClient,
@@ -43,7 +43,7 @@ async fn site() -> Site {
     binary("frps");
     let (echo, _echo) = echo_server().await;
     let app = http_backend("app").await;
-    let ports = free_ports(5);
+    let ports = free_ports(6);
     let (web, vhost, tcp) = (ports[..2].to_vec(), ports[2], ports[3..].to_vec());
     let quic = quic_table(Duration::from_secs(5), Duration::from_secs(120));
     let frps_web = format!(
@@ -58,7 +58,10 @@ async fn site() -> Site {
         app.addr.port()
     );
     let d = Deployment::new(echo, &tcp[..1], &frps_web, &frpc_extra);
-    let spare = format!("allowPorts = [{{ single = {} }}, ", tcp[1]);
+    let spare = format!(
+        "allowPorts = [{{ single = {} }}, {{ single = {} }}, ",
+        tcp[1], tcp[2]
+    );
     let frps_toml = std::fs::read_to_string(d.path("frps.toml")).expect("frps.toml");
     let frps_toml = frps_toml.replacen("allowPorts = [", &spare, 1);
     std::fs::write(d.path("frps.toml"), frps_toml).expect("write frps.toml");
@@ -362,6 +365,28 @@ async fn the_frpc_page_adds_and_removes_a_proxy() {
         file.contains("name = \"added\""),
         "written to the file: {file}"
     );
+
+    // Edited: the form loads the proxy, the name stays, a new remote port is saved and used.
+    let row = "#proxies tr[data-proxy=\"added\"]";
+    b.click(&format!("{row} button[data-action=\"edit\"]"))
+        .await;
+    b.wait("form#add-proxy[data-mode=\"edit\"][data-editing=\"added\"]")
+        .await;
+    let moved = s.ports[2];
+    fill(&b, form, &[("remotePort", &moved.to_string())]).await;
+    b.click("#add-submit").await;
+    b.wait("form#add-proxy[data-mode=\"add\"]").await;
+    let moved = SocketAddr::new(LOCALHOST, moved);
+    within("the proxy moves", async {
+        while tokio::net::TcpStream::connect(moved).await.is_err() {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    })
+    .await;
+    assert_eq!(echo_once(moved, b"moved").await, b"moved");
+    let file = std::fs::read_to_string(s.d.path("frpc.toml")).expect("frpc.toml");
+    assert_eq!(file.matches("name = \"added\"").count(), 1, "{file}");
+    let through = moved;
 
     b.click("#proxies tr[data-proxy=\"added\"] button[data-action=\"remove\"]")
         .await;

@@ -176,6 +176,45 @@ async fn proxies_are_created_listed_and_deleted_through_the_file() {
     let dup = client.api.json("POST", "/api/v1/proxies", &entry).await;
     assert_eq!(dup.status, 409, "{}", dup.body);
 
+    // Edited in place: a fixed remote port instead of any; the proxy moves there.
+    let fixed = ALLOWED
+        .clone()
+        .find(|p| *p != wanted && port_free(*p))
+        .expect("another allowed port");
+    let mut changed = entry.clone();
+    changed["remotePort"] = json!(fixed);
+    let r = client
+        .api
+        .json("PUT", "/api/v1/proxies/web2", &changed)
+        .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(
+        json_of(&r)["proxy"]["remoteAddr"],
+        format!("127.0.0.1:{fixed}"),
+        "{}",
+        r.body
+    );
+    let text = std::fs::read_to_string(&client.path).expect("read");
+    assert!(text.contains(&format!("remotePort = {fixed}")), "{text}");
+    assert_eq!(text.matches("name = \"web2\"").count(), 1, "{text}");
+    let moved = std::net::SocketAddr::new(frp_tests::LOCALHOST, fixed);
+    assert_eq!(
+        frp_tests::backends::echo_once(moved, b"moved").await,
+        b"moved"
+    );
+    let renamed = json!({"name": "other", "type": "tcp", "localPort": echo.port()});
+    let r = client
+        .api
+        .json("PUT", "/api/v1/proxies/web2", &renamed)
+        .await;
+    assert_eq!(
+        (r.status.as_u16(), json_of(&r)["field"].clone()),
+        (400, json!("name"))
+    );
+    let r = client.api.json("PUT", "/api/v1/proxies/nope", &entry).await;
+    assert_eq!(r.status, 404, "{}", r.body);
+    let wanted = fixed;
+
     let r = client
         .api
         .call("DELETE", "/api/v1/proxies/web2", None)

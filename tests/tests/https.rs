@@ -171,3 +171,43 @@ async fn unroutable_tls_connections_are_closed_and_never_hold_the_accept_loop() 
     c.stop().await.expect("stop");
     server.stop().await.expect("stop");
 }
+
+/// The first flight of a TLS client for `name` offering only ALPN `alpn`.
+fn client_hello(name: &str, alpn: &[u8]) -> Vec<u8> {
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let mut config = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .expect("versions")
+        .with_root_certificates(rustls::RootCertStore::empty())
+        .with_no_client_auth();
+    config.alpn_protocols = vec![alpn.to_vec()];
+    let name = rustls::pki_types::ServerName::try_from(name.to_string()).expect("name");
+    let mut conn = rustls::ClientConnection::new(Arc::new(config), name).expect("client");
+    let mut hello = Vec::new();
+    conn.write_tls(&mut hello).expect("hello");
+    hello
+}
+
+#[tokio::test]
+async fn acme_tls_alpn_hellos_reach_an_https_service_that_runs_its_own_acme() {
+    init_logs();
+    let pki = Pki::new();
+    // The service echoes: what arrives is what the visitor sent, passed through untouched.
+    let (echo, _echo) = frp_tests::backends::echo_server().await;
+    let server = TestServer::start(vhost_settings(&pki, &["*.example.com"]));
+    let proxies = vec![https_proxy("svc", echo, &["svc.example.com"])];
+    let mut c = TestClient::connect(&pki, "node1", server.addr, proxies);
+    let https = c.bound("svc").await;
+    let hello = client_hello("svc.example.com", b"acme-tls/1");
+    let mut tcp = within("connect", TcpStream::connect(https))
+        .await
+        .expect("connect");
+    within("write", tcp.write_all(&hello)).await.expect("write");
+    let mut back = vec![0u8; hello.len()];
+    within("the hello comes back", tcp.read_exact(&mut back))
+        .await
+        .expect("passed through, not closed");
+    assert_eq!(back, hello);
+    c.stop().await.expect("stop");
+    server.stop().await.expect("stop");
+}

@@ -14,16 +14,29 @@ use super::{Acme, ChallengeKind, Stored};
 
 /// How long the CA may take to validate, and then to issue.
 const VALIDATION: Duration = Duration::from_secs(45);
+/// The problem type of an account the CA does not know (RFC 8555 6.7).
+const ACCOUNT_GONE: &str = "urn:ietf:params:acme:error:accountDoesNotExist";
 
 impl Acme {
     /// Orders a certificate for `name` and stores it.
     pub(super) async fn order(&self, name: &str) -> Result<Stored, String> {
-        let account = self.account().await?;
         let ids = [Identifier::Dns(name.to_string())];
-        let mut order = account
-            .new_order(&NewOrder::new(&ids))
-            .await
-            .map_err(|e| format!("new order: {e}"))?;
+        let new = NewOrder::new(&ids);
+        let mut order = match self.account().await?.new_order(&new).await {
+            Ok(order) => order,
+            Err(instant_acme::Error::Api(p)) if p.r#type.as_deref() == Some(ACCOUNT_GONE) => {
+                // The CA no longer knows the stored account (deactivated, or a test CA reset):
+                // register a new one, once.
+                tracing::warn!(%name, "the CA does not know the stored ACME account; registering a new one");
+                *self.account.lock().await = None;
+                let account = self.account_registered_anew().await?;
+                account
+                    .new_order(&new)
+                    .await
+                    .map_err(|e| format!("new order: {e}"))?
+            }
+            Err(e) => return Err(format!("new order: {e}")),
+        };
         let put_up = self.answer_challenges(&mut order, name).await;
         let ready = match put_up {
             Ok(()) => {
@@ -125,6 +138,21 @@ impl Acme {
             }
             None => self.register(builder, url).await?,
         };
+        *slot = Some(account.clone());
+        Ok(account)
+    }
+
+    /// A new account, replacing the stored one.
+    async fn account_registered_anew(&self) -> Result<Account, String> {
+        let mut slot = self.account.lock().await;
+        let builder = match &self.settings.ca_file {
+            Some(ca) => Account::builder_with_root(ca),
+            None => Account::builder(),
+        };
+        let builder = builder.map_err(|e| format!("ACME client: {e}"))?;
+        let account = self
+            .register(builder, self.settings.directory_url.clone())
+            .await?;
         *slot = Some(account.clone());
         Ok(account)
     }

@@ -35,11 +35,20 @@ use store::{Storage, Stored};
 
 /// How long a name's first TLS visitor waits for its certificate.
 pub const ISSUE_WAIT: Duration = Duration::from_secs(60);
+/// How long one order may take in all, account included: a CA that stops answering fails
+/// the order (and backs off) instead of holding it, and the orders behind it, forever.
+const ORDER_TIMEOUT: Duration = Duration::from_secs(180);
 /// The first wait after a failed order; it doubles up to [`MAX_BACKOFF`].
 const FIRST_BACKOFF: Duration = Duration::from_secs(60);
 const MAX_BACKOFF: Duration = Duration::from_secs(3600);
 /// How often renewals are looked for when nothing is due sooner.
 const RENEW_CHECK: Duration = Duration::from_secs(3600);
+/// Orders under way at once; more wait their turn, so a client holding many names cannot
+/// make frps fire a burst at the CA (Let's Encrypt limits new orders per account).
+const ORDERS_AT_ONCE: usize = 4;
+/// Orders started in any hour, renewals included: well inside Let's Encrypt's 300 new orders
+/// per account in 3 hours, however many names clients hold.
+const ORDERS_PER_HOUR: usize = 60;
 
 /// The certificate manager.
 pub struct Acme {
@@ -50,6 +59,8 @@ pub struct Acme {
     account: tokio::sync::Mutex<Option<instant_acme::Account>>,
     /// Wakes the renewal loop when a certificate arrives (its renewal time is new).
     arrived: tokio::sync::Notify,
+    /// See [`ORDERS_AT_ONCE`].
+    ordering: tokio::sync::Semaphore,
     /// Orders that ended with a certificate, and orders that failed.
     pub issued: AtomicU64,
     /// See [`issued`](Self::issued).
@@ -74,6 +85,19 @@ struct State {
     inflight: HashMap<String, watch::Receiver<Option<Result<(), String>>>>,
     /// Names whose last order failed: why, and when to try again.
     failures: HashMap<String, Failure>,
+    /// When the orders of the last hour started (at most [`ORDERS_PER_HOUR`]).
+    started: std::collections::VecDeque<Instant>,
+}
+
+impl State {
+    /// Whether another order may start within [`ORDERS_PER_HOUR`].
+    fn budget_left(&mut self) -> bool {
+        let hour_ago = Instant::now().checked_sub(Duration::from_secs(3600));
+        while self.started.front().is_some_and(|t| Some(*t) < hour_ago) {
+            self.started.pop_front();
+        }
+        self.started.len() < ORDERS_PER_HOUR
+    }
 }
 
 struct Held {
@@ -137,6 +161,7 @@ impl Acme {
             }),
             account: tokio::sync::Mutex::new(None),
             arrived: tokio::sync::Notify::new(),
+            ordering: tokio::sync::Semaphore::new(ORDERS_AT_ONCE),
             issued: AtomicU64::new(0),
             failed: AtomicU64::new(0),
         }))
@@ -199,7 +224,11 @@ impl Acme {
                         .filter(|f| f.retry > Instant::now())
                     {
                         let wait = f.retry.saturating_duration_since(Instant::now()).as_secs();
-                        return Err(format!("{} (next attempt in {wait} s)", f.error));
+                        return Err(format!("the last order failed; next attempt in {wait} s"));
+                    }
+                    if !state.budget_left() {
+                        warn!(%name, "ACME order budget for this hour used up; not ordering");
+                        return Err("too many certificates were ordered in the last hour".into());
                     }
                     self.begin(&mut state, name)
                 }
@@ -215,7 +244,8 @@ impl Acme {
                 Some(Ok(())) => self
                     .held(name)
                     .ok_or_else(|| "no certificate after the order".into()),
-                Some(Err(e)) => Err(e),
+                // The CA's own words go to the log and the API, not to every visitor.
+                Some(Err(_)) => Err("the order failed".into()),
                 None => Err("no outcome".into()),
             },
         }
@@ -227,12 +257,19 @@ impl Acme {
         state: &mut State,
         name: &str,
     ) -> watch::Receiver<Option<Result<(), String>>> {
+        state.started.push_back(Instant::now());
         let (tx, rx) = watch::channel(None);
         state.inflight.insert(name.to_string(), rx.clone());
         let acme = Arc::clone(self);
         let name = name.to_string();
         tokio::spawn(async move {
-            let result = acme.order(&name).await;
+            let result = match acme.ordering.acquire().await {
+                Ok(_turn) => match tokio::time::timeout(ORDER_TIMEOUT, acme.order(&name)).await {
+                    Ok(result) => result,
+                    Err(_) => Err(format!("the CA did not finish within {ORDER_TIMEOUT:?}")),
+                },
+                Err(_) => Err("shutting down".to_string()),
+            };
             acme.finish(&name, &result);
             let _ = tx.send(Some(result.map(drop)));
         });
@@ -309,7 +346,7 @@ impl Acme {
             })
             .collect();
         for name in due {
-            let busy = state.inflight.contains_key(&name);
+            let busy = state.inflight.contains_key(&name) || !state.budget_left();
             let waiting = state
                 .failures
                 .get(&name)
@@ -318,8 +355,8 @@ impl Acme {
                 info!(%name, "renewing the ACME certificate");
                 self.begin(&mut state, &name);
             }
-            // Looked at again soon: the renewal's outcome, or the name held again.
-            next = next.min(Duration::from_secs(5));
+            // Looked at again: after the renewal's outcome, or when the name may be held again.
+            next = next.min(Duration::from_secs(30));
         }
         next.max(Duration::from_secs(1))
     }

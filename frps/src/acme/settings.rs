@@ -87,15 +87,19 @@ impl AcmeSection {
         let directory_url = match self.directory_url.as_deref() {
             None | Some("production") => LETS_ENCRYPT.to_string(),
             Some("staging") => LETS_ENCRYPT_STAGING.to_string(),
-            Some(url) if url.starts_with("https://") => url.to_string(),
+            Some(url) if is_https_url(url) => url.to_string(),
             Some(url) => {
                 return Err(format!(
                     "vhostHTTPS.acme.directoryURL = {url:?}: an https:// URL, \"production\" or \"staging\""
                 ))
             }
         };
-        if let Some(email) = &self.email {
-            if !email.contains('@') || email.chars().any(|c| c.is_whitespace() || c.is_control()) {
+        let email = self
+            .email
+            .as_deref()
+            .map(|e| e.strip_prefix("mailto:").unwrap_or(e));
+        if let Some(email) = email {
+            if !is_email(email) {
                 return Err(format!(
                     "vhostHTTPS.acme.email = {email:?}: not an email address"
                 ));
@@ -111,19 +115,43 @@ impl AcmeSection {
             .storage_dir
             .clone()
             .unwrap_or_else(|| PathBuf::from("acme"));
+        let storage_dir = resolve(path, &storage);
+        if storage.as_os_str().is_empty() || storage_dir == resolve(path, Path::new(".")) {
+            let why = "vhostHTTPS.acme.storageDir: name a directory of its own, not frps.toml's";
+            return Err(why.into());
+        }
         let ca_file = self.ca_file.as_ref().map(|f| resolve(path, f));
         if let Some(ca) = &ca_file {
             frp_certs::load_certs(ca).map_err(|e| format!("vhostHTTPS.acme.caFile: {e}"))?;
         }
         Ok(AcmeSettings {
-            email: self.email.clone(),
+            email: email.map(str::to_string),
             directory_url,
-            storage_dir: resolve(path, &storage),
+            storage_dir,
             ca_file,
             challenge,
             domains,
         })
     }
+}
+
+/// `user@domain.tld`, without spaces or control characters.
+fn is_email(email: &str) -> bool {
+    let Some((user, domain)) = email.split_once('@') else {
+        return false;
+    };
+    let clean = |s: &str| !s.contains(|c: char| c.is_whitespace() || c.is_control() || c == '@');
+    !user.is_empty() && clean(user) && clean(domain) && domain.contains('.')
+}
+
+/// `https://HOST[:PORT]/...` with a host, and no spaces or control characters.
+fn is_https_url(url: &str) -> bool {
+    let Some(rest) = url.strip_prefix("https://") else {
+        return false;
+    };
+    let authority = rest.split('/').next().unwrap_or_default();
+    let host = authority.rsplit_once(':').map_or(authority, |(h, _)| h);
+    !host.is_empty() && !url.contains(|c: char| c.is_whitespace() || c.is_control())
 }
 
 #[cfg(test)]
@@ -155,8 +183,24 @@ mod tests {
         assert!(e.contains("tls-alpn-01"), "{e}");
         let e = parse("directoryURL = \"http://ca/dir\"", true).unwrap_err();
         assert!(e.contains("https://"), "{e}");
-        let e = parse("email = \"nobody\"", true).unwrap_err();
-        assert!(e.contains("email"), "{e}");
+        for bad in ["nobody", "@", "a@b", "a b@example.com"] {
+            let e = parse(&format!("email = \"{bad}\""), true).unwrap_err();
+            assert!(e.contains("email"), "{e}");
+        }
+        let s = parse("email = \"mailto:ops@example.com\"", true).unwrap();
+        assert_eq!(
+            s.email.as_deref(),
+            Some("ops@example.com"),
+            "mailto: is added once"
+        );
+        for bad in ["https://", "https://exa mple/dir", "https:///dir"] {
+            let e = parse(&format!("directoryURL = \"{bad}\""), true).unwrap_err();
+            assert!(e.contains("directoryURL"), "{e}");
+        }
+        for bad in ["storageDir = \".\"", "storageDir = \"\""] {
+            let e = parse(bad, true).unwrap_err();
+            assert!(e.contains("storageDir"), "{e}");
+        }
         let e = parse("domains = [\"a..b\"]", true).unwrap_err();
         assert!(e.contains("domains"), "{e}");
         assert!(parse("colour = 1", true).unwrap_err().contains("colour"));

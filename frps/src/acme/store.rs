@@ -4,8 +4,8 @@
 //! ```text
 //! storageDir/
 //!   account-<hash of the directory URL>.json   the account key and URL (instant-acme's format)
-//!   certs/<name>.crt                            the chain as the CA issued it (PEM)
-//!   certs/<name>.key                            its private key (PEM, PKCS#8)
+//!   certificates/<name>.crt                     the chain as the CA issued it (PEM)
+//!   certificates/<name>.key                     its private key (PEM, PKCS#8)
 //! ```
 //!
 //! One account per ACME directory, so switching `directoryURL` (staging to production) does
@@ -73,7 +73,7 @@ impl Storage {
     /// # Errors
     /// When it cannot be created.
     pub fn open(dir: &Path) -> Result<Self, String> {
-        let certs = dir.join("certs");
+        let certs = dir.join("certificates");
         std::fs::create_dir_all(&certs)
             .map_err(|e| format!("creating {}: {e}", certs.display()))?;
         #[cfg(unix)]
@@ -127,7 +127,7 @@ impl Storage {
     /// reported in the second list (name, why) and left on disk.
     pub fn load_all(&self) -> (Vec<(String, Stored)>, Vec<Unreadable>) {
         let (mut ok, mut bad) = (Vec::new(), Vec::new());
-        let Ok(entries) = std::fs::read_dir(self.dir.join("certs")) else {
+        let Ok(entries) = std::fs::read_dir(self.dir.join("certificates")) else {
             return (ok, bad);
         };
         for entry in entries.flatten() {
@@ -152,7 +152,7 @@ impl Storage {
     }
 
     fn cert_paths(&self, name: &str) -> (PathBuf, PathBuf) {
-        let certs = self.dir.join("certs");
+        let certs = self.dir.join("certificates");
         (
             certs.join(format!("{name}.crt")),
             certs.join(format!("{name}.key")),
@@ -188,7 +188,7 @@ mod tests {
         assert_eq!(ok.len(), 1);
         assert_eq!(ok[0].0, "app.example.com");
         assert!(ok[0].1.renew_at() < ok[0].1.not_after);
-        let key_file = dir.path().join("acme/certs/app.example.com.key");
+        let key_file = dir.path().join("acme/certificates/app.example.com.key");
         assert_eq!(frp_certs::mode_of(&key_file), Some(0o600));
         assert_eq!(frp_certs::mode_of(&dir.path().join("acme")), Some(0o700));
         storage.write_account("https://ca/dir", "{}").unwrap();

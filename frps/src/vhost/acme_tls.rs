@@ -17,21 +17,17 @@ use tracing::debug;
 
 use super::service::text;
 use super::tls;
-use crate::acme::Acme;
 use crate::server::Shared;
 
-/// Answers a validation connection (ALPN `acme-tls/1`) for `sni` with its challenge
-/// certificate, or closes it: never routed to a client.
+/// Answers a validation connection (ALPN `acme-tls/1`) for `sni` with frps's challenge
+/// certificate `config`: never routed to a client.
 pub async fn answer_challenge(
     tcp: TcpStream,
     peer: SocketAddr,
     sni: &str,
     hello: Bytes,
-    acme: Option<&Arc<Acme>>,
+    config: Arc<rustls::ServerConfig>,
 ) {
-    let Some(config) = acme.and_then(|a| a.tls_alpn_answer(sni)) else {
-        return debug!(%peer, %sni, "acme-tls/1 hello with no validation under way; closing");
-    };
     match tls::terminate(tcp, hello, config, peer).await {
         Ok(_) => debug!(%peer, %sni, "answered a tls-alpn-01 validation"),
         Err(e) => debug!(%peer, %sni, error = %e, "tls-alpn-01 handshake failed"),
@@ -59,8 +55,9 @@ where
     T: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
     let page = format!(
-        "503 service unavailable: frps has no certificate for {sni} yet: {why}.\n\
-         The certificate presented is frps's self-signed fallback."
+        "503 service unavailable: frps has no certificate for {sni} yet ({why}).\n\
+         The certificate presented is frps's self-signed fallback; the server's log and \
+         its admin API (/api/v1/acme) say more."
     );
     let service = service_fn(move |_req| {
         let page = page.clone();

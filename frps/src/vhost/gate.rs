@@ -38,8 +38,10 @@ pub fn gate<B>(
     client: IpAddr,
 ) -> Option<Response> {
     let policy = &routed.backend.policy;
-    // ACME validations (frps's own, or a service's behind a passthrough) stay on http.
-    let challenge = req.uri().path().starts_with("/.well-known/acme-challenge/");
+    // ACME validations (frps's own, or a service's own) stay on http: the canonical path
+    // (dot segments resolved, as it is forwarded), one token under the prefix and no more.
+    let token = target.path.strip_prefix("/.well-known/acme-challenge/");
+    let challenge = token.is_some_and(|t| !t.is_empty() && !t.contains('/'));
     if policy.redirect_https && front.scheme == "http" && !challenge {
         return Some(redirect(target, front.https_port));
     }

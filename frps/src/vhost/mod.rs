@@ -342,9 +342,13 @@ async fn serve_tls(
     let Some(sni) = hello.sni else {
         return debug!(%peer, "client hello without a server name; closing");
     };
-    if hello.acme_challenge {
-        let acme = shared.acme.as_ref();
-        return acme_tls::answer_challenge(tcp, peer, &sni, hello.bytes, acme).await;
+    // frps's own validations; any other acme-tls/1 hello is routed like the rest (a service
+    // behind a passthrough proxy may run its own ACME client).
+    let own = hello
+        .acme_challenge
+        .then(|| shared.acme.as_ref()?.tls_alpn_answer(&sni));
+    if let Some(config) = own.flatten() {
+        return acme_tls::answer_challenge(tcp, peer, &sni, hello.bytes, config).await;
     }
     let settings = shared.settings();
     let certs = &settings.vhost.certificates;
