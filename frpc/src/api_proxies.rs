@@ -59,12 +59,8 @@ impl ClientApi {
             return Err(ApiError::conflict(why).about("name"));
         }
         let new_text = config_edit::add_proxy(&text, &entry).map_err(edit_error)?;
-        let settings = self.validate(&new_text).map_err(|e| about_field(e, None))?;
-        self.write(&new_text)?;
-        let reload = self.apply(settings).await?;
-        let proxy = proxy_views(&self.handle.status(), &self.handle.settings())
-            .into_iter()
-            .find(|v| v.name == parsed.name);
+        let reload = self.commit(&new_text).await?;
+        let proxy = self.proxy_now(&parsed.name);
         Ok(ApiResponse::json(
             StatusCode::CREATED,
             &Changed { reload, proxy },
@@ -87,20 +83,10 @@ impl ClientApi {
         }
         let entry = body.as_object().cloned().unwrap_or_default();
         let _one = self.changing.lock().await;
-        let text = self.read()?;
-        let without = match config_edit::remove_proxy(&text, name) {
-            Err(EditError::NotFound(_)) => {
-                return Err(ApiError::not_found(format!("no proxy named {name:?}")))
-            }
-            other => other.map_err(edit_error)?,
-        };
+        let without = without(&self.read()?, name)?;
         let new_text = config_edit::add_proxy(&without, &entry).map_err(edit_error)?;
-        let settings = self.validate(&new_text).map_err(|e| about_field(e, None))?;
-        self.write(&new_text)?;
-        let reload = self.apply(settings).await?;
-        let proxy = proxy_views(&self.handle.status(), &self.handle.settings())
-            .into_iter()
-            .find(|v| v.name == name);
+        let reload = self.commit(&new_text).await?;
+        let proxy = self.proxy_now(name);
         Ok(ApiResponse::ok(&Changed { reload, proxy }))
     }
 
@@ -108,20 +94,25 @@ impl ClientApi {
     /// the file does not have.
     pub(crate) async fn delete_proxy(&self, name: &str) -> Result<ApiResponse, ApiError> {
         let _one = self.changing.lock().await;
-        let text = self.read()?;
-        let new_text = match config_edit::remove_proxy(&text, name) {
-            Err(EditError::NotFound(_)) => {
-                return Err(ApiError::not_found(format!("no proxy named {name:?}")))
-            }
-            other => other.map_err(edit_error)?,
-        };
-        let settings = self.validate(&new_text)?;
-        self.write(&new_text)?;
-        let reload = self.apply(settings).await?;
+        let new_text = without(&self.read()?, name)?;
+        let reload = self.commit(&new_text).await?;
         Ok(ApiResponse::ok(&Changed {
             reload,
             proxy: None,
         }))
+    }
+
+    /// Validates the new file's `text` (errors naming their key), writes it and applies it.
+    async fn commit(&self, text: &str) -> Result<ReloadReport, ApiError> {
+        let settings = self.validate(text).map_err(|e| about_field(e, None))?;
+        self.write(text)?;
+        self.apply(settings).await
+    }
+
+    /// Proxy `name` as it is now.
+    fn proxy_now(&self, name: &str) -> Option<ProxyView> {
+        let views = proxy_views(&self.handle.status(), &self.handle.settings());
+        views.into_iter().find(|v| v.name == name)
     }
 
     /// The `[[proxies]]` entries of the file as JSON, secrets redacted; none if it does not
@@ -145,6 +136,14 @@ impl ClientApi {
                 Some(json)
             })
             .collect()
+    }
+}
+
+/// The file's `text` without proxy `name`; `404` when it has none.
+fn without(text: &str, name: &str) -> Result<String, ApiError> {
+    match config_edit::remove_proxy(text, name) {
+        Err(EditError::NotFound(_)) => Err(ApiError::not_found(format!("no proxy named {name:?}"))),
+        other => other.map_err(edit_error),
     }
 }
 

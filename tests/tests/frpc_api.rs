@@ -211,7 +211,8 @@ async fn proxies_are_created_listed_and_deleted_through_the_file() {
         (r.status.as_u16(), json_of(&r)["field"].clone()),
         (400, json!("name"))
     );
-    let r = client.api.json("PUT", "/api/v1/proxies/nope", &entry).await;
+    let nope = json!({"name": "nope", "type": "tcp", "localPort": echo.port()});
+    let r = client.api.json("PUT", "/api/v1/proxies/nope", &nope).await;
     assert_eq!(r.status, 404, "{}", r.body);
     let wanted = fixed;
 
