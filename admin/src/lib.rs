@@ -24,6 +24,7 @@ mod body;
 pub mod cli;
 pub mod client;
 pub mod config;
+mod guard;
 pub mod process;
 mod server;
 

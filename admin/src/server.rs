@@ -34,6 +34,7 @@ use tracing::{debug, info, warn};
 use crate::api::{ApiError, ApiRequest, ApiResponse, Body, Handler};
 use crate::auth::{Backoff, Checker, Failure};
 use crate::config::WebServerSettings;
+use crate::guard::{cross_site, names_an_address};
 
 /// Connections served at once; more are closed at once.
 const MAX_CONNECTIONS: usize = 256;
@@ -266,59 +267,6 @@ fn guard(inner: &Inner, req: &Request<Incoming>, peer: SocketAddr) -> Result<(),
         return Err(ApiError::new(StatusCode::FORBIDDEN, why).into());
     }
     cross_site(req, inner.settings.tls.is_some())
-}
-
-/// Whether the request's `Host` is an IP address or `localhost` (with or without a port).
-fn names_an_address(req: &Request<Incoming>) -> bool {
-    let host = req
-        .headers()
-        .get(header::HOST)
-        .and_then(|v| v.to_str().ok());
-    let Some(host) = host.map(str::trim) else {
-        return false;
-    };
-    let name = match host.strip_prefix('[') {
-        Some(v6) => {
-            return v6
-                .split(']')
-                .next()
-                .is_some_and(|a| a.parse::<std::net::Ipv6Addr>().is_ok())
-        }
-        None => host
-            .rsplit_once(':')
-            .map_or(host, |(h, port)| match port.parse::<u16>() {
-                Ok(_) => h,
-                Err(_) => host,
-            }),
-    };
-    name.eq_ignore_ascii_case("localhost") || name.parse::<std::net::IpAddr>().is_ok()
-}
-
-/// A browser's request from another site (a form or script elsewhere riding on the user's
-/// saved credentials) must not change anything: for methods other than `GET`/`HEAD`/
-/// `OPTIONS`, `Sec-Fetch-Site` must be same-origin (or absent) and an `Origin` must be this
-/// server's: the scheme it serves (`https` with `tls`) and the `Host` the request was sent to.
-fn cross_site(req: &Request<Incoming>, tls: bool) -> Result<(), ApiResponse> {
-    if matches!(*req.method(), Method::GET | Method::HEAD | Method::OPTIONS) {
-        return Ok(());
-    }
-    let h = req.headers();
-    let text = |name| h.get(name).and_then(|v: &HeaderValue| v.to_str().ok());
-    let refused =
-        || Err(ApiError::new(StatusCode::FORBIDDEN, "cross-origin request refused").into());
-    if let Some(site) = text(header::HeaderName::from_static("sec-fetch-site")) {
-        if !matches!(site, "same-origin" | "none") {
-            return refused();
-        }
-    }
-    if let Some(origin) = text(header::ORIGIN) {
-        let scheme = if tls { "https" } else { "http" };
-        let authority = origin.split_once("://").filter(|(s, _)| *s == scheme);
-        if authority.is_none() || authority.map(|(_, a)| a) != text(header::HOST) {
-            return refused();
-        }
-    }
-    Ok(())
 }
 
 /// `/metrics`, or the body read (bounded) and handed to the handler.

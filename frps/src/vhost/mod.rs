@@ -26,6 +26,7 @@ mod service;
 mod target;
 mod throttle;
 pub mod tls;
+mod tls_front;
 mod tunnel;
 
 use std::net::{IpAddr, SocketAddr};
@@ -49,10 +50,8 @@ pub use tls::CertStore;
 
 use crate::budget::Share;
 use crate::domains::DomainPattern;
-use crate::proxy::{forward, OpenStream};
 use crate::server::Shared;
 use io::{Admission, ConnState, Slot, VisitorIo};
-use routes::TlsRoute;
 
 /// How long a client may take to send a request's head (and idle between requests).
 const HEADER_TIMEOUT: Duration = Duration::from_secs(30);
@@ -197,7 +196,7 @@ pub(crate) fn spawn(listeners: Listeners, shared: &Arc<Shared>, tasks: &TaskTrac
         let front = frontend(shared, "https", &throttle);
         let serve = move |tcp, peer, slot, shared| {
             let front = Arc::clone(&front);
-            async move { serve_tls(tcp, peer, slot, front, shared).await }
+            async move { tls_front::serve_tls(tcp, peer, slot, front, shared).await }
         };
         tasks.spawn(accept_loop(l, Arc::clone(shared), admission, serve));
     }
@@ -324,99 +323,4 @@ fn log_refused(e: &hyper::Error, conn: &Conn, scheme: &'static str, access: &Acc
         status,
         ..AccessEntry::placeholder()
     });
-}
-
-/// Reads the ClientHello and passes the connection through, terminates it, or closes it.
-async fn serve_tls(
-    mut tcp: TcpStream,
-    peer: SocketAddr,
-    slot: Slot,
-    front: Arc<Frontend>,
-    shared: Arc<Shared>,
-) {
-    let hello = match tokio::time::timeout(tls::HELLO_TIMEOUT, tls::read_hello(&mut tcp)).await {
-        Ok(Ok(h)) => h,
-        Ok(Err(e)) => return debug!(%peer, error = %e, "tls connection closed before routing"),
-        Err(_) => return debug!(%peer, "no client hello in time; closing"),
-    };
-    let Some(sni) = hello.sni else {
-        return debug!(%peer, "client hello without a server name; closing");
-    };
-    // frps's own validations; any other acme-tls/1 hello is routed like the rest (a service
-    // behind a passthrough proxy may run its own ACME client).
-    let own = hello
-        .acme_challenge
-        .then(|| shared.acme.as_ref()?.tls_alpn_answer(&sni));
-    if let Some(config) = own.flatten() {
-        return acme_tls::answer_challenge(tcp, peer, &sni, hello.bytes, config).await;
-    }
-    let settings = shared.settings();
-    let certs = &settings.vhost.certificates;
-    let certified = |key: &str| certs.serves(key, &sni);
-    if let TlsRoute::Passthrough(target) = shared.registry.lookup_tls(&sni, certified) {
-        let _slot = slot;
-        return passthrough(tcp, peer, hello.bytes, &target, &shared).await;
-    }
-    // Terminated: the http proxies holding the name serve it (404 when none does), with a
-    // configured certificate, else an ACME one.
-    let (config, missing) = match certs.find(&sni) {
-        Some(config) => (config, None),
-        None => match acme_tls::certificate(&shared, &sni).await {
-            Some(Ok(config)) => (config, None),
-            Some(Err(why)) => match &shared.acme {
-                Some(acme) => (acme.fallback(), Some(why)),
-                None => return,
-            },
-            None => {
-                return debug!(%peer, %sni, "no https proxy or certificate for this name; closing")
-            }
-        },
-    };
-    let io = VisitorIo::new(tcp, slot, front.body_idle);
-    let state = io.state();
-    if let Some(why) = missing {
-        if let Ok(stream) = tls::terminate(io, hello.bytes, config, peer).await {
-            acme_tls::error_page(stream, peer, &sni, why).await;
-        }
-        return;
-    }
-    match tls::terminate(io, hello.bytes, config, peer).await {
-        Ok(stream) => {
-            let conn = Conn {
-                peer,
-                state,
-                sni: Some(sni),
-            };
-            serve_http(stream, conn, front, &shared).await;
-        }
-        Err(e) => debug!(%peer, %sni, error = %e, "tls handshake failed"),
-    }
-}
-
-/// Forwards the raw TLS connection, its hello first, to the https proxy's client.
-async fn passthrough(
-    tcp: TcpStream,
-    peer: SocketAddr,
-    hello: bytes::Bytes,
-    t: &TlsTarget,
-    shared: &Shared,
-) {
-    let ticket = match t.share.try_take() {
-        Ok(ticket) => ticket,
-        Err(e) => {
-            debug!(proxy = %t.name, %peer, reason = %e, "no connection left; resetting");
-            return frp_runtime::splice::reset_tcp(tcp);
-        }
-    };
-    let open = OpenStream {
-        conn: t.conn.clone(),
-        id: t.id,
-        name: t.name.clone(),
-        timeout: shared.settings().open_stream_timeout,
-        permit: None,
-        _held: (ticket, None),
-        gauges: shared.gauges.clone(),
-        stats: Arc::clone(&t.stats),
-    };
-    forward(open, tcp, peer, hello).await;
 }
