@@ -68,7 +68,11 @@ mod tests {
         }
         assert_eq!(changes, [BULK], "demoted once, after 256 KiB");
         assert_eq!(b.wrote(t1 + ms(50), 64 * 1024), None, "still in the burst");
-        assert_eq!(b.wrote(t1 + ms(150), 100), Some(INTERACTIVE), "after a pause");
+        assert_eq!(
+            b.wrote(t1 + ms(150), 100),
+            Some(INTERACTIVE),
+            "after a pause"
+        );
         assert_eq!(b.wrote(t1 + ms(151), 100), None);
     }
 }

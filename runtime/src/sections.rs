@@ -5,8 +5,8 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
-use crate::congestion::CongestionControl;
 use crate::config::{resolve, ConfigError};
+use crate::congestion::CongestionControl;
 use crate::handshake::{HandshakeLimits, RetryMode};
 use crate::transport::QuicTuning;
 

@@ -148,7 +148,10 @@ async fn every_congestion_controller_delivers_intact_data_under_loss() {
             let back = echo_digest(rig.public, &data, LOSSY_LIMIT, usize::MAX, async {}).await;
             assert_eq!(back, sha256(&data), "{cc}: 2 MiB each way differ");
             let s = rig.handle().stats();
-            assert!(s.up.dropped > 0 && s.down.dropped > 0, "{cc}: no loss: {s:?}");
+            assert!(
+                s.up.dropped > 0 && s.down.dropped > 0,
+                "{cc}: no loss: {s:?}"
+            );
             assert_eq!(rig.client.status.borrow().sessions, 1, "{cc}: reconnected");
             rig.stop().await;
         });

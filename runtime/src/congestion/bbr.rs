@@ -156,7 +156,8 @@ impl Bbr {
     /// expires).
     pub fn ack(&mut self, now: Instant, sent: Instant, bytes: u64) {
         self.sampler.on_ack(now, sent, bytes);
-        self.min_rtt.sample(now, now.saturating_duration_since(sent));
+        self.min_rtt
+            .sample(now, now.saturating_duration_since(sent));
         self.acked_in_batch += bytes;
     }
 
@@ -187,7 +188,7 @@ impl Bbr {
     fn bdp(&self, gain: f64) -> Option<u64> {
         let bw = self.bandwidth.get();
         let rtt = self.min_rtt.get()?;
-        (bw > 0).then(|| (bw as f64 * rtt.as_secs_f64() * gain) as u64)
+        (bw > 0).then_some((bw as f64 * rtt.as_secs_f64() * gain) as u64)
     }
 
     fn take_sample(&mut self, sample: RateSample) {
@@ -313,7 +314,9 @@ impl Bbr {
                 .unwrap_or(0)
                 .max(self.settings.initial_window),
             Mode::Drain => self.bdp(1.0).unwrap_or(self.window) + allowance,
-            Mode::ProbeBw { phase } => self.bdp(PROBE_GAINS[phase]).unwrap_or(self.window) + allowance,
+            Mode::ProbeBw { phase } => {
+                self.bdp(PROBE_GAINS[phase]).unwrap_or(self.window) + allowance
+            }
             Mode::ProbeRtt => self.probe_rtt_window(),
         }
     }
@@ -344,7 +347,13 @@ impl Controller for Bbr {
         self.ack(now, sent, bytes);
     }
 
-    fn on_end_acks(&mut self, now: Instant, in_flight: u64, app_limited: bool, _largest: Option<u64>) {
+    fn on_end_acks(
+        &mut self,
+        now: Instant,
+        in_flight: u64,
+        app_limited: bool,
+        _largest: Option<u64>,
+    ) {
         self.end_acks(now, in_flight, app_limited);
     }
 

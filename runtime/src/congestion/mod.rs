@@ -20,9 +20,7 @@ mod tests;
 use std::sync::Arc;
 use std::time::Instant;
 
-use quinn_proto::congestion::{
-    Controller, ControllerFactory, CubicConfig, NewRenoConfig,
-};
+use quinn_proto::congestion::{Controller, ControllerFactory, CubicConfig, NewRenoConfig};
 use serde::Deserialize;
 
 pub use bbr::{Bbr, Mode};

@@ -27,7 +27,12 @@ impl Path {
     fn wan() -> Self {
         // 200 Mbit/s, 40 ms, one BDP of queue: the emulated link.
         let rate = 25_000_000;
-        Self { rate, rtt: Duration::from_millis(40), queue: rate / 25, loss: 0.0 }
+        Self {
+            rate,
+            rtt: Duration::from_millis(40),
+            queue: rate / 25,
+            loss: 0.0,
+        }
     }
 }
 
@@ -97,7 +102,8 @@ impl Sim {
             self.link_free = start + serialise;
             self.link_free + self.path.rtt
         };
-        self.events.push(Reverse((when, self.seq, dropped, self.now)));
+        self.events
+            .push(Reverse((when, self.seq, dropped, self.now)));
         self.seq += 1;
     }
 
@@ -110,7 +116,9 @@ impl Sim {
             let next_event = self.events.peek().map(|Reverse(e)| e.0);
             let next = match load {
                 Load::Bulk => next_event,
-                Load::Every(_) => Some(next_event.map_or(self.next_send, |e| e.min(self.next_send))),
+                Load::Every(_) => {
+                    Some(next_event.map_or(self.next_send, |e| e.min(self.next_send)))
+                }
             };
             let Some(next) = next else { break };
             self.now = next.max(self.now);
@@ -166,11 +174,21 @@ fn mbit(bytes: u64, over: Duration) -> f64 {
 fn startup_finds_the_bottleneck_and_settles_in_probe_bw() {
     let mut sim = Sim::new(Path::wan());
     sim.run(Duration::from_secs(3), Load::Bulk);
-    assert!(matches!(sim.cc.mode(), Mode::ProbeBw { .. }), "{:?}", sim.cc.mode());
+    assert!(
+        matches!(sim.cc.mode(), Mode::ProbeBw { .. }),
+        "{:?}",
+        sim.cc.mode()
+    );
     let bw = sim.cc.bandwidth() as f64 / 25e6;
-    assert!((0.9..1.15).contains(&bw), "bandwidth estimate {bw:.2} of the bottleneck");
+    assert!(
+        (0.9..1.15).contains(&bw),
+        "bandwidth estimate {bw:.2} of the bottleneck"
+    );
     let rtt = sim.cc.min_rtt().expect("min rtt");
-    assert!(rtt >= Duration::from_millis(40) && rtt < Duration::from_millis(42), "{rtt:?}");
+    assert!(
+        rtt >= Duration::from_millis(40) && rtt < Duration::from_millis(42),
+        "{rtt:?}"
+    );
     let moved = sim.run(Duration::from_secs(8), Load::Bulk);
     let rate = mbit(moved, Duration::from_secs(5));
     assert!(rate > 180.0, "{rate:.1} Mbit/s of 200");
@@ -180,36 +198,58 @@ fn startup_finds_the_bottleneck_and_settles_in_probe_bw() {
 
 #[test]
 fn one_percent_random_loss_does_not_shrink_it() {
-    let mut sim = Sim::new(Path { loss: 0.01, ..Path::wan() });
+    let mut sim = Sim::new(Path {
+        loss: 0.01,
+        ..Path::wan()
+    });
     sim.run(Duration::from_secs(3), Load::Bulk);
     let moved = sim.run(Duration::from_secs(13), Load::Bulk);
     let rate = mbit(moved, Duration::from_secs(10));
     assert!(rate > 170.0, "{rate:.1} Mbit/s of 200 at 1% loss");
     // Startup may overflow the queue and set a cap; random loss never lowers it below a BDP.
     let cap = sim.cc.inflight_cap();
-    assert!(sim.lost > 0 && cap.is_none_or(|c| c >= 1_000_000), "cap {cap:?}");
+    assert!(
+        sim.lost > 0 && cap.is_none_or(|c| c >= 1_000_000),
+        "cap {cap:?}"
+    );
 }
 
 #[test]
 fn a_lossy_round_from_a_full_queue_caps_the_window() {
     // A queue of a tenth of a BDP overflows in every probe above the model.
-    let path = Path { queue: 100_000, ..Path::wan() };
+    let path = Path {
+        queue: 100_000,
+        ..Path::wan()
+    };
     let mut sim = Sim::new(path);
     sim.run(Duration::from_secs(2), Load::Bulk);
-    assert!(sim.cc.inflight_cap().is_some(), "no cap after overflow losses");
+    assert!(
+        sim.cc.inflight_cap().is_some(),
+        "no cap after overflow losses"
+    );
     let moved = sim.run(Duration::from_secs(7), Load::Bulk);
     let rate = mbit(moved, Duration::from_secs(5));
     let loss = sim.lost as f64 / (sim.lost + sim.delivered) as f64;
     assert!(rate > 150.0, "{rate:.1} Mbit/s");
-    assert!(loss < 0.05, "loss {loss:.3}: the cap should stop repeated overflows");
+    assert!(
+        loss < 0.05,
+        "loss {loss:.3}: the cap should stop repeated overflows"
+    );
 }
 
 #[test]
 fn an_app_limited_sender_keeps_a_small_window() {
     // One datagram every 5 ms (2 Mbit/s) on a 200 Mbit/s path for a minute.
     let mut sim = Sim::new(Path::wan());
-    sim.run(Duration::from_secs(60), Load::Every(Duration::from_millis(5)));
-    assert_eq!(sim.cc.mode(), Mode::Startup, "an app-limited flow never fills the pipe");
+    sim.run(
+        Duration::from_secs(60),
+        Load::Every(Duration::from_millis(5)),
+    );
+    assert_eq!(
+        sim.cc.mode(),
+        Mode::Startup,
+        "an app-limited flow never fills the pipe"
+    );
     assert!(
         sim.cc.window() <= 3 * BbrSettings::default().initial_window,
         "window {} grew without being used",
@@ -321,7 +361,9 @@ fn the_config_names_the_three_controllers() {
         assert_eq!(c.cc.as_str(), name);
         let _ = c.cc.factory();
     }
-    let e = toml::from_str::<C>("cc = \"vegas\"").err().expect("refused");
+    let e = toml::from_str::<C>("cc = \"vegas\"")
+        .err()
+        .expect("refused");
     assert!(e.to_string().contains("bbr"), "{e}");
     assert_eq!(CongestionControl::default(), CongestionControl::Bbr);
 }
