@@ -154,7 +154,7 @@ impl Handler for ClientApi {
 }
 
 /// frpc's page, embedded (`frpc/assets/`), served at `/`.
-const DASHBOARD: Dashboard = Dashboard {
+pub const DASHBOARD: Dashboard = Dashboard {
     index: include_bytes!("../assets/index.html"),
     app: include_bytes!("../assets/app.js"),
 };

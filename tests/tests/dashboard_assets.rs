@@ -2,30 +2,13 @@
 //! Content-Security-Policy forbids, nothing from another origin, and each page within its
 //! weight budget. (The pages themselves are exercised in a browser by `dashboard.rs`.)
 
-/// The pages' files, as the binaries embed them: (page, files).
-fn pages() -> Vec<(&'static str, Vec<std::path::PathBuf>)> {
-    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
-    let shared = [
-        "admin/assets/common.js",
-        "admin/assets/style.css",
-        "admin/assets/favicon.svg",
-    ];
-    ["frps", "frpc"]
-        .into_iter()
-        .map(|p| {
-            let own = [
-                format!("{p}/assets/index.html"),
-                format!("{p}/assets/app.js"),
-            ];
-            let all = own
-                .iter()
-                .map(String::as_str)
-                .chain(shared)
-                .map(|f| root.join(f));
-            (p, all.collect())
-        })
-        .collect()
-}
+use frp_admin::Dashboard;
+
+/// The pages, exactly as the binaries embed and serve them.
+const PAGES: [(&str, Dashboard); 2] = [
+    ("frps", frps::admin::DASHBOARD),
+    ("frpc", frpc::api::DASHBOARD),
+];
 
 /// What the Content-Security-Policy forbids is not in the files (inline script, inline event
 /// handlers and style attributes, string evaluation, markup built from strings), nothing
@@ -33,12 +16,10 @@ fn pages() -> Vec<(&'static str, Vec<std::path::PathBuf>)> {
 #[test]
 fn the_pages_keep_to_their_policy_and_weight() {
     const BUDGET: usize = 64 * 1024;
-    for (page, files) in pages() {
-        let mut weight = 0;
-        for path in files {
-            let text = std::fs::read_to_string(&path).expect("asset");
-            weight += text.len();
-            let name = path.display();
+    for (page, dashboard) in PAGES {
+        for (path, _, bytes) in dashboard.files() {
+            let text = std::str::from_utf8(bytes).expect("text asset");
+            let name = format!("{page} {path}");
             let banned = [
                 "innerHTML",
                 "outerHTML",
@@ -80,6 +61,7 @@ fn the_pages_keep_to_their_policy_and_weight() {
                 );
             }
         }
+        let weight = dashboard.weight();
         assert!(weight <= BUDGET, "the {page} page weighs {weight} bytes");
     }
 }

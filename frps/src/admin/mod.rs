@@ -48,7 +48,7 @@ pub struct ServerApi {
 }
 
 /// frps's dashboard, embedded (`frps/assets/`), served at `/`.
-const DASHBOARD: Dashboard = Dashboard {
+pub const DASHBOARD: Dashboard = Dashboard {
     index: include_bytes!("../../assets/index.html"),
     app: include_bytes!("../../assets/app.js"),
 };
