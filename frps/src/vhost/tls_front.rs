@@ -62,14 +62,14 @@ pub(super) async fn serve_tls(
     };
     let io = VisitorIo::new(tcp, slot, front.body_idle);
     let state = io.state();
-    if let Some(why) = missing {
-        if let Ok(stream) = tls::terminate(io, hello.bytes, config, peer).await {
-            acme_tls::error_page(stream, peer, &sni, why).await;
-        }
-        return;
-    }
-    match tls::terminate(io, hello.bytes, config, peer).await {
-        Ok(stream) => {
+    let stream = match tls::terminate(io, hello.bytes, config, peer).await {
+        Ok(stream) => stream,
+        Err(e) => return debug!(%peer, %sni, error = %e, "tls handshake failed"),
+    };
+    match missing {
+        // The certificate is the fallback one: say why instead of serving the site.
+        Some(why) => acme_tls::error_page(stream, peer, &sni, why).await,
+        None => {
             let conn = Conn {
                 peer,
                 state,
@@ -77,7 +77,6 @@ pub(super) async fn serve_tls(
             };
             serve_http(stream, conn, front, &shared).await;
         }
-        Err(e) => debug!(%peer, %sni, error = %e, "tls handshake failed"),
     }
 }
 
