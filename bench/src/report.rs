@@ -337,9 +337,17 @@ pub fn markdown(report: &Report) -> String {
     let _ = writeln!(out, "Command: `{}`\n", report.command);
     let _ = writeln!(
         out,
-        "iperf3 and wrk: best of {} runs of {} s each. Idle connections: {} and {}. Time to \
-         first byte: {} sequential connections; delay relay {} ms each way.\n",
-        s.runs, s.duration_s, s.idle_conns[0], s.idle_conns[1], s.ttfb_samples, s.relay_delay_ms
+        "iperf3 and wrk: best of {} runs of {} s each. Idle connections: {} and {}. After \
+         the load: {} s settling, then {} idle HTTP connections. Time to first byte: {} \
+         sequential connections; delay relay {} ms each way.\n",
+        s.runs,
+        s.duration_s,
+        s.idle_conns[0],
+        s.idle_conns[1],
+        s.settle_s,
+        s.http_idle_conns,
+        s.ttfb_samples,
+        s.relay_delay_ms
     );
     out.push_str(&tables(report));
     out.push_str(LEGEND);
