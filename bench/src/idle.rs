@@ -1,4 +1,5 @@
-//! Idle tunneled connections: the echo target they end at, and the holder that opens them.
+//! Idle tunneled connections: the echo target they end at, and the holder that opens them,
+//! either with one echoed byte each or with one 1 KiB HTTP exchange each (to nginx).
 //!
 //! The echo target runs as a child process of the harness (`frp-bench echo-target`): with
 //! 10,000 held connections the holder and the target need 10,000 descriptors each, and the
@@ -15,7 +16,7 @@ use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 use tokio::time::{timeout, timeout_at, Instant};
 
-use crate::probe::connect;
+use crate::probe::{connect, GET_1K_KEEP_ALIVE};
 
 /// Connections being opened at once. Below frps's default `maxPendingConnectionsPerProxy`
 /// (128), which resets public connections beyond that many waiting for their stream: the
@@ -59,6 +60,15 @@ async fn echo(mut stream: TcpStream) {
     }
 }
 
+/// What each held connection carries before it goes idle.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Exchange {
+    /// One byte to the echo target and its echo.
+    EchoByte,
+    /// `GET /1k` (keep-alive) to nginx and its whole response; the connection stays open.
+    Http1k,
+}
+
 /// Connections held open through a tunnel, and how many could not be established.
 #[derive(Debug, Default)]
 pub struct Held {
@@ -77,6 +87,11 @@ impl Held {
     /// the attempts, not the target: at most `target - len` attempts are made). Each one sends
     /// one byte and waits for its echo, so the tunnel path is established end to end.
     pub async fn open_up_to(&mut self, port: u16, target: usize) {
+        self.open_with(port, target, Exchange::EchoByte).await;
+    }
+
+    /// Like [`Held::open_up_to`], each connection carrying `exchange` before it is held.
+    pub async fn open_with(&mut self, port: u16, target: usize, exchange: Exchange) {
         let wanted = target.saturating_sub(self.streams.len());
         let permits = Arc::new(Semaphore::new(OPEN_CONCURRENCY));
         let mut set = JoinSet::new();
@@ -84,7 +99,7 @@ impl Held {
             let permits = Arc::clone(&permits);
             set.spawn(async move {
                 let _permit = permits.acquire_owned().await?;
-                open_one(port).await
+                open_one(port, exchange).await
             });
         }
         while let Some(joined) = set.join_next().await {
@@ -96,6 +111,16 @@ impl Held {
                 }
             }
         }
+    }
+
+    /// Held connections the other end has closed (or reset) by now, without waiting: for
+    /// those that carried an HTTP exchange, which cannot be echoed.
+    pub fn closed(&self) -> usize {
+        let mut buf = [0u8; 1];
+        self.streams
+            .iter()
+            .filter(|s| !matches!(s.try_read(&mut buf), Err(e) if e.kind() == std::io::ErrorKind::WouldBlock))
+            .count()
     }
 
     /// Checks that every held connection still echoes, within one bounded wait for all;
@@ -119,14 +144,44 @@ impl Held {
     }
 }
 
-async fn open_one(port: u16) -> Result<TcpStream> {
+async fn open_one(port: u16, exchange: Exchange) -> Result<TcpStream> {
     let mut stream = timeout(STEP_TIMEOUT, connect(port))
         .await
         .context("connect timed out")??;
-    timeout(STEP_TIMEOUT, roundtrip(&mut stream))
-        .await
-        .context("echo timed out")??;
+    let done = match exchange {
+        Exchange::EchoByte => timeout(STEP_TIMEOUT, roundtrip(&mut stream)).await,
+        Exchange::Http1k => timeout(STEP_TIMEOUT, get_1k(&mut stream)).await,
+    };
+    done.context("exchange timed out")??;
     Ok(stream)
+}
+
+/// `GET /1k` with keep-alive, reading the whole response (headers and the 1,024-byte body).
+async fn get_1k(stream: &mut TcpStream) -> Result<()> {
+    stream.write_all(GET_1K_KEEP_ALIVE).await?;
+    let mut response = Vec::with_capacity(2048);
+    loop {
+        let mut buf = [0u8; 2048];
+        let n = stream.read(&mut buf).await?;
+        if n == 0 {
+            bail!("closed before the whole response");
+        }
+        response.extend_from_slice(&buf[..n]);
+        let Some(end) = response.windows(4).position(|w| w == b"\r\n\r\n") else {
+            continue;
+        };
+        if !response.starts_with(b"HTTP/1.1 200") {
+            bail!(
+                "unexpected answer {:?}",
+                String::from_utf8_lossy(&response[..end])
+            );
+        }
+        match (response.len() - end - 4).cmp(&1024) {
+            std::cmp::Ordering::Less => continue,
+            std::cmp::Ordering::Equal => return Ok(()),
+            std::cmp::Ordering::Greater => bail!("more than the 1 KiB body"),
+        }
+    }
 }
 
 async fn roundtrip(stream: &mut TcpStream) -> Result<()> {

@@ -22,7 +22,7 @@ use std::process::ExitCode;
 use anyhow::{bail, Context as _, Result};
 use clap::{Parser, Subcommand};
 
-use crate::peers::{Ctx, PeerKind};
+use crate::peers::{Ctx, PeerKind, Variant};
 use crate::results::{PeerResult, Report, Settings};
 use crate::targets::Targets;
 
@@ -69,6 +69,19 @@ struct Options {
     /// The two counts of idle tunneled connections held open for the memory figures.
     #[arg(long, value_delimiter = ',', default_value = "1000,10000")]
     idle: Vec<usize>,
+    /// Seconds to wait after the load before the after-load memory figures.
+    #[arg(long, default_value_t = 15, value_parser = clap::value_parser!(u64).range(1..=3600))]
+    settle: u64,
+    /// Idle connections held after the load, each after one `GET /1k` [default: the larger
+    /// --idle count].
+    #[arg(long)]
+    http_idle: Option<usize>,
+    /// Also measure frp-quic built or run differently, after the --peers: `LABEL:DIR` takes
+    /// frps and frpc from DIR, `LABEL:DIR:KEY=VALUE|KEY2=VALUE2` also sets environment
+    /// variables for both (e.g. `arena2:target/release:GLIBC_TUNABLES=glibc.malloc.arena_max=2`).
+    /// Shown as the peer `frp-quic LABEL`; repeatable.
+    #[arg(long = "frp-variant", value_parser = Variant::parse)]
+    frp_variants: Vec<Variant>,
     /// Sequential new connections timed for the time to first byte.
     #[arg(long, default_value_t = 50)]
     ttfb_samples: usize,
@@ -157,6 +170,7 @@ async fn bench(opts: &Options) -> Result<()> {
         dir: tmp.path().to_path_buf(),
         bin_dir: bin_dir(opts)?,
         rathole: opts.rathole.clone().or_else(default_rathole),
+        variant: None,
     };
     eprintln!("frp-bench: temporary files in {}", ctx.dir.display());
     match measure(opts, &ctx, settings, &workspace).await {
@@ -173,10 +187,16 @@ async fn bench(opts: &Options) -> Result<()> {
 async fn measure(opts: &Options, ctx: &Ctx, settings: Settings, workspace: &Path) -> Result<bool> {
     let started = utc_now();
     let meta = meta::Meta::collect(workspace, ctx.rathole.as_deref());
-    let mut targets = Targets::start(&ctx.dir).await?;
+    let mut targets = Targets::start(&ctx.dir, settings.http_idle_conns).await?;
     let mut peers = Vec::new();
     for &kind in &opts.peers {
         peers.push(run::bench_peer(ctx, &mut targets, kind, &settings).await);
+    }
+    for variant in &opts.frp_variants {
+        let ctx = ctx.with_variant(variant.clone());
+        let mut result = run::bench_peer(&ctx, &mut targets, PeerKind::FrpQuic, &settings).await;
+        result.peer = format!("frp-quic {}", variant.label);
+        peers.push(result);
     }
     drop(targets);
     let report = Report {
@@ -210,6 +230,8 @@ fn settings(opts: &Options) -> Result<Settings> {
         duration_s: opts.duration,
         runs: opts.runs,
         idle_conns: [small, large],
+        settle_s: opts.settle,
+        http_idle_conns: opts.http_idle.unwrap_or(large),
         ttfb_samples: opts.ttfb_samples,
         relay_delay_ms: opts.delay_ms,
         connect_only: opts.connect_only,

@@ -17,6 +17,9 @@ const ATTEMPT: Duration = Duration::from_secs(2);
 /// The request the HTTP probes send: the 1 KiB file nginx serves.
 pub const GET_1K: &[u8] = b"GET /1k HTTP/1.1\r\nHost: bench\r\nConnection: close\r\n\r\n";
 
+/// The same request keeping the connection open: the idle HTTP connections.
+pub const GET_1K_KEEP_ALIVE: &[u8] = b"GET /1k HTTP/1.1\r\nHost: bench\r\n\r\n";
+
 /// Retries `check` every 100 ms until it succeeds or `limit` has passed; the error names
 /// `what` and carries the last failure.
 pub async fn wait_until<F, Fut>(what: &str, limit: Duration, mut check: F) -> Result<()>

@@ -95,6 +95,21 @@ fn memory_columns([small, large]: [usize; 2]) -> Vec<Column> {
         Better::Lower,
         |r| r.idle.as_ref().and_then(|i| i.kib_per_conn),
     ));
+    cols.push(Column {
+        header: "RSS after load srv / cli MiB".into(),
+        better: Better::Lower,
+        value: Box::new(|r| r.after_load.as_ref().map(|a| a.settled.total_kib() as f64)),
+        show: Box::new(|r| {
+            r.after_load
+                .as_ref()
+                .map_or("-".into(), |a| show_rss(a.settled))
+        }),
+    });
+    cols.push(Column::plain(
+        "KiB per idle HTTP conn after load".into(),
+        Better::Lower,
+        |r| r.after_load.as_ref().and_then(|a| a.kib_per_http_conn),
+    ));
     cols
 }
 
@@ -234,6 +249,19 @@ fn notes(peers: &[PeerResult]) -> String {
                 r.peer, i.failed, i.broken_after
             );
         }
+        if let Some(a) = r
+            .after_load
+            .as_ref()
+            .filter(|a| a.http_failed > 0 || a.http_closed_after > 0)
+        {
+            let first = a.http_first_error.as_deref().unwrap_or("-");
+            let _ = writeln!(
+                out,
+                "- {}: idle HTTP connections after load: {} failed to open (first error: \
+                 {first}), {} closed by the time of the measurement",
+                r.peer, a.http_failed, a.http_closed_after
+            );
+        }
         frp_notes(&mut out, r);
         let wrks = [("keep-alive", &r.wrk_keepalive), ("new-conn", &r.wrk_close)];
         for (what, w) in wrks {
@@ -309,9 +337,17 @@ pub fn markdown(report: &Report) -> String {
     let _ = writeln!(out, "Command: `{}`\n", report.command);
     let _ = writeln!(
         out,
-        "iperf3 and wrk: best of {} runs of {} s each. Idle connections: {} and {}. Time to \
-         first byte: {} sequential connections; delay relay {} ms each way.\n",
-        s.runs, s.duration_s, s.idle_conns[0], s.idle_conns[1], s.ttfb_samples, s.relay_delay_ms
+        "iperf3 and wrk: best of {} runs of {} s each. Idle connections: {} and {}. After \
+         the load: {} s settling, then {} idle HTTP connections. Time to first byte: {} \
+         sequential connections; delay relay {} ms each way.\n",
+        s.runs,
+        s.duration_s,
+        s.idle_conns[0],
+        s.idle_conns[1],
+        s.settle_s,
+        s.http_idle_conns,
+        s.ttfb_samples,
+        s.relay_delay_ms
     );
     out.push_str(&tables(report));
     out.push_str(LEGEND);
@@ -333,7 +369,11 @@ Columns: up = the visitor sends to the published service (iperf3 client → serv
 the service sends (`-R`). new-conn = wrk with `Connection: close`, one tunneled connection per \
 request. RSS = VmRSS of the tunnel's server / client processes (for ssh-R: the private sshd's \
 process tree / the ssh process). KiB per idle conn = (server+client RSS with the largest \
-count of connections held − idle) / that count. CPU s/GB = user+system CPU seconds of server \
+count of connections held − idle), on a fresh tunnel, connections that carried one echoed byte, \
+/ that count. RSS after load = the same processes after the traffic figures (wrk, iperf3) \
+ended and the settling time passed. KiB per idle HTTP conn after load = (server+client RSS \
+with the HTTP connections held, each after one keep-alive `GET /1k` − RSS after load) / \
+connections held. CPU s/GB = user+system CPU seconds of server \
 and client during all iperf3 runs per 10^9 bytes received. TTFB = connect to first response \
 byte of `GET /1k` on a new connection; the delayed figure puts a UDP relay adding the delay \
 each way between frpc and frps (only frp-quic runs over UDP, so the TCP-based peers show -).
@@ -362,6 +402,8 @@ mod tests {
             duration_s: 8,
             runs: 2,
             idle_conns: [1000, 10000],
+            settle_s: 15,
+            http_idle_conns: 10000,
             ttfb_samples: 50,
             relay_delay_ms: 20,
             connect_only: false,

@@ -22,6 +22,10 @@ pub struct Settings {
     pub duration_s: u64,
     pub runs: u32,
     pub idle_conns: [usize; 2],
+    /// Seconds waited after the last iperf3 run before the after-load figures.
+    pub settle_s: u64,
+    /// Idle connections held after the load, each having carried one `GET /1k`.
+    pub http_idle_conns: usize,
     pub ttfb_samples: usize,
     pub relay_delay_ms: u64,
     /// Only frp-quic's connect-time figure was measured.
@@ -42,6 +46,8 @@ pub struct PeerResult {
     /// Best `Connection: close` run.
     pub wrk_close: Option<WrkRun>,
     pub idle: Option<IdleFigures>,
+    /// Resident memory after the traffic figures, idle and with HTTP connections held.
+    pub after_load: Option<AfterLoad>,
     /// CPU seconds of the tunnel's processes per 10^9 bytes moved by iperf3.
     pub cpu_s_per_gb: Option<f64>,
     pub cpu_s_total: Option<f64>,
@@ -70,8 +76,12 @@ impl PeerResult {
             .idle
             .as_ref()
             .is_some_and(|i| i.failed > 0 || i.broken_after > 0);
+        let http = self
+            .after_load
+            .as_ref()
+            .is_some_and(|a| a.http_failed > 0 || a.http_closed_after > 0);
         let scrapes = self.scrapes.as_ref().is_some_and(|s| s.failed > 0);
-        !self.errors.is_empty() || idle || scrapes
+        !self.errors.is_empty() || idle || http || scrapes
     }
 
     /// The best throughput of `streams` streams in one direction, Gbit/s.
@@ -105,6 +115,24 @@ pub struct IdleFigures {
     pub broken_after: usize,
     /// (server+client RSS at the largest count − idle) / that count, KiB.
     pub kib_per_conn: Option<f64>,
+}
+
+/// Resident memory on the tunnel that carried the traffic figures, once they have ended.
+#[derive(Debug, Clone, Serialize)]
+pub struct AfterLoad {
+    /// One second after the last iperf3 run ended.
+    pub at_1s: RssPoint,
+    /// After `settle_s` seconds: the "idle after load" figure.
+    pub settled: RssPoint,
+    /// Then with `http_idle_conns` idle connections held, each after one `GET /1k`.
+    pub with_http: RssPoint,
+    /// HTTP connections that could not be established.
+    pub http_failed: usize,
+    pub http_first_error: Option<String>,
+    /// Held HTTP connections closed by the other end by the time of the measurement.
+    pub http_closed_after: usize,
+    /// (server+client RSS with the HTTP connections − settled) / connections held, KiB.
+    pub kib_per_http_conn: Option<f64>,
 }
 
 /// Server and client RSS with `held` connections open.

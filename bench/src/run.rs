@@ -1,7 +1,9 @@
 //! One benchmark run: the targets once, then every peer in turn, each from a fresh start.
 //!
 //! Per peer: the idle-connection memory figures on a freshly started tunnel; then, on a new
-//! one, time to first byte, wrk and iperf3 (with the CPU the tunnel used); for frp-quic
+//! one, time to first byte, wrk and iperf3 (with the CPU the tunnel used), then on that same
+//! tunnel, once the load has ended, resident memory idle and with idle connections that each
+//! carried one `GET /1k`; for frp-quic
 //! (with or without its control plane) finally the time to first byte with the delay relay
 //! between frpc and frps.
 
@@ -9,10 +11,10 @@ use std::time::Duration;
 
 use anyhow::Result;
 
-use crate::idle::Held;
+use crate::idle::{Exchange, Held};
 use crate::peers::{Ctx, PeerKind, Tunnel};
 use crate::probe::ttfb;
-use crate::results::{IdleFigures, IperfFigure, PeerResult, RssPoint, Settings};
+use crate::results::{AfterLoad, IdleFigures, IperfFigure, PeerResult, RssPoint, Settings};
 use crate::targets::Targets;
 use crate::tools::{iperf, iperf_busy, wrk, IperfRun, WrkRun};
 
@@ -39,7 +41,8 @@ pub async fn bench_peer(
         result.skipped = Some(reason);
         return result;
     }
-    if kind == PeerKind::FrpQuic {
+    let variant = ctx.variant.is_some();
+    if kind == PeerKind::FrpQuic && !variant {
         connect_phase(ctx, targets, &mut result).await;
     }
     if settings.connect_only {
@@ -61,7 +64,7 @@ pub async fn bench_peer(
         Ok(mut tunnel) => traffic_phase(&mut tunnel, targets, settings, &mut result).await,
         Err(e) => note(&mut result, "start", e),
     }
-    if kind.is_frp() {
+    if kind.is_frp() && !variant {
         delayed_phase(ctx, targets, kind, settings, &mut result).await;
     }
     result
@@ -193,10 +196,47 @@ async fn traffic_phase(
     if let Err(e) = tunnel.check_running() {
         note(result, "after traffic", e);
     }
-    add_scrapes(result, tunnel);
     let steal = steal_before.and_then(|before| Ok((before, crate::steal::now()?)));
     result.steal_pct = record(result, "host CPU steal", steal)
         .and_then(|(before, after)| crate::steal::percent(before, after));
+    if tunnel.server.is_some() {
+        let after = after_load_phase(tunnel, s).await;
+        result.after_load = record(result, "memory after load", after);
+    }
+    add_scrapes(result, tunnel);
+}
+
+/// Once the traffic has ended (every wrk and iperf3 connection closed): RSS after one second
+/// and after `s.settle_s`, then with `s.http_idle_conns` connections held that each carried
+/// one `GET /1k` with keep-alive.
+async fn after_load_phase(tunnel: &mut Tunnel, s: &Settings) -> Result<AfterLoad> {
+    eprintln!("   memory after the load (settling {} s)", s.settle_s);
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let at_1s = rss_point(tunnel, 0, 0)?;
+    tokio::time::sleep(Duration::from_secs(s.settle_s.saturating_sub(1))).await;
+    let settled = rss_point(tunnel, 0, 0)?;
+    let mut held = Held::default();
+    held.open_with(tunnel.ports.nginx, s.http_idle_conns, Exchange::Http1k)
+        .await;
+    tunnel.check_running()?;
+    let with_http = rss_point(tunnel, s.http_idle_conns, held.len())?;
+    eprintln!(
+        "   {} HTTP connections: {} held, {} failed",
+        s.http_idle_conns,
+        held.len(),
+        held.failed
+    );
+    let kib_per_http_conn = (held.len() > 0)
+        .then(|| (with_http.total_kib() as f64 - settled.total_kib() as f64) / held.len() as f64);
+    Ok(AfterLoad {
+        at_1s,
+        settled,
+        with_http,
+        http_failed: held.failed,
+        http_first_error: held.first_error.take(),
+        http_closed_after: held.closed(),
+        kib_per_http_conn,
+    })
 }
 
 /// Best of `s.runs` wrk runs by requests per second.

@@ -32,8 +32,9 @@ pub struct Targets {
 }
 
 impl Targets {
-    /// Starts all three in `dir` and waits until each serves.
-    pub async fn start(dir: &Path) -> Result<Self> {
+    /// Starts all three in `dir` and waits until each serves; nginx takes `held` idle
+    /// connections on top of the load generators'.
+    pub async fn start(dir: &Path, held: usize) -> Result<Self> {
         let dir = dir.join("targets");
         std::fs::create_dir_all(&dir)?;
         let ports = Ports {
@@ -41,7 +42,7 @@ impl Targets {
             nginx: free_port()?,
             echo: free_port()?,
         };
-        let nginx = start_nginx(&dir, ports.nginx).await?;
+        let nginx = start_nginx(&dir, ports.nginx, held).await?;
         let iperf = start_iperf(&dir, ports.iperf).await?;
         let echo = start_echo(&dir, ports.echo).await?;
         Ok(Self {
@@ -62,13 +63,13 @@ impl Targets {
     }
 }
 
-async fn start_nginx(dir: &Path, port: u16) -> Result<Guard> {
+async fn start_nginx(dir: &Path, port: u16, held: usize) -> Result<Guard> {
     let root = dir.join("www");
     std::fs::create_dir_all(&root)?;
     std::fs::write(root.join("1k"), vec![b'a'; 1024])?;
     std::fs::create_dir_all(dir.join("nginx-tmp"))?;
     let conf = dir.join("nginx.conf");
-    std::fs::write(&conf, nginx_conf(dir, port))?;
+    std::fs::write(&conf, nginx_conf(dir, port, held))?;
     let mut cmd = Command::new("nginx");
     cmd.arg("-c")
         .arg(&conf)
@@ -81,16 +82,22 @@ async fn start_nginx(dir: &Path, port: u16) -> Result<Guard> {
     Ok(guard)
 }
 
-fn nginx_conf(dir: &Path, port: u16) -> String {
+/// nginx's configuration: room for `held` idle keep-alive connections besides wrk's, and a
+/// keep-alive timeout (default 75 s) long enough that none of them is closed while held.
+fn nginx_conf(dir: &Path, port: u16, held: usize) -> String {
     let d = dir.display();
+    let conns = held + 4096;
+    let files = conns + 100;
     format!(
         "worker_processes 1;\n\
+         worker_rlimit_nofile {files};\n\
          pid {d}/nginx.pid;\n\
          error_log {d}/nginx-error.log;\n\
-         events {{ worker_connections 4096; }}\n\
+         events {{ worker_connections {conns}; }}\n\
          http {{\n\
          \x20 access_log off;\n\
          \x20 keepalive_requests 1000000;\n\
+         \x20 keepalive_timeout 3600s;\n\
          \x20 client_body_temp_path {d}/nginx-tmp;\n\
          \x20 proxy_temp_path {d}/nginx-tmp;\n\
          \x20 fastcgi_temp_path {d}/nginx-tmp;\n\

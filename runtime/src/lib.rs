@@ -11,6 +11,7 @@
 //! - [`logging`] and [`shutdown`]: what the thin binaries wire up before calling the libraries.
 //! - [`notify`]: readiness for systemd's `Type=notify` units.
 
+mod chunk;
 pub mod config;
 pub mod congestion;
 pub mod gauge;

@@ -29,9 +29,6 @@ use crate::traffic::Traffic;
 /// Largest read from TCP. The buffer is reserved only once the socket is readable, so an idle
 /// connection holds no read buffer at all.
 const CHUNK: usize = 64 * 1024;
-/// Reads up to this size are copied out, so the reused buffer is not pinned by a small chunk
-/// waiting in quinn for its acknowledgement.
-const COPY_BELOW: usize = 4 * 1024;
 /// Chunks taken from QUIC per TCP write: one `writev` of up to this many received frames.
 const MAX_CHUNKS: usize = 32;
 
@@ -273,13 +270,7 @@ async fn tcp_to_quic(
             t.add_tcp_to_quic(n as u64);
         }
         total += n as u64;
-        let chunk = if n < COPY_BELOW {
-            let small = Bytes::copy_from_slice(&buf);
-            buf.clear();
-            small
-        } else {
-            buf.split().freeze()
-        };
+        let chunk = crate::chunk::take_chunk(&mut buf);
         if let Some(priority) = burst.wrote(Instant::now(), n as u64) {
             // Fails only on a stream already reset: the write below reports that.
             let _ = send.set_priority(priority);

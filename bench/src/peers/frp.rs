@@ -54,8 +54,8 @@ pub async fn start(
     let frpc = ctx.bin_dir.join("frpc");
     check(&frps, &frps_toml).await?;
     check(&frpc, &frpc_toml).await?;
-    let server = Guard::spawn("frps", &mut binary(&frps, &frps_toml), dir)?;
-    let client = Guard::spawn("frpc", &mut binary(&frpc, &frpc_toml), dir)?;
+    let server = Guard::spawn("frps", &mut binary(ctx, &frps, &frps_toml), dir)?;
+    let client = Guard::spawn("frpc", &mut binary(ctx, &frpc, &frpc_toml), dir)?;
     Ok(Tunnel {
         ports: public,
         server: Some(Scope::Pid(server.pid())),
@@ -87,7 +87,7 @@ pub async fn connect_time(
     write(&frps_toml, &frps_config(&certs, udp, public))?;
     write(&frpc_toml, &frpc_config(&certs, udp, public, targets))?;
     let (frps, frpc) = (ctx.bin_dir.join("frps"), ctx.bin_dir.join("frpc"));
-    let mut server = Guard::spawn("frps", &mut binary(&frps, &frps_toml), dir)?;
+    let mut server = Guard::spawn("frps", &mut binary(ctx, &frps, &frps_toml), dir)?;
     wait_until("frps to bind its udp port", CONNECT_LIMIT, || async {
         match UdpSocket::bind((LOCALHOST, udp)) {
             Ok(_) => bail!("udp port {udp} still free"),
@@ -101,7 +101,7 @@ pub async fn connect_time(
         None => None,
     };
     let started = Instant::now();
-    let mut client = Guard::spawn("frpc", &mut binary(&frpc, &frpc_toml), dir)?;
+    let mut client = Guard::spawn("frpc", &mut binary(ctx, &frpc, &frpc_toml), dir)?;
     while echoes(public.echo).await.is_err() {
         if started.elapsed() > CONNECT_LIMIT {
             bail!("frpc not through the tunnel after {CONNECT_LIMIT:?}");
@@ -177,12 +177,13 @@ async fn check(bin: &Path, config: &Path) -> Result<()> {
     .map(drop)
 }
 
-fn binary(bin: &Path, config: &Path) -> Command {
+fn binary(ctx: &Ctx, bin: &Path, config: &Path) -> Command {
     let mut cmd = Command::new(bin);
     cmd.arg("-c")
         .arg(config)
         .env("RUST_LOG", "warn")
         .env("NO_COLOR", "1");
+    cmd.envs(ctx.frp_env().iter().map(|(k, v)| (k, v)));
     cmd
 }
 

@@ -62,8 +62,45 @@ impl PeerKind {
     }
 }
 
+/// frp-quic from other binaries, or with an environment variable set (`--frp-variant`).
+#[derive(Debug, Clone)]
+pub struct Variant {
+    /// Shown after `frp-quic` in the tables.
+    pub label: String,
+    /// Directory holding its `frps` and `frpc`.
+    pub bin_dir: PathBuf,
+    /// Environment variables set for both.
+    pub env: Vec<(String, String)>,
+}
+
+impl Variant {
+    /// Parses `LABEL:DIR` or `LABEL:DIR:KEY=VALUE`, more variables separated by `|` (a value
+    /// may hold `:` and `=`).
+    pub fn parse(text: &str) -> Result<Self, String> {
+        let mut parts = text.splitn(3, ':');
+        let (Some(label), Some(dir)) = (parts.next(), parts.next()) else {
+            return Err("expected LABEL:DIR or LABEL:DIR:KEY=VALUE".into());
+        };
+        if label.is_empty() || dir.is_empty() {
+            return Err("the label and the directory must not be empty".into());
+        }
+        let mut env = Vec::new();
+        for kv in parts.next().into_iter().flat_map(|vars| vars.split('|')) {
+            match kv.split_once('=') {
+                Some((k, v)) if !k.is_empty() => env.push((k.to_string(), v.to_string())),
+                _ => return Err(format!("{kv:?}: expected KEY=VALUE")),
+            }
+        }
+        Ok(Self {
+            label: label.into(),
+            bin_dir: dir.into(),
+            env,
+        })
+    }
+}
+
 /// What every setup needs: where to put its files and where the binaries are.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct Ctx {
     /// The run's temporary directory.
     pub dir: PathBuf,
@@ -71,9 +108,26 @@ pub struct Ctx {
     pub bin_dir: PathBuf,
     /// The rathole binary, if one was found.
     pub rathole: Option<PathBuf>,
+    /// frp-quic is a variant: its binaries come from there, and only the idle, traffic and
+    /// after-load figures are measured.
+    pub variant: Option<Variant>,
 }
 
 impl Ctx {
+    /// This context with frp-quic's binaries and environment taken from `variant`.
+    pub fn with_variant(&self, variant: Variant) -> Self {
+        Self {
+            bin_dir: variant.bin_dir.clone(),
+            variant: Some(variant),
+            ..self.clone()
+        }
+    }
+
+    /// The environment variables frps and frpc get.
+    fn frp_env(&self) -> &[(String, String)] {
+        self.variant.as_ref().map_or(&[], |v| &v.env)
+    }
+
     /// A fresh directory for one setup of `kind`.
     fn setup_dir(&self, kind: PeerKind) -> Result<PathBuf> {
         static N: AtomicUsize = AtomicUsize::new(0);
@@ -243,4 +297,30 @@ fn public_ports() -> Result<Ports> {
 /// Writes a config file, naming it in the error.
 fn write(path: &Path, text: &str) -> Result<()> {
     std::fs::write(path, text).with_context(|| format!("write {}", path.display()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Variant;
+
+    #[test]
+    fn variants_parse_with_and_without_an_environment_variable() {
+        let plain = Variant::parse("je:/tmp/je").expect("plain");
+        assert_eq!((plain.label.as_str(), plain.env.len()), ("je", 0));
+        let tuned =
+            Variant::parse("a2:target/release:GLIBC_TUNABLES=glibc.malloc.arena_max=2:x=1|B=")
+                .expect("with env");
+        assert_eq!(tuned.bin_dir, std::path::Path::new("target/release"));
+        let pairs: Vec<(&str, &str)> = tuned.env.iter().map(|(k, v)| (&**k, &**v)).collect();
+        assert_eq!(
+            pairs,
+            [
+                ("GLIBC_TUNABLES", "glibc.malloc.arena_max=2:x=1"),
+                ("B", "")
+            ]
+        );
+        assert!(Variant::parse("nodir").is_err());
+        assert!(Variant::parse("x:dir:novalue").is_err());
+        assert!(Variant::parse(":dir").is_err());
+    }
 }
