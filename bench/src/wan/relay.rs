@@ -7,7 +7,7 @@
 //! link compete for one bottleneck queue each way. Plain threads and blocking sockets, for
 //! the reason [`crate::relay`] gives (tokio's timer rounds sleeps up to the millisecond).
 
-use std::collections::HashMap;
+use std::collections::hash_map::{Entry, HashMap};
 use std::net::{SocketAddr, UdpSocket};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -159,21 +159,20 @@ fn front_loop(front: &Arc<UdpSocket>, upstream: SocketAddr, ends: &Ends) {
         let Ok((n, client)) = front.recv_from(&mut buf) else {
             continue; // The poll timeout, or an ICMP error for an earlier datagram.
         };
-        if !clients.contains_key(&client) {
-            match add_client(front, client, upstream, ends) {
+        let out = match clients.entry(client) {
+            Entry::Occupied(known) => known.into_mut(),
+            Entry::Vacant(new) => match add_client(front, client, upstream, ends) {
                 Ok((out, reader)) => {
-                    clients.insert(client, out);
                     readers.push(reader);
+                    new.insert(out)
                 }
                 Err(e) => {
                     eprintln!("wan relay: {e:#}");
                     continue;
                 }
-            }
-        }
-        if let Some(out) = clients.get(&client) {
-            ends.up.offer(ends.epoch, &buf[..n], out);
-        }
+            },
+        };
+        ends.up.offer(ends.epoch, &buf[..n], out);
     }
     for reader in readers {
         let _ = reader.join();
