@@ -12,11 +12,13 @@
 //! - [`notify`]: readiness for systemd's `Type=notify` units.
 
 pub mod config;
+pub mod congestion;
 pub mod gauge;
 pub mod handshake;
 pub mod logging;
 pub mod notify;
 pub mod per_source;
+pub mod priority;
 pub mod program;
 mod sections;
 pub mod shutdown;

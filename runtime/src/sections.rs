@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
+use crate::congestion::CongestionControl;
 use crate::config::{resolve, ConfigError};
 use crate::handshake::{HandshakeLimits, RetryMode};
 use crate::transport::QuicTuning;
@@ -83,6 +84,8 @@ pub struct QuicSection {
     pub max_handshakes_per_ip: Option<u32>,
     /// frps only: seconds a handshake from an address not proven by a Retry may take.
     pub handshake_timeout: Option<u64>,
+    /// `bbr` (default), `cubic` or `newreno`: the controller of the data this side sends.
+    pub congestion_control: Option<CongestionControl>,
 }
 
 impl QuicSection {
@@ -98,6 +101,7 @@ impl QuicSection {
             max_incoming_streams: self
                 .max_incoming_streams
                 .unwrap_or(defaults.max_incoming_streams),
+            congestion: self.congestion_control.unwrap_or(defaults.congestion),
         };
         if t.idle_timeout.is_zero() || t.idle_timeout > Duration::from_secs(3600) {
             return Err(ConfigError::new(

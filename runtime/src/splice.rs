@@ -9,19 +9,21 @@
 //!
 //! [`splice_with`] also ends a splice that moved no byte either way for a given time (a
 //! proxy's `idleTimeout`), resetting both sides with [`StreamCode::IdleTimeout`], and counts
-//! the bytes into a shared [`Traffic`] as they move. Activity is one relaxed atomic add per
+//! the bytes into a shared [`Traffic`] as they move. A stream that writes a long burst yields
+//! to the connection's other streams until it pauses ([`crate::priority`]). Activity is one relaxed atomic add per
 //! chunk, checked by a timer a few times per timeout.
 
 use std::io::{ErrorKind, IoSlice};
 use std::net::Shutdown;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use bytes::{Buf as _, Bytes, BytesMut};
 use frp_proto::StreamCode;
 use quinn::{RecvStream, SendStream, VarInt};
 use tokio::net::TcpStream;
 
+use crate::priority::Burst;
 use crate::traffic::Traffic;
 
 /// Largest read from TCP. The buffer is reserved only once the socket is readable, so an idle
@@ -255,6 +257,7 @@ async fn tcp_to_quic(
 ) -> Result<u64, SpliceError> {
     let mut buf = BytesMut::new();
     let mut total = 0u64;
+    let mut burst = Burst::default();
     loop {
         let n = read_some(tcp, &mut buf)
             .await
@@ -277,6 +280,10 @@ async fn tcp_to_quic(
         } else {
             buf.split().freeze()
         };
+        if let Some(priority) = burst.wrote(Instant::now(), n as u64) {
+            // Fails only on a stream already reset: the write below reports that.
+            let _ = send.set_priority(priority);
+        }
         send.write_chunk(chunk).await?;
     }
 }

@@ -10,6 +10,8 @@ use anyhow::Context as _;
 use quinn::{IdleTimeout, MtuDiscoveryConfig, TransportConfig, VarInt};
 use socket2::{Domain, Protocol, Socket, Type};
 
+use crate::congestion::CongestionControl;
+
 /// Per-stream receive window: 8 MiB covers a 200 Mbit/s link at 300 ms RTT for one stream.
 pub const STREAM_RECEIVE_WINDOW: u32 = 8 * 1024 * 1024;
 /// Connection receive window: finite, so a peer can never make us buffer more than this for one
@@ -29,16 +31,19 @@ pub struct QuicTuning {
     pub idle_timeout: Duration,
     /// How many streams the peer may have open toward us at once.
     pub max_incoming_streams: u32,
+    /// The congestion controller of the data this side sends.
+    pub congestion: CongestionControl,
 }
 
 impl QuicTuning {
-    /// frp's defaults for `transport.quic` (10 s keep-alive, 30 s idle timeout), with the
-    /// given stream limit.
+    /// frp's defaults for `transport.quic` (10 s keep-alive, 30 s idle timeout) and the
+    /// default congestion controller, with the given stream limit.
     pub fn with_streams(max_incoming_streams: u32) -> Self {
         Self {
             keepalive: Duration::from_secs(10),
             idle_timeout: Duration::from_secs(30),
             max_incoming_streams,
+            congestion: CongestionControl::default(),
         }
     }
 
@@ -65,7 +70,8 @@ impl QuicTuning {
             // GSO on send and GRO on receive where the kernel has them (quinn's default, kept
             // explicit): up to 10 packets leave in one `sendmsg`, which is what makes UDP
             // competitive with TCP's segmentation offload on the same path.
-            .enable_segmentation_offload(true);
+            .enable_segmentation_offload(true)
+            .congestion_controller_factory(self.congestion.factory());
         Ok(Arc::new(t))
     }
 }
