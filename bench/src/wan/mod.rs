@@ -38,7 +38,8 @@ pub enum Cc {
     Bbr,
     Cubic,
     Newreno,
-    /// The key left out: quinn's default (Cubic), for builds without the key.
+    /// The key left out: the build's own default (BBR since the key exists), or a build
+    /// without the key.
     Default,
 }
 

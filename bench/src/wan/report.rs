@@ -280,7 +280,7 @@ fn legend() -> String {
     format!(
         "
 Columns are the congestion controller of both ends (`transport.quic.congestionControl`; \
-`default`: the key left out, quinn's Cubic). up = the visitor sends to the published \
+`default`: the key left out). up = the visitor sends to the published \
 service (frps to frpc on the link), down = the service sends (`-R`). TTFB = connect to the \
 first response byte of `GET /1k` on a new tunneled connection, in round trips of the link. \
 Pings: {PINGERS} kept-alive tunneled connections to the echo target, each sending \
