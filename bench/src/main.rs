@@ -1,5 +1,6 @@
 //! frp-bench: frp-quic measured next to a direct connection, rathole (TCP and TLS) and
-//! `ssh -R`, in one run, on loopback. See bench/README.md.
+//! `ssh -R`, in one run, on loopback; or, with `--wan`, frp-quic alone through an emulated
+//! WAN link (delay, loss, a rate-limited bottleneck). See bench/README.md.
 
 mod idle;
 mod meta;
@@ -13,6 +14,7 @@ mod run;
 mod steal;
 mod targets;
 mod tools;
+mod wan;
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -103,6 +105,8 @@ struct Options {
     /// Measure only frp-quic's connect time, quiet and under a QUIC Initial flood.
     #[arg(long)]
     connect_only: bool,
+    #[command(flatten)]
+    wan: wan::WanOpts,
 }
 
 #[tokio::main]
@@ -173,7 +177,16 @@ async fn bench(opts: &Options) -> Result<()> {
         variant: None,
     };
     eprintln!("frp-bench: temporary files in {}", ctx.dir.display());
-    match measure(opts, &ctx, settings, &workspace).await {
+    let out_dir = opts
+        .out_dir
+        .clone()
+        .unwrap_or(workspace.join("bench/results"));
+    let measured = if opts.wan.wan {
+        wan::run(&opts.wan, &ctx, &workspace, &out_dir).await
+    } else {
+        measure(opts, &ctx, settings, &workspace, &out_dir).await
+    };
+    match measured {
         Ok(failed) if !failed && !opts.keep_temp => Ok(()),
         Ok(_) => {
             println!("Logs and configs kept in {}", tmp.keep().display());
@@ -184,7 +197,13 @@ async fn bench(opts: &Options) -> Result<()> {
 }
 
 /// Measures every peer, prints the tables and writes the files; true if a figure failed.
-async fn measure(opts: &Options, ctx: &Ctx, settings: Settings, workspace: &Path) -> Result<bool> {
+async fn measure(
+    opts: &Options,
+    ctx: &Ctx,
+    settings: Settings,
+    workspace: &Path,
+    out_dir: &Path,
+) -> Result<bool> {
     let started = utc_now();
     let meta = meta::Meta::collect(workspace, ctx.rathole.as_deref());
     let mut targets = Targets::start(&ctx.dir, settings.http_idle_conns).await?;
@@ -207,11 +226,7 @@ async fn measure(opts: &Options, ctx: &Ctx, settings: Settings, workspace: &Path
         peers,
     };
     println!("{}", report::tables(&report));
-    let out_dir = opts
-        .out_dir
-        .clone()
-        .unwrap_or(workspace.join("bench/results"));
-    let md = report::write_files(&out_dir, &started.1, &report)?;
+    let md = report::write_files(out_dir, &started.1, &report)?;
     println!("Written: {} and .json", md.display());
     Ok(report.peers.iter().any(PeerResult::has_failures))
 }

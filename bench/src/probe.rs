@@ -117,7 +117,9 @@ pub async fn ttfb(port: u16, samples: usize, added_rtt_ms: f64) -> Result<Ttfb> 
     })
 }
 
-async fn first_byte(port: u16) -> Result<Duration> {
+/// Time from the connect call to the first response byte of `GET /1k` on a new connection
+/// to `port`.
+pub(crate) async fn first_byte(port: u16) -> Result<Duration> {
     let start = Instant::now();
     let mut stream = connect(port).await?;
     stream.write_all(GET_1K).await?;

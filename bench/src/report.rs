@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context as _, Result};
 
+use crate::meta::Meta;
 use crate::results::{PeerResult, Report, RssPoint, Settings};
 
 /// Which way a column is better.
@@ -151,7 +152,7 @@ fn count(n: usize) -> String {
 }
 
 /// A figure with three significant digits or so; "-" when missing.
-fn num(v: Option<f64>) -> String {
+pub(crate) fn num(v: Option<f64>) -> String {
     match v {
         None => "-".into(),
         Some(v) if !v.is_finite() => "-".into(),
@@ -351,6 +352,13 @@ pub fn markdown(report: &Report) -> String {
     );
     out.push_str(&tables(report));
     out.push_str(LEGEND);
+    out.push_str(&machine_section(m));
+    out
+}
+
+/// The `## Machine` and `## Versions` sections of a result file.
+pub(crate) fn machine_section(m: &Meta) -> String {
+    let mut out = String::new();
     let _ = writeln!(out, "\n## Machine\n");
     let _ = writeln!(out, "- uname: `{}`", m.uname);
     let _ = writeln!(out, "- nproc: {}", m.nproc);
@@ -381,12 +389,23 @@ each way between frpc and frps (only frp-quic runs over UDP, so the TCP-based pe
 
 /// Writes `<dir>/<stamp>-<host>.md` and `.json`; returns the markdown path.
 pub fn write_files(dir: &Path, stamp: &str, report: &Report) -> Result<PathBuf> {
-    std::fs::create_dir_all(dir).with_context(|| format!("create {}", dir.display()))?;
     let base = format!("{stamp}-{}", report.meta.hostname);
+    write_pair(dir, &base, &markdown(report), report)
+}
+
+/// Writes `<dir>/<base>.md` with `markdown` and `<dir>/<base>.json` with `raw`; returns the
+/// markdown path.
+pub(crate) fn write_pair(
+    dir: &Path,
+    base: &str,
+    markdown: &str,
+    raw: &impl serde::Serialize,
+) -> Result<PathBuf> {
+    std::fs::create_dir_all(dir).with_context(|| format!("create {}", dir.display()))?;
     let md = dir.join(format!("{base}.md"));
-    std::fs::write(&md, markdown(report)).with_context(|| format!("write {}", md.display()))?;
+    std::fs::write(&md, markdown).with_context(|| format!("write {}", md.display()))?;
     let json = dir.join(format!("{base}.json"));
-    let text = serde_json::to_string_pretty(report).context("serialize the report")?;
+    let text = serde_json::to_string_pretty(raw).context("serialize the report")?;
     std::fs::write(&json, text + "\n").with_context(|| format!("write {}", json.display()))?;
     Ok(md)
 }

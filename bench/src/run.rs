@@ -286,7 +286,12 @@ async fn iperf_figure(
 
 /// [`iperf`], tried again every half second for up to [`BUSY_WAIT`] while the server is still
 /// busy with the previous test.
-async fn iperf_when_idle(port: u16, streams: u32, reverse: bool, secs: u64) -> Result<IperfRun> {
+pub(crate) async fn iperf_when_idle(
+    port: u16,
+    streams: u32,
+    reverse: bool,
+    secs: u64,
+) -> Result<IperfRun> {
     let deadline = tokio::time::Instant::now() + BUSY_WAIT;
     loop {
         match iperf(port, streams, reverse, secs).await {

@@ -112,7 +112,8 @@ fn nginx_conf(dir: &Path, port: u16, held: usize) -> String {
     )
 }
 
-async fn start_iperf(dir: &Path, port: u16) -> Result<Guard> {
+/// Starts an iperf3 server on loopback `port` and waits until it accepts.
+pub(crate) async fn start_iperf(dir: &Path, port: u16) -> Result<Guard> {
     let mut cmd = Command::new("iperf3");
     cmd.args(["-s", "-B", "127.0.0.1", "-p", &port.to_string()]);
     let mut guard = Guard::spawn("iperf3-server", &mut cmd, dir)?;

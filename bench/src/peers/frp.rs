@@ -10,7 +10,7 @@ use frp_tests::flood::{peak_rss_kib, Flood, Initials};
 use tokio::process::Command as Cmd;
 
 use super::control::{self, ControlPlane};
-use super::{public_ports, write, Ctx, Tunnel};
+use super::{public_ports, write, Ctx, Hop, Tunnel, Via};
 use crate::probe::{echoes, wait_until};
 use crate::procs::{free_port, run_checked, Guard, Scope, LOCALHOST};
 use crate::relay::Relay;
@@ -19,28 +19,32 @@ use crate::targets::Ports;
 
 const CMD_LIMIT: Duration = Duration::from_secs(60);
 
-/// Starts frps and frpc publishing `targets`; with `delay`, frpc reaches frps through a
-/// [`Relay`] that holds each datagram that long in each direction; with `admin`, both run
-/// their control plane (see [`control`]).
+/// Starts frps and frpc publishing `targets`, frpc reaching frps `via` a relay or not; with `admin`,
+/// both run their control plane (see [`control`]); `quic_lines` go under `[transport.quic]`
+/// in both config files.
 pub async fn start(
     ctx: &Ctx,
     dir: &Path,
     targets: Ports,
-    delay: Option<Duration>,
+    via: Via<'_>,
     admin: bool,
+    quic_lines: &str,
 ) -> Result<Tunnel> {
     let certs = certs(ctx).await?;
     let public = public_ports()?;
     let udp = free_port()?;
-    let relay = match delay {
-        Some(d) => Some(Relay::start(SocketAddr::from((LOCALHOST, udp)), d).await?),
-        None => None,
-    };
-    let dial = relay.as_ref().map_or(udp, |r| r.port);
+    let hop = hop(via, udp).await?;
+    let dial = hop.as_ref().map_or(udp, Hop::port);
     let frps_toml = dir.join("frps.toml");
     let frpc_toml = dir.join("frpc.toml");
     let mut frps_text = frps_config(&certs, udp, public);
     let mut frpc_text = frpc_config(&certs, dial, public, targets);
+    if !quic_lines.is_empty() {
+        // frps.toml has no [transport.quic] of its own; frpc.toml's is followed by the proxies.
+        frps_text.push_str(&format!("\n[transport.quic]\n{quic_lines}"));
+        let section = format!("[transport.quic]\n{quic_lines}");
+        frpc_text = frpc_text.replacen("[transport.quic]\n", &section, 1);
+    }
     let mut control = None;
     if admin {
         let ports = [("frps", free_port()?), ("frpc", free_port()?)];
@@ -62,7 +66,17 @@ pub async fn start(
         client: Some(Scope::Pid(client.pid())),
         control,
         guards: vec![client, server],
-        _relay: relay,
+        _hop: hop,
+    })
+}
+
+/// The relay (if any) between frpc and frps listening on `udp`.
+async fn hop(via: Via<'_>, udp: u16) -> Result<Option<Hop>> {
+    let upstream = SocketAddr::from((LOCALHOST, udp));
+    Ok(match via {
+        Via::Direct => None,
+        Via::Delay(d) => Some(Hop::Delay(Relay::start(upstream, d).await?)),
+        Via::Wan(wan) => Some(Hop::Wan(wan.route(upstream)?)),
     })
 }
 

@@ -16,6 +16,7 @@ use crate::probe::{accepts, echoes, serves_1k, wait_until};
 use crate::procs::{Guard, Scope};
 use crate::relay::Relay;
 use crate::targets::Ports;
+use crate::wan::relay::{Route, WanLink};
 
 /// How long a tunnel may take until all three services answer through it.
 const READY: Duration = Duration::from_secs(30);
@@ -175,7 +176,35 @@ pub struct Tunnel {
     control: Option<control::ControlPlane>,
     /// Children, stopped in this order when the tunnel is dropped (clients first).
     guards: Vec<Guard>,
-    _relay: Option<Relay>,
+    _hop: Option<Hop>,
+}
+
+/// What sits between frpc and frps (frp-quic only).
+#[derive(Debug, Clone, Copy)]
+pub enum Via<'a> {
+    /// frpc dials frps straight on loopback.
+    Direct,
+    /// A [`Relay`] holding each datagram this long in each direction.
+    Delay(Duration),
+    /// A route through the emulated WAN link (shared with every other route through it).
+    Wan(&'a WanLink),
+}
+
+/// The relay a tunnel keeps running for as long as it lives.
+#[derive(Debug)]
+pub enum Hop {
+    Delay(Relay),
+    Wan(Route),
+}
+
+impl Hop {
+    /// The UDP port frpc dials to go through the relay.
+    pub fn port(&self) -> u16 {
+        match self {
+            Hop::Delay(relay) => relay.port,
+            Hop::Wan(route) => route.port,
+        }
+    }
 }
 
 impl Tunnel {
@@ -192,7 +221,9 @@ impl Tunnel {
             PeerKind::Direct => return Ok(Self::direct(targets)),
             PeerKind::FrpQuic | PeerKind::FrpQuicAdmin => {
                 let admin = kind == PeerKind::FrpQuicAdmin;
-                frp::start(ctx, &ctx.setup_dir(kind)?, targets, delay, admin).await?
+                let via = delay.map_or(Via::Direct, Via::Delay);
+                let dir = ctx.setup_dir(kind)?;
+                frp::start(ctx, &dir, targets, via, admin, "").await?
             }
             PeerKind::Rathole => rathole::start(ctx, &ctx.setup_dir(kind)?, targets, false).await?,
             PeerKind::RatholeTls => {
@@ -211,6 +242,22 @@ impl Tunnel {
         Ok(tunnel)
     }
 
+    /// Starts frp-quic publishing `targets` with frpc reaching frps through `wan`;
+    /// `quic_lines` go under `[transport.quic]` in both config files. Returns once every
+    /// service answers through the public ports.
+    pub async fn start_wan(
+        ctx: &Ctx,
+        targets: Ports,
+        wan: &WanLink,
+        quic_lines: &str,
+    ) -> Result<Self> {
+        let kind = PeerKind::FrpQuic;
+        let dir = ctx.setup_dir(kind)?;
+        let mut tunnel = frp::start(ctx, &dir, targets, Via::Wan(wan), false, quic_lines).await?;
+        tunnel.wait_ready(kind).await?;
+        Ok(tunnel)
+    }
+
     fn direct(ports: Ports) -> Self {
         Self {
             ports,
@@ -218,7 +265,7 @@ impl Tunnel {
             client: None,
             control: None,
             guards: Vec::new(),
-            _relay: None,
+            _hop: None,
         }
     }
 

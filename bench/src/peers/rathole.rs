@@ -53,7 +53,7 @@ pub async fn start(ctx: &Ctx, dir: &Path, targets: Ports, tls: bool) -> Result<T
         client: Some(Scope::Pid(client.pid())),
         guards: vec![client, server],
         control: None,
-        _relay: None,
+        _hop: None,
     })
 }
 

@@ -43,7 +43,7 @@ pub async fn start(dir: &Path, targets: Ports) -> Result<Tunnel> {
         client: Some(Scope::Pid(client.pid())),
         guards: vec![client, server],
         control: None,
-        _relay: None,
+        _hop: None,
     })
 }
 
