@@ -34,6 +34,10 @@ pub enum PeerKind {
     #[value(name = "frp-quic+admin")]
     #[serde(rename = "frp-quic+admin")]
     FrpQuicAdmin,
+    /// frp-quic with quinn's Cubic (`congestionControl = "cubic"` at both ends) instead of
+    /// the default BBR-style controller: what the controller costs or gains on loopback.
+    #[value(name = "frp-quic-cubic")]
+    FrpQuicCubic,
     /// rathole 0.5 with its plain TCP transport.
     Rathole,
     /// rathole 0.5 with its TLS transport.
@@ -51,6 +55,7 @@ impl PeerKind {
             PeerKind::Direct => "direct",
             PeerKind::FrpQuic => "frp-quic",
             PeerKind::FrpQuicAdmin => "frp-quic+admin",
+            PeerKind::FrpQuicCubic => "frp-quic-cubic",
             PeerKind::Rathole => "rathole",
             PeerKind::RatholeTls => "rathole-tls",
             PeerKind::SshR => "ssh-R",
@@ -59,7 +64,10 @@ impl PeerKind {
 
     /// frps and frpc, with or without their control plane.
     pub fn is_frp(self) -> bool {
-        matches!(self, PeerKind::FrpQuic | PeerKind::FrpQuicAdmin)
+        matches!(
+            self,
+            PeerKind::FrpQuic | PeerKind::FrpQuicAdmin | PeerKind::FrpQuicCubic
+        )
     }
 }
 
@@ -145,8 +153,10 @@ impl Ctx {
         };
         match kind {
             PeerKind::Direct => None,
-            PeerKind::FrpQuic | PeerKind::FrpQuicAdmin => need(&self.bin_dir.join("frps"), "frps")
-                .or_else(|| need(&self.bin_dir.join("frpc"), "frpc")),
+            PeerKind::FrpQuic | PeerKind::FrpQuicAdmin | PeerKind::FrpQuicCubic => {
+                need(&self.bin_dir.join("frps"), "frps")
+                    .or_else(|| need(&self.bin_dir.join("frpc"), "frpc"))
+            }
             PeerKind::Rathole | PeerKind::RatholeTls => match &self.rathole {
                 None => Some("rathole not installed (see bench/install.sh)".into()),
                 Some(_) => crate::meta::find_tool("openssl")
@@ -219,11 +229,15 @@ impl Tunnel {
     ) -> Result<Self> {
         let mut tunnel = match kind {
             PeerKind::Direct => return Ok(Self::direct(targets)),
-            PeerKind::FrpQuic | PeerKind::FrpQuicAdmin => {
+            PeerKind::FrpQuic | PeerKind::FrpQuicAdmin | PeerKind::FrpQuicCubic => {
                 let admin = kind == PeerKind::FrpQuicAdmin;
+                let quic = match kind {
+                    PeerKind::FrpQuicCubic => "congestionControl = \"cubic\"\n",
+                    _ => "",
+                };
                 let via = delay.map_or(Via::Direct, Via::Delay);
                 let dir = ctx.setup_dir(kind)?;
-                frp::start(ctx, &dir, targets, via, admin, "").await?
+                frp::start(ctx, &dir, targets, via, admin, quic).await?
             }
             PeerKind::Rathole => rathole::start(ctx, &ctx.setup_dir(kind)?, targets, false).await?,
             PeerKind::RatholeTls => {
