@@ -73,7 +73,7 @@ impl Rig {
 
 /// How long the lossy-link test may take. At 5% random loss and 50 ms RTT a loss-based
 /// controller (Cubic) carries only ~80 KB/s each way (the Mathis limit), and the full figures
-/// took about four minutes on loopback; the default BBR-style controller takes about two. One
+/// take about four minutes on loopback (the BBR-style controller, `bbr`, about two). One
 /// of the slowest tests of the suite, kept at the figures rather than shrunk.
 const LOSSY_LIMIT: Duration = Duration::from_secs(480);
 
