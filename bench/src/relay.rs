@@ -202,46 +202,87 @@ pub async fn measured_rtt_ms(delay: Duration, samples: usize) -> Result<f64> {
     echo.set_read_timeout(Some(POLL))
         .context("echo: read timeout")?;
     let relay = Relay::start(echo_addr, delay).await?;
-    let done = Arc::new(AtomicBool::new(false));
-    let echo_done = Arc::clone(&done);
-    let echo_thread = std::thread::spawn(move || {
-        let mut buf = [0u8; 64];
-        while !echo_done.load(Ordering::Relaxed) {
-            if let Ok((n, from)) = echo.recv_from(&mut buf) {
-                let _ = echo.send_to(&buf[..n], from);
-            }
-        }
-    });
+    let echo = Echo::start(echo);
     let port = relay.port;
     let result = tokio::task::spawn_blocking(move || ping(port, delay, samples))
         .await
         .context("relay ping thread")?;
-    done.store(true, Ordering::Relaxed);
-    let _ = echo_thread.join();
+    drop(echo);
     drop(relay);
     result
 }
 
+/// A UDP echo on a thread of its own, answering every datagram of up to 64 bytes to its
+/// sender, until dropped. Its socket needs a read timeout, so the thread sees the stop flag.
+pub(crate) struct Echo {
+    stop: Arc<AtomicBool>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl Echo {
+    /// Starts echoing on `socket`.
+    pub(crate) fn start(socket: UdpSocket) -> Self {
+        let stop = Arc::new(AtomicBool::new(false));
+        let seen = Arc::clone(&stop);
+        let thread = std::thread::spawn(move || {
+            let mut buf = [0u8; 64];
+            while !seen.load(Ordering::Relaxed) {
+                if let Ok((n, from)) = socket.recv_from(&mut buf) {
+                    let _ = socket.send_to(&buf[..n], from);
+                }
+            }
+        });
+        Self {
+            stop,
+            thread: Some(thread),
+        }
+    }
+}
+
+impl Drop for Echo {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
 fn ping(port: u16, delay: Duration, samples: usize) -> Result<f64> {
+    let samples = samples.max(1);
+    let times = pings(port, 4 * delay + Duration::from_secs(1), samples)?;
+    // The delay relay loses nothing: a missing answer means it is not working.
+    anyhow::ensure!(
+        times.len() == samples,
+        "{} of {samples} pings had no answer through the relay",
+        samples - times.len()
+    );
+    Ok(crate::probe::percentile(&times, 50.0))
+}
+
+/// `samples` numbered datagrams sent one after another to `port` on loopback, each waiting up
+/// to `wait` for its echo: the round trips of those answered, in milliseconds, sorted.
+pub(crate) fn pings(port: u16, wait: Duration, samples: usize) -> Result<Vec<f64>> {
     let client = UdpSocket::bind((LOCALHOST, 0)).context("ping: bind")?;
     client.connect((LOCALHOST, port)).context("ping: connect")?;
     client
-        .set_read_timeout(Some(4 * delay + Duration::from_secs(1)))
+        .set_read_timeout(Some(wait))
         .context("ping: read timeout")?;
     let mut times = Vec::with_capacity(samples);
     let mut buf = [0u8; 64];
-    for i in 0..samples.max(1) {
+    for i in 0..samples as u64 {
         let start = Instant::now();
-        client
-            .send(&(i as u64).to_be_bytes())
-            .context("ping: send")?;
-        client
-            .recv(&mut buf)
-            .with_context(|| format!("ping {i}: no answer through the relay"))?;
-        times.push(start.elapsed().as_secs_f64() * 1e3);
+        client.send(&i.to_be_bytes()).context("ping: send")?;
+        // A late answer to an earlier ping would be taken for this one: match the number.
+        while let Ok(n) = client.recv(&mut buf) {
+            if buf[..n] == i.to_be_bytes() {
+                times.push(start.elapsed().as_secs_f64() * 1e3);
+                break;
+            }
+        }
     }
     times.sort_by(f64::total_cmp);
-    Ok(crate::probe::percentile(&times, 50.0))
+    Ok(times)
 }
 
 #[cfg(test)]

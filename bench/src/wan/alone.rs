@@ -12,6 +12,7 @@ use serde::Serialize;
 use super::link::Shape;
 use super::relay::{bind_udp, LinkStats, WanLink};
 use crate::procs::LOCALHOST;
+use crate::relay::{pings, Echo};
 
 /// Size of the blasted datagrams: a typical QUIC packet.
 const BLAST_DATAGRAM: usize = 1_200;
@@ -124,43 +125,15 @@ fn rtt_blocking(shape: Shape, samples: usize) -> Result<Rtt> {
     let link = WanLink::start(shape, 1_000)?;
     let echo = bind_udp()?;
     let route = link.route(echo.local_addr().context("echo address")?)?;
-    let done = Arc::new(AtomicBool::new(false));
-    let echo_done = Arc::clone(&done);
-    let echo_thread = std::thread::spawn(move || {
-        let mut buf = [0u8; 64];
-        while !echo_done.load(Ordering::Relaxed) {
-            if let Ok((n, from)) = echo.recv_from(&mut buf) {
-                let _ = echo.send_to(&buf[..n], from);
-            }
-        }
-    });
+    let echo = Echo::start(echo);
     let result = ping(route.port, shape, samples);
-    done.store(true, Ordering::Relaxed);
-    let _ = echo_thread.join();
+    drop(echo);
     result
 }
 
 fn ping(port: u16, shape: Shape, samples: usize) -> Result<Rtt> {
-    let client = UdpSocket::bind((LOCALHOST, 0)).context("ping: bind")?;
-    client.connect((LOCALHOST, port)).context("ping: connect")?;
     let wait = Duration::from_nanos(4 * shape.delay_ns) + Duration::from_millis(200);
-    client
-        .set_read_timeout(Some(wait))
-        .context("ping: timeout")?;
-    let mut times = Vec::with_capacity(samples);
-    let mut buf = [0u8; 64];
-    for i in 0..samples as u64 {
-        let start = Instant::now();
-        client.send(&i.to_be_bytes()).context("ping: send")?;
-        // A late answer to an earlier ping would be taken for this one: match the number.
-        while let Ok(n) = client.recv(&mut buf) {
-            if buf[..n] == i.to_be_bytes() {
-                times.push(start.elapsed().as_secs_f64() * 1e3);
-                break;
-            }
-        }
-    }
-    times.sort_by(f64::total_cmp);
+    let times = pings(port, wait, samples)?;
     anyhow::ensure!(!times.is_empty(), "no ping answered through the link");
     Ok(Rtt {
         median_ms: crate::probe::percentile(&times, 50.0),

@@ -87,6 +87,8 @@ pub struct Bbr {
     mode: Mode,
     mss: u64,
     window: u64,
+    /// Bytes in flight at the end of the last acknowledgement batch (quinn's count; the only
+    /// place the state machine reads it).
     in_flight: u64,
     sampler: Sampler,
     bandwidth: MaxFilter,
@@ -338,9 +340,8 @@ impl Bbr {
 }
 
 impl Controller for Bbr {
-    fn on_sent(&mut self, now: Instant, bytes: u64, _last_packet_number: u64) {
+    fn on_sent(&mut self, now: Instant, _bytes: u64, _last_packet_number: u64) {
         self.sampler.on_sent(now);
-        self.in_flight = self.in_flight.saturating_add(bytes);
     }
 
     fn on_ack(&mut self, now: Instant, sent: Instant, bytes: u64, _app: bool, _rtt: &RttEstimator) {
@@ -360,7 +361,6 @@ impl Controller for Bbr {
     fn on_congestion_event(&mut self, _now: Instant, _sent: Instant, persistent: bool, lost: u64) {
         // An ECN mark reports no bytes: count it as one datagram's worth.
         self.round.lost += if lost == 0 { self.mss } else { lost };
-        self.in_flight = self.in_flight.saturating_sub(lost);
         if persistent {
             // Every packet over several RTOs was lost: the model no longer describes the path.
             self.bandwidth.reset();
