@@ -196,6 +196,10 @@ pub struct ServerView {
     pub since: Option<String>,
     /// Round-trip time, milliseconds.
     pub rtt_ms: Option<f64>,
+    /// The transport of the connection: `quic`, or `tcp` (TLS over TCP, where UDP is
+    /// blocked).
+    #[serde(default)]
+    pub transport: Option<String>,
     /// The server's protocol minor.
     pub protocol_minor: Option<u16>,
     /// Why the last connection ended or failed.
@@ -218,6 +222,7 @@ impl ServerView {
             rtt_ms: rtt
                 .filter(|_| s.connected)
                 .map(|r| r.as_secs_f64() * 1000.0),
+            transport: s.transport.map(|t| t.as_str().to_string()),
             protocol_minor: s.server_minor,
             last_error: s.last_error.clone(),
             next_retry: s.next_retry.and_then(rfc3339),

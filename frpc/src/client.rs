@@ -168,7 +168,7 @@ impl Client {
             SessionEnd::Permanent(reason) => self.failed(SessionError::Permanent(reason), backoff),
             SessionEnd::Contested(reason) => self.failed(SessionError::Contested(reason), backoff),
             SessionEnd::Reconnect(answer) => Next::Connect(Some(answer)),
-            SessionEnd::Moved(reg, answer) => Next::Serve(reg, Some(answer)),
+            SessionEnd::Moved(reg, answer) => Next::Serve(reg, answer),
         }
     }
 

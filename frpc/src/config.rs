@@ -15,6 +15,7 @@ use sha2::{Digest as _, Sha256};
 
 use crate::backoff::BackoffSettings;
 pub use crate::config_http::{CorsSection, HeaderSection, Password};
+use crate::config_transport::Protocol;
 
 /// Streams the server may open toward the client at once: one per public connection in flight.
 pub const SERVER_STREAM_LIMIT: u32 = 10_000;
@@ -58,6 +59,10 @@ pub struct ClientTransport {
     /// `transport.quic`.
     #[serde(default)]
     pub quic: QuicSection,
+    /// `auto` (default), `quic` or `tcp`.
+    pub protocol: Option<String>,
+    /// frps's TCP port for the TCP transport (default: `serverPort`).
+    pub tcp_port: Option<u16>,
 }
 
 /// A `[[proxies]]` entry.
@@ -140,10 +145,6 @@ pub const UNSUPPORTED: &[Unsupported] = &[
     Unsupported {
         key: "visitors",
         hint: "visitors (stcp/xtcp) are not supported yet",
-    },
-    Unsupported {
-        key: "transport.protocol",
-        hint: "frp-quic always speaks QUIC; remove the key",
     },
     Unsupported {
         key: "transport.tcpMux",
@@ -247,6 +248,10 @@ pub struct ClientSettings {
     pub server_host: String,
     /// Server UDP port.
     pub server_port: u16,
+    /// Which transport to dial (`transport.protocol`).
+    pub protocol: Protocol,
+    /// Server TCP port for the TCP transport (`transport.tcpPort`).
+    pub tcp_port: u16,
     /// Name expected in the server's certificate.
     pub server_name: String,
     /// TLS: the client certificate and the CA the server certificate must chain to.
@@ -310,6 +315,8 @@ impl ClientSettings {
             server_name: host.clone(),
             server_host: host,
             server_port: port,
+            protocol: Protocol::Auto,
+            tcp_port: port,
             tls,
             proxies: Vec::new(),
             quic: QuicTuning::with_streams(SERVER_STREAM_LIMIT),
@@ -341,6 +348,8 @@ impl ClientSettings {
         same_tls
             && self.server_host == other.server_host
             && self.server_port == other.server_port
+            && self.protocol == other.protocol
+            && self.tcp_port == other.tcp_port
             && self.server_name == other.server_name
             && self.quic == other.quic
     }
@@ -376,6 +385,10 @@ impl ClientSettings {
         let tls = frp_certs::load_client_tls(&files.cert, &files.key, &files.ca)
             .map_err(|e| err(format!("transport.tls: {}", error_chain(&e))))?;
         let mut s = Self::new(host, file.server_port.unwrap_or(7000), Arc::new(tls));
+        if let Some(p) = &file.transport.protocol {
+            s.protocol = Protocol::parse(p).map_err(err)?;
+        }
+        s.tcp_port = file.transport.tcp_port.unwrap_or(s.server_port);
         s.tls_source = Some(TlsSource::read(files));
         if let Some(name) = &file.transport.tls.server_name {
             s.server_name = name.clone();
@@ -399,6 +412,9 @@ pub(crate) fn check_server(s: &ClientSettings) -> Result<(), String> {
     }
     if s.server_port == 0 {
         return Err("`serverPort = 0`: must be the server's UDP port (1-65535)".into());
+    }
+    if s.tcp_port == 0 {
+        return Err("`transport.tcpPort = 0`: must be the server's TCP port (1-65535)".into());
     }
     rustls::pki_types::ServerName::try_from(s.server_name.as_str()).map_err(|_| {
         format!(

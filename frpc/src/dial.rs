@@ -1,5 +1,6 @@
-//! Dialling the server: resolve, bind, the QUIC handshake, and what a failure means in
-//! words (which side refused and why, retry or give up).
+//! Dialling the server: resolve, bind, the QUIC handshake (or TLS over TCP, or both raced
+//! for `transport.protocol = "auto"`), and what a failure means in words (which side refused
+//! and why, retry or give up).
 
 use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::sync::atomic::Ordering;
@@ -9,11 +10,13 @@ use std::time::Duration;
 use anyhow::Context as _;
 use frp_proto::CloseCode;
 use frp_runtime::handshake::{Problem, RefusedBy, TlsRefusal};
+use frp_runtime::link::{Link, LinkError};
 use quinn::crypto::rustls::QuicClientConfig;
 use quinn::{ConnectionError, TransportErrorCode};
 use tracing::info;
 
 use crate::config::ClientSettings;
+use crate::config_transport::Protocol;
 use crate::handle::Shared;
 use crate::register::{Established, SessionError};
 
@@ -27,26 +30,50 @@ pub(crate) fn quic_config(settings: &ClientSettings) -> anyhow::Result<quinn::Cl
 }
 
 impl Shared {
-    /// Resolves the server, binds a UDP socket of the same family and completes a handshake.
+    /// Connects over the transport `settings` ask for (`auto`: QUIC, raced by TCP after a
+    /// head start).
     pub(crate) async fn connect(
+        &self,
+        settings: Arc<ClientSettings>,
+    ) -> Result<Established, SessionError> {
+        match settings.protocol {
+            Protocol::Quic => self.connect_quic(settings).await,
+            Protocol::Tcp => self.connect_tcp(settings).await,
+            Protocol::Auto => self.connect_auto(settings).await,
+        }
+    }
+
+    /// The server's address for this attempt on `port`. Each attempt takes the next address,
+    /// so one unreachable address (an IPv6 one on an IPv4-only host, say) cannot hide the
+    /// others.
+    pub(crate) async fn resolve(
+        &self,
+        s: &ClientSettings,
+        port: u16,
+    ) -> Result<SocketAddr, SessionError> {
+        let transient = |e: anyhow::Error| SessionError::Transient(format!("{e:#}"));
+        let addrs: Vec<SocketAddr> = tokio::net::lookup_host((s.server_host.as_str(), port))
+            .await
+            .with_context(|| format!("resolving {}:{port}", s.server_host))
+            .map_err(transient)?
+            .collect();
+        let attempt = self.attempts.fetch_add(1, Ordering::Relaxed);
+        addrs
+            .get(attempt % addrs.len().max(1))
+            .copied()
+            .ok_or_else(|| SessionError::Transient(format!("{} has no address", s.server_host)))
+    }
+
+    /// Resolves the server, binds a UDP socket of the same family and completes a QUIC
+    /// handshake.
+    pub(crate) async fn connect_quic(
         &self,
         settings: Arc<ClientSettings>,
     ) -> Result<Established, SessionError> {
         let s = &settings;
         let transient = |e: anyhow::Error| SessionError::Transient(format!("{e:#}"));
         let quic = quic_config(s).map_err(transient)?;
-        let addrs: Vec<SocketAddr> =
-            tokio::net::lookup_host((s.server_host.as_str(), s.server_port))
-                .await
-                .with_context(|| format!("resolving {}:{}", s.server_host, s.server_port))
-                .map_err(transient)?
-                .collect();
-        // Each attempt takes the next address, so one unreachable address (an IPv6 one on an
-        // IPv4-only host, say) cannot hide the others.
-        let attempt = self.attempts.fetch_add(1, Ordering::Relaxed);
-        let addr = *addrs
-            .get(attempt % addrs.len().max(1))
-            .ok_or_else(|| SessionError::Transient(format!("{} has no address", s.server_host)))?;
+        let addr = self.resolve(s, s.server_port).await?;
         let local: SocketAddr = match addr {
             SocketAddr::V4(_) => (Ipv4Addr::UNSPECIFIED, 0).into(),
             SocketAddr::V6(_) => (Ipv6Addr::UNSPECIFIED, 0).into(),
@@ -58,14 +85,14 @@ impl Shared {
             .map_err(|e| connect_error(addr, e))?;
         let conn = match tokio::time::timeout(s.connect_timeout, connecting).await {
             Ok(Ok(conn)) => conn,
-            Ok(Err(e)) => return Err(classify(&e)),
+            Ok(Err(e)) => return Err(classify_quic(&e)),
             Err(_) => return Err(no_answer(addr, s.connect_timeout)),
         };
-        info!(server = %addr, "connected to server");
+        info!(server = %addr, transport = "quic", "connected to server");
         Ok(Established {
             settings,
-            endpoint,
-            conn,
+            endpoint: Some(endpoint),
+            conn: Link::Quic(conn),
         })
     }
 }
@@ -86,29 +113,42 @@ pub(crate) fn contested_delay() -> Duration {
 ///
 /// Certificate and version failures and explicit refusals by the server are permanent; other
 /// TLS alerts (internal errors, decode errors) and everything else are retried.
-pub(crate) fn classify(e: &ConnectionError) -> SessionError {
-    if let Some(refusal) = TlsRefusal::of(e) {
-        let reason = refusal_words(&refusal);
-        return if refusal.is_permanent() {
-            SessionError::Permanent(reason)
-        } else {
-            SessionError::Transient(reason)
-        };
+pub(crate) fn classify(e: &LinkError) -> SessionError {
+    if let Some((code, reason)) = e.closed_by_peer() {
+        return closed_by_server(code, &reason);
     }
     match e {
-        ConnectionError::ApplicationClosed(c) => {
-            let code = CloseCode::from_code(c.error_code.into_inner());
-            let reason = String::from_utf8_lossy(&c.reason);
-            match code {
-                Some(
-                    CloseCode::UnsupportedVersion | CloseCode::Unauthorized | CloseCode::Revoked,
-                ) => SessionError::Permanent(format!("server refused this client: {reason}")),
-                Some(CloseCode::IdentityInUse) => {
-                    SessionError::Contested(format!("server refused this client: {reason}"))
-                }
-                _ => SessionError::Transient(format!("server closed the connection: {reason}")),
-            }
+        LinkError::Quic(e) => classify_quic(e),
+        LinkError::TcpTimedOut => {
+            SessionError::Transient("the server stopped answering (idle timeout)".into())
         }
+        other => SessionError::Transient(other.to_string()),
+    }
+}
+
+/// The server closed the connection on purpose with `code`.
+fn closed_by_server(code: u64, reason: &str) -> SessionError {
+    match CloseCode::from_code(code) {
+        Some(CloseCode::UnsupportedVersion | CloseCode::Unauthorized | CloseCode::Revoked) => {
+            SessionError::Permanent(format!("server refused this client: {reason}"))
+        }
+        Some(CloseCode::IdentityInUse) => {
+            SessionError::Contested(format!("server refused this client: {reason}"))
+        }
+        _ => SessionError::Transient(format!("server closed the connection: {reason}")),
+    }
+}
+
+/// [`classify`] for a QUIC connection's end.
+pub(crate) fn classify_quic(e: &ConnectionError) -> SessionError {
+    if let Some(refusal) = TlsRefusal::of(e) {
+        return refusal_error(&refusal);
+    }
+    match e {
+        ConnectionError::ApplicationClosed(c) => closed_by_server(
+            c.error_code.into_inner(),
+            &String::from_utf8_lossy(&c.reason),
+        ),
         ConnectionError::VersionMismatch => {
             SessionError::Permanent("server speaks no QUIC version we support".into())
         }
@@ -128,6 +168,16 @@ pub(crate) fn classify(e: &ConnectionError) -> SessionError {
             SessionError::Transient("the server stopped answering (idle timeout)".into())
         }
         other => SessionError::Transient(other.to_string()),
+    }
+}
+
+/// A TLS refusal as a session error: permanent when retrying cannot fix it.
+pub(crate) fn refusal_error(refusal: &TlsRefusal) -> SessionError {
+    let reason = refusal_words(refusal);
+    if refusal.is_permanent() {
+        SessionError::Permanent(reason)
+    } else {
+        SessionError::Transient(reason)
     }
 }
 
@@ -194,12 +244,12 @@ mod tests {
     #[test]
     fn a_contested_identity_waits_a_minute_and_unknown_codes_are_retried() {
         let code = CloseCode::IdentityInUse.code();
-        match classify(&closed(code, "identity x is already connected")) {
+        match classify_quic(&closed(code, "identity x is already connected")) {
             SessionError::Contested(r) => assert!(r.contains("already connected"), "{r}"),
             other => panic!("{other:?}"),
         }
         assert!(matches!(
-            classify(&closed(99, "newer")),
+            classify_quic(&closed(99, "newer")),
             SessionError::Transient(_)
         ));
         let delay = contested_delay();

@@ -28,7 +28,7 @@ pub(crate) struct Shared {
     pub(crate) gauges: ClientGauges,
     pub(crate) metrics: Metrics,
     /// The current session's connection, for its RTT.
-    pub(crate) conn: Mutex<Option<quinn::Connection>>,
+    pub(crate) conn: Mutex<Option<frp_runtime::link::Link>>,
     pub(crate) commands: mpsc::Sender<Apply>,
     /// Old sessions draining after a reload replaced them.
     pub(crate) background: TaskTracker,
@@ -87,7 +87,7 @@ impl Shared {
     pub(crate) fn session_up(
         &self,
         settings: &Arc<ClientSettings>,
-        conn: &quinn::Connection,
+        conn: &frp_runtime::link::Link,
         minor: u16,
     ) {
         self.adopt(settings);
@@ -96,6 +96,7 @@ impl Shared {
             s.connected = true;
             s.sessions += 1;
             s.server_addr = Some(conn.remote_address());
+            s.transport = Some(conn.transport());
             s.server_minor = Some(minor);
             s.since = Some(SystemTime::now());
             s.next_retry = None;
@@ -112,7 +113,7 @@ impl Shared {
     /// The current session's round-trip time.
     pub(crate) fn rtt(&self) -> Option<Duration> {
         let conn = self.conn.lock().unwrap_or_else(|p| p.into_inner());
-        conn.as_ref().map(quinn::Connection::rtt)
+        conn.as_ref().map(frp_runtime::link::Link::rtt)
     }
 }
 

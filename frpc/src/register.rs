@@ -8,8 +8,8 @@ use frp_proto::{
     AddProxies, CloseCode, ControlCodec, ControlMsg, Hello, ProxyName, ProxyOutcome, ProxyResult,
     ProxySpec, PROTOCOL_MINOR,
 };
+use frp_runtime::link::{Link as Connection, LinkRecv as RecvStream, LinkSend as SendStream};
 use futures_util::{SinkExt as _, StreamExt as _};
-use quinn::{Connection, RecvStream, SendStream, VarInt};
 use tokio_util::codec::{FramedRead, FramedWrite};
 use tracing::info;
 
@@ -40,11 +40,12 @@ impl SessionError {
     }
 }
 
-/// A connection whose QUIC handshake completed, made with `settings`.
+/// A connection whose handshake completed, made with `settings`.
 #[derive(Debug)]
 pub(crate) struct Established {
     pub(crate) settings: Arc<ClientSettings>,
-    pub(crate) endpoint: quinn::Endpoint,
+    /// The QUIC endpoint (none over TCP).
+    pub(crate) endpoint: Option<quinn::Endpoint>,
     pub(crate) conn: Connection,
 }
 
@@ -64,7 +65,7 @@ pub(crate) struct Registered {
 /// refused when it does not (an older server still serves the tcp proxies).
 pub(crate) async fn register(est: Established) -> Result<Registered, SessionError> {
     let conn = &est.conn;
-    let (send, recv) = conn.open_bi().await.map_err(|e| classify(&e))?;
+    let (send, recv) = conn.open_control().await.map_err(|e| classify(&e))?;
     let mut writer = FramedWrite::new(send, ControlCodec::new());
     let mut reader = FramedRead::new(recv, ControlCodec::new());
     let (vhost, tcp) = crate::config_proxies::registration(&est.settings.proxies);
@@ -182,7 +183,7 @@ fn unexpected(conn: &Connection, wanted: &str, got: &ControlMsg) -> SessionError
 
 /// Closes `conn` with `code` and reports a transient failure.
 fn give_up(conn: &Connection, code: CloseCode, reason: String) -> SessionError {
-    conn.close(VarInt::from_u32(code.code()), reason.as_bytes());
+    conn.close(code.code(), reason.as_bytes());
     SessionError::Transient(reason)
 }
 

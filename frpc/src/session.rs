@@ -8,9 +8,9 @@ use std::time::Duration;
 use frp_proto::{
     CloseCode, ControlMsg, GoingAway, ProxyId, ProxyName, ProxyOutcome, ProxyResult, StreamCode,
 };
+use frp_runtime::link::{Link as Connection, LinkError, LinkRecv, LinkSend};
 use frp_runtime::splice::reset_stream;
 use futures_util::{SinkExt as _, StreamExt as _};
-use quinn::{Connection, VarInt};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
@@ -42,8 +42,9 @@ pub(crate) enum SessionEnd {
     Contested(String),
     /// A reload needs a new session at once (the server is older than minor 2).
     Reconnect(Answer),
-    /// The connection moved to new server settings: serve this session instead.
-    Moved(Box<Registered>, Answer),
+    /// The connection moved (to new server settings, or back to QUIC): serve this session
+    /// instead, answering the reload that moved it.
+    Moved(Box<Registered>, Option<Answer>),
 }
 
 /// A reload to answer once the next session has registered.
@@ -57,7 +58,7 @@ pub(crate) struct Answer {
 pub(crate) struct Session {
     pub(crate) shared: Arc<Shared>,
     pub(crate) settings: Arc<ClientSettings>,
-    pub(crate) endpoint: quinn::Endpoint,
+    pub(crate) endpoint: Option<quinn::Endpoint>,
     pub(crate) conn: Connection,
     pub(crate) reader: Reader,
     pub(crate) writer: Writer,
@@ -70,6 +71,8 @@ pub(crate) struct Session {
     pub(crate) reading: bool,
     /// Whether we sent `GoingAway` (a session sends it once).
     pub(crate) said_goodbye: bool,
+    /// Whether the server sent `GoingAway`: its control stream may end or be reset after it.
+    pub(crate) server_leaving: bool,
 }
 
 impl Session {
@@ -90,6 +93,7 @@ impl Session {
             reload: None,
             reading: true,
             said_goodbye: false,
+            server_leaving: false,
         };
         s.shared.session_up(&s.settings, &s.conn, s.minor);
         s.apply_results(reg.results);
@@ -110,6 +114,7 @@ impl Session {
         shutdown: &CancellationToken,
     ) -> SessionEnd {
         let mut moving: Option<Moving> = None;
+        let mut probe = crate::probe::next_probe(&self.settings, self.conn.transport());
         let end = loop {
             let idle = self.reload.is_none() && moving.is_none();
             let deadline = self.reload.as_ref().map(|f| f.deadline);
@@ -132,12 +137,14 @@ impl Session {
                         Applied::End(end) => break end,
                     }
                 }
-                () = async {
-                    match deadline {
-                        Some(at) => tokio::time::sleep_until(at).await,
-                        None => std::future::pending().await,
-                    }
-                } => break self.violation("no answer to our proxy changes in time".into()),
+                () = crate::probe::until(deadline) => {
+                    break self.violation("no answer to our proxy changes in time".into());
+                }
+                () = crate::probe::until(probe), if idle => {
+                    let attempt = self.shared.attempt_quic(Arc::clone(&self.settings));
+                    moving = Some(Moving { attempt, answer: None });
+                    probe = crate::probe::next_probe(&self.settings, self.conn.transport());
+                }
                 result = async {
                     match moving.as_mut() {
                         Some(m) => m.attempt.as_mut().await,
@@ -152,11 +159,11 @@ impl Session {
                 }
             }
         };
-        self.finish(end).await
+        self.finish(end, shutdown).await
     }
 
     /// What the session does on its way out, by how it ended.
-    async fn finish(mut self, end: SessionEnd) -> SessionEnd {
+    async fn finish(mut self, end: SessionEnd, shutdown: &CancellationToken) -> SessionEnd {
         if let Some(f) = self.reload.take() {
             let report = ReloadReport {
                 connected: false,
@@ -166,15 +173,23 @@ impl Session {
         }
         self.shared.session_down();
         match &end {
-            SessionEnd::Shutdown => self.drain("client shutting down").await,
+            SessionEnd::Shutdown => self.drain("client shutting down", None).await,
             SessionEnd::Reconnect(_) | SessionEnd::Moved(..) => {
                 let background = self.shared.background.clone();
-                background.spawn(async move { self.drain("client reconnecting").await });
+                // Moving back to QUIC, open connections finish on TCP however long they take
+                // (until the client shuts down); a reload's move gives them the grace period.
+                let hold = match &end {
+                    SessionEnd::Moved(_, None) => Some(shutdown.clone()),
+                    _ => None,
+                };
+                background.spawn(async move { self.drain("client reconnecting", hold).await });
             }
             SessionEnd::Lost(_) | SessionEnd::Permanent(_) | SessionEnd::Contested(_) => {
                 // Give the close a moment to reach the server so it frees our ports at once.
-                let wait = self.endpoint.wait_idle();
-                let _ = tokio::time::timeout(Duration::from_secs(1), wait).await;
+                if let Some(endpoint) = &self.endpoint {
+                    let wait = endpoint.wait_idle();
+                    let _ = tokio::time::timeout(Duration::from_secs(1), wait).await;
+                }
             }
         }
         end
@@ -182,7 +197,7 @@ impl Session {
 
     /// The connection ended. A move under way may still succeed: its new connection is what
     /// took this one's place when the server is the same.
-    async fn lost(&mut self, e: &quinn::ConnectionError, moving: Option<Moving>) -> SessionEnd {
+    async fn lost(&mut self, e: &LinkError, moving: Option<Moving>) -> SessionEnd {
         if let Some(m) = moving {
             let result = m.attempt.await;
             if let Some(end) = moved_end(result, m.answer) {
@@ -192,7 +207,7 @@ impl Session {
         ended(classify(e))
     }
 
-    fn spawn_stream(&self, send: quinn::SendStream, recv: quinn::RecvStream) {
+    fn spawn_stream(&self, send: LinkSend, recv: LinkRecv) {
         let targets = Arc::clone(&self.targets);
         let shared = Arc::clone(&self.shared);
         self.streams
@@ -207,6 +222,7 @@ impl Session {
         match msg {
             Some(Ok(ControlMsg::GoingAway(g))) => {
                 info!(reason = %g.reason, "server is going away; open streams may finish");
+                self.server_leaving = true;
                 None
             }
             Some(Ok(ControlMsg::ProxiesClosed(c))) if self.minor >= 2 => {
@@ -232,7 +248,7 @@ impl Session {
                 Some(self.violation(reason))
             }
             // The connection ending also ends the control stream; accept_bi reports why.
-            Some(Err(_)) | None if self.conn.close_reason().is_some() => {
+            Some(Err(_)) | None if self.server_leaving || self.conn.close_reason().is_some() => {
                 self.reading = false;
                 None
             }
@@ -285,19 +301,24 @@ impl Session {
 
     pub(crate) fn violation(&self, reason: String) -> SessionEnd {
         warn!(%reason, "protocol violation by server");
-        self.conn.close(
-            VarInt::from_u32(CloseCode::ProtocolViolation.code()),
-            reason.as_bytes(),
-        );
+        self.conn
+            .close(CloseCode::ProtocolViolation.code(), reason.as_bytes());
         SessionEnd::Lost(reason)
     }
 
     /// Graceful stop: tell the server (it closes our public ports), let open streams finish
-    /// within the grace period, then close the connection.
-    async fn drain(mut self, why: &str) {
+    /// within the grace period (which starts once `hold`, if any, is cancelled), then close
+    /// the connection.
+    async fn drain(mut self, why: &str, hold: Option<CancellationToken>) {
         self.going_away(why).await;
         self.streams.close();
-        let grace = tokio::time::sleep(self.settings.grace);
+        let period = self.settings.grace;
+        let grace = async move {
+            if let Some(hold) = hold {
+                hold.cancelled().await;
+            }
+            tokio::time::sleep(period).await;
+        };
         tokio::pin!(grace);
         loop {
             tokio::select! {
@@ -316,11 +337,12 @@ impl Session {
             }
         }
         let code = CloseCode::ClientShutdown;
-        self.conn
-            .close(VarInt::from_u32(code.code()), b"client shutting down");
+        self.conn.close(code.code(), b"client shutting down");
         // Let the splices see the close and reset their sockets before the caller moves on.
         let _ = tokio::time::timeout(NOTICE_WAIT, self.streams.wait()).await;
-        let _ = tokio::time::timeout(NOTICE_WAIT, self.endpoint.wait_idle()).await;
+        if let Some(endpoint) = &self.endpoint {
+            let _ = tokio::time::timeout(NOTICE_WAIT, endpoint.wait_idle()).await;
+        }
     }
 }
 

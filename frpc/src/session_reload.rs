@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use frp_proto::{AddProxies, ProxiesClosed, ProxyId, ProxyName, RemoveProxies};
 use futures_util::future::BoxFuture;
-use tracing::{info, warn};
+use tracing::{debug, info, warn};
 
 use crate::config::LocalProxy;
 use crate::register::{send_msg, sendable, Registered, SessionError};
@@ -14,10 +14,11 @@ use crate::reload::{restart_needed, Apply, Origin, ProxyDiff, ReloadError, Reloa
 use crate::session::{Answer, Session, SessionEnd};
 use crate::status::ProxyState;
 
-/// A connection being made with new server settings while this one still serves.
+/// A connection being made while this one still serves: with new server settings (a
+/// reload, answered once it is done), or over QUIC again (`auto` on TCP, no answer).
 pub(crate) struct Moving {
     pub(crate) attempt: BoxFuture<'static, Result<Registered, SessionError>>,
-    pub(crate) answer: Answer,
+    pub(crate) answer: Option<Answer>,
 }
 
 /// A reload waiting for the server's answers.
@@ -110,7 +111,10 @@ impl Session {
                 report,
             };
             info!(server = %new.server_display(), "moving the connection to new server settings");
-            return Applied::Move(Moving { attempt, answer });
+            return Applied::Move(Moving {
+                attempt,
+                answer: Some(answer),
+            });
         }
         if apply.origin == Origin::Server {
             // Nothing about the server changed: nothing to move.
@@ -218,10 +222,22 @@ pub(crate) enum Applied {
 /// reload is answered with why the new one failed.
 pub(crate) fn moved_end(
     result: Result<Registered, SessionError>,
-    answer: Answer,
+    answer: Option<Answer>,
 ) -> Option<SessionEnd> {
+    let Some(answer) = answer else {
+        return match result {
+            Ok(reg) => {
+                info!("QUIC works again: moving the connection back from TCP");
+                Some(SessionEnd::Moved(Box::new(reg), None))
+            }
+            Err(e) => {
+                debug!(reason = %e.reason(), "QUIC still does not connect; staying on TCP");
+                None
+            }
+        };
+    };
     match result {
-        Ok(reg) => Some(SessionEnd::Moved(Box::new(reg), answer)),
+        Ok(reg) => Some(SessionEnd::Moved(Box::new(reg), Some(answer))),
         Err(e) => {
             warn!(reason = %e.reason(), "new server settings failed; keeping the current connection");
             let error = ReloadError::Server(e.reason().to_string());

@@ -23,6 +23,8 @@ pub struct ClientStatus {
     pub server: String,
     /// The address of the server the current session is connected to.
     pub server_addr: Option<SocketAddr>,
+    /// The transport of the current session.
+    pub transport: Option<frp_runtime::link::Transport>,
     /// The server's protocol minor in the current session.
     pub server_minor: Option<u16>,
     /// When the current state (connected, or not) began.
@@ -108,6 +110,7 @@ impl ClientStatus {
     pub(crate) fn disconnected(&mut self) {
         self.connected = false;
         self.server_addr = None;
+        self.transport = None;
         self.server_minor = None;
         self.since = Some(SystemTime::now());
         for state in self.proxies.values_mut() {

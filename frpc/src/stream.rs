@@ -5,9 +5,9 @@ use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use frp_proto::{read_data_header, ProxyId, StreamCode};
+use frp_runtime::link::{LinkRecv as RecvStream, LinkSend as SendStream};
 use frp_runtime::splice::{reset_stream, splice_idle};
 use frp_runtime::Gauge;
-use quinn::{RecvStream, SendStream};
 use tokio::net::TcpStream;
 use tracing::{debug, warn};
 

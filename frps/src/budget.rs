@@ -93,6 +93,19 @@ impl Budget {
         self.state.lock().unwrap_or_else(|p| p.into_inner())
     }
 
+    /// Resolves once no ticket is held: every connection of the client has ended.
+    pub async fn drained(&self) {
+        loop {
+            let returned = self.returned.notified();
+            tokio::pin!(returned);
+            returned.as_mut().enable();
+            if self.state().used == 0 {
+                return;
+            }
+            returned.await;
+        }
+    }
+
     /// Adds a proxy that may hold at most `max` connections; it leaves when the [`Share`] is
     /// dropped.
     pub fn join(self: &Arc<Self>, max: usize) -> Share {

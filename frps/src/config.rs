@@ -118,6 +118,8 @@ pub struct ServerTransport {
     /// `transport.quic`.
     #[serde(default)]
     pub quic: QuicSection,
+    /// The TCP port for frpc over the TCP transport (default: `bindPort`; 0: none).
+    pub tcp_port: Option<u16>,
 }
 
 /// A `[[clients]]` entry: settings for one client identity (its certificate's name).
@@ -156,6 +158,12 @@ pub const UNSUPPORTED: &[Unsupported] = &[
 pub struct ServerSettings {
     /// The QUIC endpoint's address.
     pub bind: SocketAddr,
+    /// Where frpc connects over the TCP transport (`transport.tcpPort`); `None`: only on
+    /// `vhostHTTPSPort`, by ALPN, when that is set.
+    pub tcp_bind: Option<SocketAddr>,
+    /// Whether failing to bind `tcp_bind` stops frps (`transport.tcpPort` set) or is only
+    /// warned about (the default port, which something else may hold).
+    pub tcp_required: bool,
     /// The IP address public TCP listeners bind.
     pub proxy_bind_ip: IpAddr,
     /// Who may publish which ports.
@@ -209,6 +217,8 @@ impl ServerSettings {
     pub fn new(tls: Arc<rustls::ServerConfig>) -> Self {
         Self {
             bind: SocketAddr::new(IpAddr::V4(Ipv4Addr::UNSPECIFIED), DEFAULT_BIND_PORT),
+            tcp_bind: None,
+            tcp_required: true,
             proxy_bind_ip: IpAddr::V4(Ipv4Addr::UNSPECIFIED),
             policy: PortPolicy::default(),
             tls,
@@ -263,6 +273,11 @@ impl ServerSettings {
         let ip = file.bind_addr.unwrap_or(s.bind.ip());
         s.bind = SocketAddr::new(ip, file.bind_port.unwrap_or(DEFAULT_BIND_PORT));
         s.proxy_bind_ip = file.proxy_bind_addr.unwrap_or(ip);
+        s.tcp_bind = match file.transport.tcp_port.unwrap_or(s.bind.port()) {
+            0 => None,
+            port => Some(SocketAddr::new(ip, port)),
+        };
+        s.tcp_required = file.transport.tcp_port.is_some();
         s.policy = policy(&file).map_err(err)?;
         s.quic = file.transport.quic.tuning(path, s.quic)?;
         s.handshakes = file.transport.quic.handshake_limits(path)?;

@@ -37,6 +37,7 @@ mod session_vhost;
 pub mod stats;
 pub mod status;
 pub mod takeover;
+mod tcp_transport;
 pub mod vhost;
 
 pub use admin::ServerApi;

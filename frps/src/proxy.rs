@@ -1,4 +1,4 @@
-//! Public TCP listeners: each accepted connection becomes a server-opened QUIC stream.
+//! Public TCP listeners: each accepted connection becomes a server-opened tunnel stream.
 //!
 //! A connection is admitted only while its source address holds fewer than
 //! `maxConnectionsPerIP` connections to this port (an IPv4 address or IPv6 /64, four times
@@ -38,7 +38,7 @@ pub struct TcpProxy {
     /// The bound public listener.
     pub listener: TcpListener,
     /// The client's connection.
-    pub conn: quinn::Connection,
+    pub conn: frp_runtime::link::Link,
     /// Where per-connection tasks are tracked, so shutdown can wait for them.
     pub streams: TaskTracker,
     /// How long a visitor waits for a stream in the client's connection.
@@ -114,7 +114,7 @@ impl TcpProxy {
 
 /// What one public connection needs to get its stream.
 pub(crate) struct OpenStream {
-    pub(crate) conn: quinn::Connection,
+    pub(crate) conn: frp_runtime::link::Link,
     pub(crate) id: ProxyId,
     pub(crate) name: ProxyName,
     pub(crate) timeout: Duration,
@@ -154,13 +154,13 @@ pub(crate) async fn forward(open: OpenStream, tcp: TcpStream, visitor: SocketAdd
     first.extend_from_slice(&prefix);
     if let Err(e) = take_ready_bytes(&tcp, &mut first) {
         debug!(proxy = %name, %visitor, error = %e, "visitor reset before forwarding");
-        let _ = send.reset(quinn::VarInt::from_u32(StreamCode::VisitorReset.code()));
+        send.reset(StreamCode::VisitorReset.code());
         return reset_tcp(tcp);
     }
     let first_len = first.len();
     if let Err(e) = send.write_chunk(first.freeze()).await {
         debug!(proxy = %name, %visitor, error = %e, "writing stream header failed");
-        let _ = send.reset(quinn::VarInt::from_u32(StreamCode::Internal.code()));
+        send.reset(StreamCode::Internal.code());
         return reset_tcp(tcp);
     }
     drop(open.permit);

@@ -1,4 +1,4 @@
-//! The QUIC endpoint, its accept loop, and graceful shutdown.
+//! The QUIC endpoint, its accept loop, the TCP transport's listener, and graceful shutdown.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -7,9 +7,11 @@ use std::time::{Duration, SystemTime};
 
 use anyhow::Context as _;
 use frp_proto::CloseCode;
+use frp_runtime::link::Link;
 use quinn::crypto::rustls::QuicServerConfig;
 use quinn::VarInt;
 use rustls::pki_types::CertificateDer;
+use tokio::net::TcpListener;
 use tokio::sync::{broadcast, watch};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
@@ -22,6 +24,7 @@ use crate::gauges::ServerGauges;
 use crate::registry::{Registry, ServerStatus};
 use crate::revocation::Revocations;
 use crate::session::{close, Session};
+use crate::tcp_transport::TcpDoor;
 use crate::vhost::{AccessEntry, AccessLog, Listeners};
 use frp_runtime::transport::EndpointSecret;
 
@@ -53,6 +56,8 @@ pub(crate) struct Shared {
     pub(crate) access: AccessLog,
     /// The ACME certificate manager, with `[vhostHTTPS.acme]`.
     pub(crate) acme: Option<Arc<crate::acme::Acme>>,
+    /// Where tunnels over the TCP transport are taken on (its port and `vhostHTTPSPort`).
+    pub(crate) tcp_door: TcpDoor,
 }
 
 impl Shared {
@@ -83,6 +88,9 @@ impl Shared {
 #[derive(Debug)]
 pub struct Server {
     endpoint: quinn::Endpoint,
+    /// `transport.tcpPort`'s listener, until `run` serves it.
+    tcp: Option<TcpListener>,
+    tcp_addr: Option<SocketAddr>,
     shared: Arc<Shared>,
     vhost: Listeners,
     admission: Arc<Admission>,
@@ -105,6 +113,17 @@ impl Server {
         let handshake_stats = HandshakeStats::default();
         let admission = Admission::new(settings.handshakes, handshake_stats.clone());
         let vhost = Listeners::bind(settings.proxy_bind_ip, &settings.vhost)?;
+        let tcp = match settings.tcp_bind.map(bind_tcp) {
+            Some(Ok(listener)) => Some(listener),
+            Some(Err(e)) if settings.tcp_required => return Err(e),
+            Some(Err(e)) => {
+                warn!(error = %format!("{e:#}"), "no tcp transport on the default port (set transport.tcpPort)");
+                None
+            }
+            None => None,
+        };
+        let tcp_addr = tcp.as_ref().map(TcpListener::local_addr).transpose()?;
+        let tcp_door = TcpDoor::new(&settings);
         let revoked = RwLock::new(Arc::new(settings.revoked.clone()));
         let acme = match settings.vhost.acme.clone() {
             Some(s) => Some(
@@ -124,9 +143,12 @@ impl Server {
             vhost_addrs: vhost.addrs(),
             access: AccessLog::default(),
             acme,
+            tcp_door,
         });
         Ok(Self {
             endpoint,
+            tcp,
+            tcp_addr,
             shared,
             vhost,
             admission: Arc::new(admission),
@@ -142,6 +164,11 @@ impl Server {
     /// The address of `vhostHTTPSPort`, when configured.
     pub fn vhost_https_addr(&self) -> Option<SocketAddr> {
         self.shared.vhost_addrs.1
+    }
+
+    /// The address frpc reaches over the TCP transport (`transport.tcpPort`), when bound.
+    pub fn tcp_addr(&self) -> Option<SocketAddr> {
+        self.tcp_addr
     }
 
     /// Access-log entries of the HTTP requests served from now on.
@@ -205,6 +232,11 @@ impl Server {
         let sessions = TaskTracker::new();
         crate::vhost::spawn(std::mem::take(&mut self.vhost), &self.shared, &sessions);
         sessions.spawn(watch_paths(Arc::clone(&self.shared)));
+        if let Some(listener) = self.tcp.take() {
+            let door = self.shared.tcp_door.clone();
+            let tracker = sessions.clone();
+            sessions.spawn(door.serve(listener, Arc::clone(&self.shared), tracker));
+        }
         loop {
             tokio::select! {
                 _ = shutdown.cancelled() => break,
@@ -247,6 +279,10 @@ impl Server {
         let code = CloseCode::ServerShutdown;
         self.endpoint
             .close(VarInt::from_u32(code.code()), b"server shutting down");
+        // Tunnels over TCP are not the endpoint's: close them one by one.
+        for (_, conn) in self.shared.registry.sessions_where(|_| true) {
+            close(&conn, code, "server shutting down");
+        }
         sessions.close();
         sessions.wait().await;
         let _ = tokio::time::timeout(CLOSE_WAIT, self.endpoint.wait_idle()).await;
@@ -284,6 +320,13 @@ async fn accept(incoming: quinn::Incoming, shared: Arc<Shared>, handshake: Hands
     };
     admission.completed();
     drop(handshake.slot);
+    admit_link(Link::Quic(conn), shared).await;
+}
+
+/// Runs the session of a connection whose handshake completed, over either transport, once
+/// its certificate names a usable identity that is not revoked.
+pub(crate) async fn admit_link(conn: Link, shared: Arc<Shared>) {
+    let remote = conn.remote_address();
     if shared.shutdown.is_cancelled() {
         return close(&conn, CloseCode::ServerShutdown, "server shutting down");
     }
@@ -304,11 +347,8 @@ async fn accept(incoming: quinn::Incoming, shared: Arc<Shared>, handshake: Hands
 }
 
 /// The client's identity (the common name of its verified certificate) and that certificate.
-fn identity_of(conn: &quinn::Connection) -> anyhow::Result<(String, CertificateDer<'static>)> {
-    let certs = conn
-        .peer_identity()
-        .and_then(|any| any.downcast::<Vec<CertificateDer<'static>>>().ok())
-        .context("no client certificate")?;
+fn identity_of(conn: &Link) -> anyhow::Result<(String, CertificateDer<'static>)> {
+    let certs = conn.peer_certificates().context("no client certificate")?;
     let leaf = certs
         .into_iter()
         .next()
@@ -316,6 +356,14 @@ fn identity_of(conn: &quinn::Connection) -> anyhow::Result<(String, CertificateD
     let name = frp_certs::peer_identity(&leaf)?;
     frp_certs::validate_identity(&name)?;
     Ok((name, leaf))
+}
+
+/// Binds the TCP transport's listener.
+fn bind_tcp(addr: SocketAddr) -> anyhow::Result<TcpListener> {
+    let std = std::net::TcpListener::bind(addr)
+        .with_context(|| format!("binding transport.tcpPort {addr}"))?;
+    std.set_nonblocking(true)?;
+    Ok(TcpListener::from_std(std)?)
 }
 
 /// Rereads the revocation list and disconnects clients it now lists (what SIGHUP does).

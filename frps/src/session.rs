@@ -9,8 +9,8 @@ use frp_proto::{
     AddResults, CloseCode, ControlCodec, ControlMsg, GoingAway, Hello, ProxiesClosed, ProxyClosed,
     ProxyName, Welcome, PROTOCOL_MINOR,
 };
+use frp_runtime::link::{Link as Connection, LinkRecv as RecvStream, LinkSend as SendStream};
 use futures_util::{SinkExt as _, StreamExt as _};
-use quinn::{Connection, RecvStream, SendStream, VarInt};
 use rustls::pki_types::CertificateDer;
 use tokio::sync::mpsc;
 use tokio::task::{AbortHandle, JoinSet};
@@ -37,7 +37,7 @@ pub(crate) type Writer = FramedWrite<SendStream, ControlCodec>;
 
 /// Closes `conn` with a code and a reason the peer can show its user.
 pub(crate) fn close(conn: &Connection, code: CloseCode, reason: &str) {
-    conn.close(VarInt::from_u32(code.code()), reason.as_bytes());
+    conn.close(code.code(), reason.as_bytes());
 }
 
 /// A session after its handshake: the client's identity and connection.
@@ -61,6 +61,10 @@ pub(crate) struct Session {
     pub(crate) client_minor: u16,
     /// Orders from the server (a reload withdrawing proxies); taken by the control loop.
     commands: Option<mpsc::Receiver<SessionCommand>>,
+    /// Why a newer connection of this client replaced this one, once it did.
+    replaced: Option<String>,
+    /// A replaced session's control stream, kept open while it drains.
+    parked: Option<(Reader, Writer)>,
 }
 
 /// What one published proxy holds besides its routes.
@@ -106,7 +110,16 @@ impl Session {
             let remote = conn.remote_address();
             info!(client = %identity, %remote, "replacing the client's previous connection");
             let reason = format!("replaced by a newer connection of the same client from {remote}");
-            close(&old.conn, CloseCode::Replaced, &reason);
+            // The old session withdraws its proxies at once and closes once its open streams
+            // ended (a client moving from TCP back to QUIC keeps them); closed now when it
+            // takes no orders.
+            if old
+                .commands
+                .try_send(SessionCommand::Replaced(reason.clone()))
+                .is_err()
+            {
+                close(&old.conn, CloseCode::Replaced, &reason);
+            }
             // Our own connection may end meanwhile; either way, go on.
             tokio::select! {
                 _ = tokio::time::timeout(REPLACE_WAIT, old.finished.cancelled()) => {}
@@ -126,12 +139,17 @@ impl Session {
             published: HashMap::new(),
             client_minor: 0,
             commands: Some(commands),
+            replaced: None,
+            parked: None,
         };
         let reason = session.serve().await;
         session.withdraw().await;
         let key = session.identity.key();
         session.shared.registry.close_session(key, id);
         finished.cancel();
+        if let Some(why) = session.replaced.take() {
+            session.drain_replaced(&why).await;
+        }
         info!(client = %session.identity, session = id, %reason, "client disconnected");
     }
 
@@ -157,14 +175,20 @@ impl Session {
             return format!("sending welcome: {e}");
         }
         release_buffers(&mut reader, &mut writer);
-        self.control_loop(&mut reader, &mut writer).await
+        let reason = self.control_loop(&mut reader, &mut writer).await;
+        if self.replaced.is_some() {
+            // Kept until the connection closes: over HTTP/2, dropping the stream now would
+            // reset it, and the reset would discard the notice still queued on it.
+            self.parked = Some((reader, writer));
+        }
+        reason
     }
 
     /// Accepts the control stream and reads the `Hello`, both under the hello timeout.
     async fn handshake(&mut self) -> Result<(Reader, Writer, Hello), (CloseCode, String)> {
         let timeout = self.shared.settings().hello_timeout;
         let timed_out = || (CloseCode::HelloTimeout, "no hello in time".to_string());
-        let (send, recv) = tokio::time::timeout(timeout, self.conn.accept_bi())
+        let (send, recv) = tokio::time::timeout(timeout, self.conn.accept_control())
             .await
             .map_err(|_| timed_out())?
             .map_err(|e| {
@@ -201,11 +225,15 @@ impl Session {
             tokio::select! {
                 e = self.conn.closed() => return e.to_string(),
                 () = &mut reserved, if !state.released => self.release_predecessors(&mut state),
-                Some(SessionCommand::Withdraw(names, _done)) = commands.recv(), if state.reading() => {
-                    if let Err(reason) = self.withdraw_ordered(names, writer).await {
-                        return reason;
+                Some(command) = commands.recv() => match command {
+                    SessionCommand::Withdraw(names, _done) if state.reading() => {
+                        if let Err(reason) = self.withdraw_ordered(names, writer).await {
+                            return reason;
+                        }
                     }
-                }
+                    SessionCommand::Withdraw(..) => {}
+                    SessionCommand::Replaced(reason) => return self.on_replaced(reason, writer).await,
+                },
                 _ = shutdown.cancelled(), if !state.shutting_down => {
                     state.shutting_down = true;
                     // Listeners first: no new public connection may start from here on.
@@ -280,6 +308,37 @@ impl Session {
             }
         }
         Ok(())
+    }
+
+    /// A newer connection took over: withdraw every proxy (their ports and routes go to it),
+    /// tell the client, and stop reading; [`Self::drain_replaced`] closes the connection.
+    async fn on_replaced(&mut self, reason: String, writer: &mut Writer) -> String {
+        info!(client = %self.identity, session = self.id, "withdrawing a replaced connection's proxies");
+        self.withdraw().await;
+        let notice = ControlMsg::GoingAway(GoingAway {
+            reason: reason.clone(),
+        });
+        // Sent, then the stream ended cleanly: a reset could overtake the notice.
+        let _ = tokio::time::timeout(NOTICE_WAIT, writer.send(notice)).await;
+        let _ = tokio::time::timeout(
+            NOTICE_WAIT,
+            futures_util::SinkExt::<ControlMsg>::close(writer),
+        )
+        .await;
+        self.replaced = Some(reason.clone());
+        reason
+    }
+
+    /// Lets a replaced connection's open streams finish, however long they take (a client
+    /// that moved back to QUIC keeps its open connections on TCP; a dead connection ends with
+    /// its idle timeout), then closes it with [`CloseCode::Replaced`].
+    async fn drain_replaced(&self, why: &str) {
+        tokio::select! {
+            () = self.budget.drained() => {}
+            _ = self.conn.closed() => {}
+            () = self.shared.shutdown.cancelled() => {}
+        }
+        close(&self.conn, CloseCode::Replaced, why);
     }
 
     /// Whether an `AddProxies` is allowed now: the first one, or any from minor 2 on.

@@ -17,7 +17,7 @@ use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use frp_proto::CloseCode;
-use quinn::Connection;
+use frp_runtime::link::Link as Connection;
 use tracing::{info, warn};
 
 use crate::identity::ClientId;

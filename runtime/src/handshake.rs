@@ -190,6 +190,11 @@ impl TlsRefusal {
             ConnectionError::ConnectionClosed(c) => (RefusedBy::Peer, u64::from(c.error_code), ""),
             _ => return None,
         };
+        Self::from_alert(by, code, reason)
+    }
+
+    /// The refusal for a QUIC crypto error `code` (0x100 + the TLS alert).
+    fn from_alert(by: RefusedBy, code: u64, reason: &str) -> Option<Self> {
         let alert = alert_of(code)?;
         let problem = match alert {
             42 => wrong_name(reason).unwrap_or(Problem::BadCertificate),
@@ -204,6 +209,22 @@ impl TlsRefusal {
             other => Problem::Other(other),
         };
         Some(Self { by, alert, problem })
+    }
+
+    /// The refusal in a TLS-over-TCP handshake's error (the TCP transport): an alert the
+    /// peer sent, or a certificate of the peer's that we refused.
+    pub fn of_rustls(e: &rustls::Error) -> Option<Self> {
+        let (by, alert, reason) = match e {
+            rustls::Error::AlertReceived(a) => (RefusedBy::Peer, u8::from(*a), String::new()),
+            rustls::Error::InvalidCertificate(c) => (
+                RefusedBy::Us,
+                u8::from(rustls::AlertDescription::from(c.clone())),
+                e.to_string(),
+            ),
+            rustls::Error::NoApplicationProtocol => (RefusedBy::Us, 120, String::new()),
+            _ => return None,
+        };
+        Self::from_alert(by, u64::from(alert) + 0x100, &reason)
     }
 
     /// Whether retrying cannot fix it.

@@ -16,6 +16,7 @@ pub mod config;
 pub mod congestion;
 pub mod gauge;
 pub mod handshake;
+pub mod link;
 pub mod logging;
 pub mod notify;
 pub mod per_source;

@@ -1,8 +1,9 @@
-//! The data path: bytes both ways between a TCP socket and a QUIC bidirectional stream.
+//! The data path: bytes both ways between a TCP socket and a tunnel stream (a QUIC or an
+//! HTTP/2 stream: [`crate::link`]), written once for both transports.
 //!
-//! Stream ends mirror TCP: a TCP FIN becomes a QUIC FIN (`finish`) and the reverse becomes a TCP
-//! write shutdown. Any error on either side (a TCP RST, a QUIC reset or stop, a lost connection)
-//! resets *both* sides: the QUIC stream is reset and stopped, and the TCP socket is closed with
+//! Stream ends mirror TCP: a TCP FIN becomes a stream FIN (`finish`) and the reverse becomes a TCP
+//! write shutdown. Any error on either side (a TCP RST, a stream reset or stop, a lost connection)
+//! resets *both* sides: the tunnel stream is reset and stopped, and the TCP socket is closed with
 //! `SO_LINGER 0`, which sends an RST. The same happens when a splice is dropped before it
 //! ended (its task aborted, the runtime shutting down): a truncated transfer never looks like a
 //! clean end.
@@ -20,8 +21,9 @@ use std::time::{Duration, Instant};
 
 use bytes::{Buf as _, Bytes, BytesMut};
 use frp_proto::StreamCode;
-use quinn::{RecvStream, SendStream, VarInt};
 use tokio::net::TcpStream;
+
+use crate::link::{LinkRecv as RecvStream, LinkSend as SendStream};
 
 use crate::priority::Burst;
 use crate::traffic::Traffic;
@@ -50,12 +52,12 @@ pub enum SpliceError {
     /// Writing to the TCP socket failed.
     #[error("tcp write: {0}")]
     TcpWrite(std::io::Error),
-    /// Reading from the QUIC stream failed (reset by the peer or connection lost).
-    #[error("quic read: {0}")]
-    QuicRead(#[from] quinn::ReadError),
-    /// Writing to the QUIC stream failed (stopped by the peer or connection lost).
-    #[error("quic write: {0}")]
-    QuicWrite(#[from] quinn::WriteError),
+    /// Reading from the tunnel stream failed (reset by the peer or connection lost).
+    #[error("stream read: {0}")]
+    StreamRead(std::io::Error),
+    /// Writing to the tunnel stream failed (stopped by the peer or connection lost).
+    #[error("stream write: {0}")]
+    StreamWrite(std::io::Error),
     /// The peer stopped the stream, or the connection was lost, before it had all our data.
     #[error("peer did not take all data: {0}")]
     NotDelivered(String),
@@ -88,11 +90,11 @@ impl Drop for Armed {
     }
 }
 
-/// Splices `tcp` with the QUIC stream (`send`, `recv`) until both directions have ended.
+/// Splices `tcp` with the tunnel stream (`send`, `recv`) until both directions have ended.
 ///
 /// Returns the byte counts on a clean end: both FINs seen and everything we sent acknowledged
 /// by the peer. On any error, and if this future is dropped early, both sides are reset: the
-/// QUIC stream with `code`, the TCP socket with an RST.
+/// tunnel stream with `code`, the TCP socket with an RST.
 ///
 /// # Errors
 /// Returns the first error seen; the other direction is abandoned.
@@ -133,7 +135,7 @@ pub struct Options<'a> {
 }
 
 /// [`splice`] with [`Options`]: once no byte moved either way for `idle`, both sides are
-/// reset, the QUIC stream with [`StreamCode::IdleTimeout`]; bytes are counted into `traffic`.
+/// reset, the tunnel stream with [`StreamCode::IdleTimeout`]; bytes are counted into `traffic`.
 ///
 /// # Errors
 /// As [`splice`]; [`SpliceError::Idle`] when the idle timeout ran out.
@@ -188,9 +190,8 @@ pub fn rst_on_close(tcp: &TcpStream) {
 /// Resets our sending half and stops the peer's, both with `code`: the stream is abandoned
 /// both ways and the peer sees why.
 pub fn reset_stream(send: &mut SendStream, recv: &mut RecvStream, code: StreamCode) {
-    let code = VarInt::from_u32(code.code());
-    let _ = send.reset(code);
-    let _ = recv.stop(code);
+    send.reset(code.code());
+    recv.stop(code.code());
 }
 
 async fn run_both(sides: &mut Armed, options: Options<'_>) -> Result<SpliceStats, SpliceError> {
@@ -262,7 +263,7 @@ async fn tcp_to_quic(
         if n == 0 {
             // Finishing can only fail if the stream was already reset or stopped; `stopped()`
             // then reports it.
-            let _ = send.finish();
+            send.finish();
             return Ok(total);
         }
         counted.moved.fetch_add(1, Ordering::Relaxed);
@@ -273,9 +274,11 @@ async fn tcp_to_quic(
         let chunk = crate::chunk::take_chunk(&mut buf);
         if let Some(priority) = burst.wrote(Instant::now(), n as u64) {
             // Fails only on a stream already reset: the write below reports that.
-            let _ = send.set_priority(priority);
+            send.set_priority(priority);
         }
-        send.write_chunk(chunk).await?;
+        send.write_chunk(chunk)
+            .await
+            .map_err(SpliceError::StreamWrite)?;
     }
 }
 
@@ -302,7 +305,11 @@ async fn quic_to_tcp(
     // one `writev` moves the same bytes in a tenth of the system calls.
     let mut chunks: [Bytes; MAX_CHUNKS] = Default::default();
     let mut total = 0u64;
-    while let Some(n) = recv.read_chunks(&mut chunks).await? {
+    while let Some(n) = recv
+        .read_chunks(&mut chunks)
+        .await
+        .map_err(SpliceError::StreamRead)?
+    {
         counted.moved.fetch_add(1, Ordering::Relaxed);
         let bytes = chunks[..n].iter().map(|c| c.len() as u64).sum::<u64>();
         if let Some(t) = counted.traffic {

@@ -133,6 +133,9 @@ pub fn client_settings(
 ) -> ClientSettings {
     let mut s = ClientSettings::new(server.ip().to_string(), server.port(), tls);
     s.server_name = "localhost".into();
+    // QUIC only: `auto` would also dial TCP to the same port number whenever the server is
+    // down, where another test may listen. The TCP transport's tests set it themselves.
+    s.protocol = frpc::config_transport::Protocol::Quic;
     s.proxies = proxies;
     s.backoff.min = Duration::from_millis(50);
     s.backoff.max = Duration::from_millis(500);
@@ -197,6 +200,8 @@ pub fn vhost_settings(pki: &Pki, allow: &[&str]) -> ServerSettings {
 pub struct TestServer {
     /// Its QUIC address.
     pub addr: SocketAddr,
+    /// Its `transport.tcpPort`, when configured.
+    pub tcp: Option<SocketAddr>,
     /// Its `vhostHTTPPort`, when configured.
     pub http: Option<SocketAddr>,
     /// Its `vhostHTTPSPort`, when configured.
@@ -219,6 +224,7 @@ impl TestServer {
         let server = Server::bind(settings).expect("bind server");
         let addr = server.local_addr().expect("server addr");
         let (http, https) = (server.vhost_http_addr(), server.vhost_https_addr());
+        let tcp = server.tcp_addr();
         let access = server.access_log();
         let status = server.status();
         let (gauges, reloader) = (server.gauges(), server.reloader());
@@ -226,6 +232,7 @@ impl TestServer {
         let task = tokio::spawn(server.run(cancel.clone()));
         Self {
             addr,
+            tcp,
             http,
             https,
             access,

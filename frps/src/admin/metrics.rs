@@ -172,7 +172,7 @@ fn proxies(enc: &mut DescriptorEncoder<'_>, sessions: &[SessionView]) -> Result 
 fn quic(enc: &mut DescriptorEncoder<'_>, sessions: &[SessionView]) -> Result {
     let stats: Vec<_> = sessions
         .iter()
-        .map(|s| ([("client", s.name.clone())], s.conn.stats().path))
+        .map(|s| ([("client", s.name.clone())], s.conn.path_stats()))
         .collect();
     let rtt = stats.iter().map(|(l, p)| (l.clone(), p.rtt.as_secs_f64()));
     let help = "Round-trip time of the client's connection";

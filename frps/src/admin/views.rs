@@ -142,11 +142,8 @@ pub struct CertificateView {
 impl CertificateView {
     /// The verified leaf certificate of `conn`'s peer, read when asked (parsing it costs
     /// microseconds; keeping it would cost every session memory).
-    fn of(conn: &quinn::Connection) -> Option<Self> {
-        let chain = conn
-            .peer_identity()?
-            .downcast::<Vec<CertificateDer<'static>>>()
-            .ok()?;
+    fn of(conn: &frp_runtime::link::Link) -> Option<Self> {
+        let chain: Vec<CertificateDer<'static>> = conn.peer_certificates()?;
         let leaf = chain.first()?;
         let serial = frp_certs::serial_hex(leaf).ok()?;
         let pairs: Vec<&str> = (0..serial.len())
@@ -178,6 +175,9 @@ pub struct ClientView {
     pub protocol_minor: u16,
     /// What the client says it is (`frpc/0.1.0`).
     pub agent: String,
+    /// `quic`, or `tcp` for a client on the TCP transport.
+    #[serde(default)]
+    pub transport: String,
     /// Round-trip time, milliseconds (quinn's estimate).
     pub rtt_ms: f64,
     /// Congestion window, bytes.
@@ -216,7 +216,7 @@ impl ClientView {
     }
 
     fn of(s: &SessionView) -> Self {
-        let stats = s.conn.stats();
+        let stats = s.conn.path_stats();
         let ps = &s.proxies;
         Self {
             identity: s.name.clone(),
@@ -225,10 +225,11 @@ impl ClientView {
             connected_since: rfc3339(s.since),
             protocol_minor: s.minor,
             agent: s.agent.clone(),
-            rtt_ms: millis(stats.path.rtt),
-            congestion_window: stats.path.cwnd,
-            sent_packets: stats.path.sent_packets,
-            lost_packets: stats.path.lost_packets,
+            transport: s.conn.transport().as_str().to_string(),
+            rtt_ms: millis(stats.rtt),
+            congestion_window: stats.cwnd,
+            sent_packets: stats.sent_packets,
+            lost_packets: stats.lost_packets,
             proxies: ps.iter().map(|p| p.name.to_string()).collect(),
             connections: ps.iter().map(|p| p.connections.get()).sum(),
             bytes_in: ps.iter().map(|p| p.bytes_in()).sum(),

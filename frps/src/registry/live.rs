@@ -16,6 +16,9 @@ pub enum SessionCommand {
     /// Withdraw these proxies (a reload no longer allows them) and tell the client why;
     /// the sender is dropped once they are withdrawn.
     Withdraw(Vec<(ProxyName, String)>, oneshot::Sender<()>),
+    /// A newer connection of the same client took over (for the reason given): withdraw every
+    /// proxy at once, and close the connection once its open streams have ended.
+    Replaced(String),
 }
 
 /// One session as the admin API shows it, copied out under the lock.
@@ -28,7 +31,7 @@ pub struct SessionView {
     /// The session number.
     pub session: u64,
     /// The client's connection (its address, RTT and congestion figures are read from it).
-    pub conn: quinn::Connection,
+    pub conn: frp_runtime::link::Link,
     /// When the session was accepted.
     pub since: SystemTime,
     /// The client's protocol minor and agent (0 and empty until its `Hello`).
@@ -110,7 +113,7 @@ impl Registry {
     }
 
     /// The connection of `identity`'s live session (the key ignores case).
-    pub fn connection(&self, identity: &str) -> Option<quinn::Connection> {
+    pub fn connection(&self, identity: &str) -> Option<frp_runtime::link::Link> {
         let key = crate::identity::canonical(identity);
         self.lock().sessions.get(&key).map(|e| e.conn.clone())
     }

@@ -61,16 +61,18 @@ pub struct ClientStatus {
 #[derive(Debug)]
 pub struct Replaced {
     /// The old connection, to be closed.
-    pub conn: quinn::Connection,
+    pub conn: frp_runtime::link::Link,
     /// Cancelled once the old session has released everything it held.
     pub finished: CancellationToken,
+    /// Where the old session takes orders ([`SessionCommand::Replaced`]).
+    pub commands: mpsc::Sender<SessionCommand>,
 }
 
 #[derive(Debug)]
 struct SessionEntry {
     id: u64,
     identity: ClientId,
-    conn: quinn::Connection,
+    conn: frp_runtime::link::Link,
     /// The client's certificate, to recheck against a reloaded revocation list.
     cert: CertificateDer<'static>,
     finished: CancellationToken,
@@ -161,7 +163,7 @@ impl Registry {
     pub fn open_session(
         &self,
         identity: &ClientId,
-        conn: &quinn::Connection,
+        conn: &frp_runtime::link::Link,
         cert: CertificateDer<'static>,
         finished: CancellationToken,
         takeover_limit: usize,
@@ -203,6 +205,7 @@ impl Registry {
         let replaced = old.map(|o| Replaced {
             conn: o.conn,
             finished: o.finished,
+            commands: o.commands,
         });
         Ok((id, replaced))
     }
@@ -211,7 +214,7 @@ impl Registry {
     pub fn sessions_where(
         &self,
         pred: impl Fn(&CertificateDer<'static>) -> bool,
-    ) -> Vec<(String, quinn::Connection)> {
+    ) -> Vec<(String, frp_runtime::link::Link)> {
         let g = self.lock();
         g.sessions
             .values()

@@ -87,7 +87,7 @@ pub struct HttpBackend {
     pub id: ProxyId,
     /// The proxy's request policy.
     pub policy: HttpPolicy,
-    conn: quinn::Connection,
+    conn: frp_runtime::link::Link,
     idle: Mutex<Vec<Idle>>,
     next_idle: AtomicU64,
     /// Backend connections this proxy may open; none left means 503.
@@ -114,7 +114,7 @@ pub struct Routed {
 #[derive(Debug)]
 pub struct BackendParts {
     /// The client's connection.
-    pub conn: quinn::Connection,
+    pub conn: frp_runtime::link::Link,
     /// Where connection tasks are tracked.
     pub tracker: TaskTracker,
     /// The proxy's part of its client's connection budget.
@@ -342,7 +342,7 @@ impl HttpBackend {
             visitor,
         };
         encode_data_header(&header, &mut head);
-        send.write_all(&head)
+        send.write_chunk(head.freeze())
             .await
             .map_err(|e| BackendError::Gone(e.to_string()))?;
         let held = (self.gauges.streams.enter(), self.stats.connections.enter());

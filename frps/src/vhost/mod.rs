@@ -121,7 +121,7 @@ pub struct TlsTarget {
     /// The id the client knows it by.
     pub id: ProxyId,
     /// The client's connection.
-    pub conn: quinn::Connection,
+    pub conn: frp_runtime::link::Link,
     /// The proxy's part of its client's connection budget.
     pub share: Share,
     /// What the proxy carried.

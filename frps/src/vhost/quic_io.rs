@@ -7,14 +7,14 @@ use std::task::{Context, Poll};
 
 use frp_proto::StreamCode;
 use frp_runtime::gauge::GaugeGuard;
+use frp_runtime::link::{LinkRecv as RecvStream, LinkSend as SendStream};
 use frp_runtime::splice::reset_stream;
-use quinn::{RecvStream, SendStream};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 
 use crate::budget::Ticket;
 use crate::stats::ProxyStats;
 
-/// A quinn bidirectional stream as one tokio IO, counting the bytes it moves into its
+/// A tunnel stream (QUIC or HTTP/2) as one tokio IO, counting the bytes it moves into its
 /// proxy's [`ProxyStats`] (written: the request, "in"; read: the response, "out").
 /// Dropped before a clean shutdown (an error,
 /// an abandoned exchange), it resets the stream, so a truncated request never looks complete.

@@ -98,6 +98,8 @@ pub struct Hello {
     pub sni: Option<String>,
     /// Whether it offers only ALPN `acme-tls/1`: an ACME CA validating a name (RFC 8737).
     pub acme_challenge: bool,
+    /// Whether it offers the TCP transport's ALPN: frpc connecting a tunnel, not a visitor.
+    pub tunnel: bool,
 }
 
 /// Reads until a whole ClientHello has arrived. Not cancel-safe; put a timeout around it.
@@ -127,6 +129,7 @@ pub async fn read_hello(tcp: &mut TcpStream) -> io::Result<Hello> {
                     bytes: buf.freeze(),
                     sni,
                     acme_challenge: alpn == [crate::acme::ACME_TLS_ALPN],
+                    tunnel: alpn.contains(&crate::tcp_transport::ALPN_TCP),
                 });
             }
             Ok(None) if buf.len() < MAX_HELLO => {}

@@ -1,5 +1,6 @@
 //! `vhostHTTPSPort`'s connections once admitted: the ClientHello read, then frps's own ACME
-//! validation answered, the connection passed through to an `https` proxy, or TLS
+//! validation answered, a tunnel from frpc over the TCP transport taken to its front door
+//! ([`crate::tcp_transport`]), the connection passed through to an `https` proxy, or TLS
 //! terminated (with a configured or an ACME certificate) and served as HTTP.
 
 use std::net::SocketAddr;
@@ -27,6 +28,12 @@ pub(super) async fn serve_tls(
         Ok(Err(e)) => return debug!(%peer, error = %e, "tls connection closed before routing"),
         Err(_) => return debug!(%peer, "no client hello in time; closing"),
     };
+    if hello.tunnel {
+        // frpc over the TCP transport: its own handshake limits apply from here.
+        drop(slot);
+        let io = tls::Prefixed::new(hello.bytes, tcp);
+        return shared.tcp_door.clone().admit(io, peer, shared).await;
+    }
     let Some(sni) = hello.sni else {
         return debug!(%peer, "client hello without a server name; closing");
     };

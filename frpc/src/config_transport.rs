@@ -1,0 +1,73 @@
+//! `transport.protocol` and `transport.tcpPort`: which transport frpc dials.
+
+use std::time::Duration;
+
+/// `transport.protocol`: how frpc reaches frps.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Protocol {
+    /// QUIC, falling back to TCP when no QUIC handshake completes within
+    /// [`QUIC_HEAD_START`]; while on TCP, QUIC is probed every [`QUIC_PROBE`] and the client
+    /// moves back once it works.
+    #[default]
+    Auto,
+    /// QUIC only (UDP to `serverPort`).
+    Quic,
+    /// TLS over TCP (HTTP/2 in it) only, to `transport.tcpPort`.
+    Tcp,
+}
+
+/// How long `auto` gives QUIC alone before it also dials TCP; whichever connects first is
+/// used. A QUIC handshake takes one round trip, so only a path that drops UDP waits this.
+pub const QUIC_HEAD_START: Duration = Duration::from_secs(3);
+
+/// How often `auto` tries QUIC again while it is connected over TCP (plus up to a quarter of
+/// it as jitter, so clients behind one firewall do not probe together).
+pub const QUIC_PROBE: Duration = Duration::from_secs(20);
+
+impl Protocol {
+    /// Parses the config value.
+    ///
+    /// # Errors
+    /// What the key accepts, naming frp's transports that frp-quic does not have.
+    pub fn parse(value: &str) -> Result<Self, String> {
+        match value {
+            "auto" => Ok(Self::Auto),
+            "quic" => Ok(Self::Quic),
+            "tcp" => Ok(Self::Tcp),
+            "kcp" | "websocket" | "wss" => Err(format!(
+                "`transport.protocol = {value:?}`: frp's {value} transport is not supported; use \
+                 \"auto\" (QUIC, else TLS over TCP), \"quic\" or \"tcp\""
+            )),
+            other => Err(format!(
+                "`transport.protocol = {other:?}`: must be \"auto\" (QUIC, else TLS over TCP), \
+                 \"quic\" or \"tcp\""
+            )),
+        }
+    }
+
+    /// The config spelling.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Auto => "auto",
+            Self::Quic => "quic",
+            Self::Tcp => "tcp",
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn protocols_parse_and_frp_only_ones_are_named() {
+        assert_eq!(Protocol::parse("auto"), Ok(Protocol::Auto));
+        assert_eq!(Protocol::parse("quic"), Ok(Protocol::Quic));
+        assert_eq!(Protocol::parse("tcp"), Ok(Protocol::Tcp));
+        let kcp = Protocol::parse("kcp").expect_err("kcp");
+        assert!(kcp.contains("kcp transport is not supported"), "{kcp}");
+        let typo = Protocol::parse("TCP").expect_err("case");
+        assert!(typo.contains("must be \"auto\""), "{typo}");
+        assert_eq!(Protocol::default(), Protocol::Auto);
+    }
+}
