@@ -16,6 +16,7 @@ FROM scratch
 COPY --from=build /rootfs/ /
 ENV PATH=/usr/local/bin
 USER 65532:65532
-# Ports of the example configs: QUIC (UDP) and the vhost HTTPS port (TCP), unprivileged.
-EXPOSE 7443/udp 8443/tcp
+# Ports of the example configs: QUIC (UDP), the TCP transport (TCP, same number) and the
+# vhost HTTPS port (TCP), unprivileged.
+EXPOSE 7443/udp 7443/tcp 8443/tcp
 CMD ["frps", "--help"]

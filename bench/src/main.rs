@@ -59,7 +59,7 @@ struct Options {
         long,
         value_enum,
         value_delimiter = ',',
-        default_value = "direct,frp-quic,rathole,rathole-tls,ssh-R"
+        default_value = "direct,frp-quic,frp-quic-tcp,rathole,rathole-tls,ssh-R"
     )]
     peers: Vec<PeerKind>,
     /// Seconds of each iperf3 and wrk run.

@@ -64,7 +64,8 @@ pub async fn bench_peer(
         Ok(mut tunnel) => traffic_phase(&mut tunnel, targets, settings, &mut result).await,
         Err(e) => note(&mut result, "start", e),
     }
-    if kind.is_frp() && !variant {
+    // The delay relay is UDP: the TCP transport would go around it.
+    if kind.is_frp() && kind != PeerKind::FrpQuicTcp && !variant {
         delayed_phase(ctx, targets, kind, settings, &mut result).await;
     }
     result

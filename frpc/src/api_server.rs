@@ -19,8 +19,9 @@ use serde::{Deserialize, Serialize};
 use frp_admin::rfc3339;
 
 use crate::api::{reload_error, ClientApi};
-use crate::config::{check_server, TlsSource};
+use crate::config::TlsSource;
 use crate::config_edit::{self, ServerKeys};
+use crate::config_transport::check_server;
 
 /// `PUT /api/v1/server`.
 #[derive(Deserialize)]

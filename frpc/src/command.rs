@@ -62,6 +62,9 @@ pub fn status_table(s: &StatusView) -> String {
     if let Some(a) = &v.remote_addr {
         out += &format!(" to {a}");
     }
+    if let Some(t) = &v.transport {
+        out += &format!(" over {t}");
+    }
     if let Some(since) = &v.since {
         out += &format!(" since {since}");
     }

@@ -250,8 +250,9 @@ pub struct ClientSettings {
     pub server_port: u16,
     /// Which transport to dial (`transport.protocol`).
     pub protocol: Protocol,
-    /// Server TCP port for the TCP transport (`transport.tcpPort`).
-    pub tcp_port: u16,
+    /// Server TCP port for the TCP transport (`transport.tcpPort`); `None`: `server_port`
+    /// (so a new `serverPort` moves both).
+    pub tcp_port: Option<u16>,
     /// Name expected in the server's certificate.
     pub server_name: String,
     /// TLS: the client certificate and the CA the server certificate must chain to.
@@ -316,7 +317,7 @@ impl ClientSettings {
             server_host: host,
             server_port: port,
             protocol: Protocol::Auto,
-            tcp_port: port,
+            tcp_port: None,
             tls,
             proxies: Vec::new(),
             quic: QuicTuning::with_streams(SERVER_STREAM_LIMIT),
@@ -349,9 +350,14 @@ impl ClientSettings {
             && self.server_host == other.server_host
             && self.server_port == other.server_port
             && self.protocol == other.protocol
-            && self.tcp_port == other.tcp_port
+            && self.tcp_port() == other.tcp_port()
             && self.server_name == other.server_name
             && self.quic == other.quic
+    }
+
+    /// The server's TCP port for the TCP transport.
+    pub fn tcp_port(&self) -> u16 {
+        self.tcp_port.unwrap_or(self.server_port)
     }
 
     /// The server as configured, `host:port`.
@@ -388,62 +394,19 @@ impl ClientSettings {
         if let Some(p) = &file.transport.protocol {
             s.protocol = Protocol::parse(p).map_err(err)?;
         }
-        s.tcp_port = file.transport.tcp_port.unwrap_or(s.server_port);
+        s.tcp_port = file.transport.tcp_port;
         s.tls_source = Some(TlsSource::read(files));
         if let Some(name) = &file.transport.tls.server_name {
             s.server_name = name.clone();
         }
-        check_server(&s).map_err(err)?;
+        crate::config_transport::check_server(&s).map_err(err)?;
         let proxies = crate::config_proxies::proxies(&file.proxies).map_err(err)?;
         (s.proxies, s.disabled) = (proxies.enabled, proxies.disabled);
         let prometheus = file.enable_prometheus.unwrap_or(false);
         s.web = file.web_server.settings(path, prometheus)?;
         file.transport.quic.refuse_server_keys(path)?;
         s.quic = file.transport.quic.tuning(path, s.quic)?;
-        apply_timing(&mut s, &file).map_err(err)?;
+        crate::config_transport::apply_timing(&mut s, &file).map_err(err)?;
         Ok(s)
     }
-}
-
-/// Refuses a server address, port or name that can never work.
-pub(crate) fn check_server(s: &ClientSettings) -> Result<(), String> {
-    if s.server_host.trim().is_empty() {
-        return Err("`serverAddr` is empty".into());
-    }
-    if s.server_port == 0 {
-        return Err("`serverPort = 0`: must be the server's UDP port (1-65535)".into());
-    }
-    if s.tcp_port == 0 {
-        return Err("`transport.tcpPort = 0`: must be the server's TCP port (1-65535)".into());
-    }
-    rustls::pki_types::ServerName::try_from(s.server_name.as_str()).map_err(|_| {
-        format!(
-            "`transport.tls.serverName = {:?}` is neither a DNS name nor an IP address",
-            s.server_name
-        )
-    })?;
-    Ok(())
-}
-
-fn apply_timing(s: &mut ClientSettings, file: &ClientFile) -> Result<(), String> {
-    let t = &file.transport;
-    if let Some(secs) = t.dial_server_timeout {
-        if secs == 0 {
-            return Err("`transport.dialServerTimeout = 0`: must be at least 1 second".into());
-        }
-        s.connect_timeout = Duration::from_secs(secs);
-    }
-    let ms = Duration::from_millis;
-    s.backoff.min = t.reconnect_min_delay_ms.map_or(s.backoff.min, ms);
-    s.backoff.max = t.reconnect_max_delay_ms.map_or(s.backoff.max, ms);
-    if s.backoff.min.is_zero() || s.backoff.min > s.backoff.max {
-        return Err(format!(
-            "transport.reconnectMinDelayMs ({:?}) must be at least 1 and at most reconnectMaxDelayMs ({:?})",
-            s.backoff.min, s.backoff.max
-        ));
-    }
-    if let Some(g) = file.graceful_shutdown_timeout {
-        s.grace = Duration::from_secs(g);
-    }
-    Ok(())
 }

@@ -1,6 +1,9 @@
-//! `transport.protocol` and `transport.tcpPort`: which transport frpc dials.
+//! How frpc reaches frps: `transport.protocol` and `transport.tcpPort` (which transport it
+//! dials), the server's address checks, and the dial and reconnect timing.
 
 use std::time::Duration;
+
+use crate::config::{ClientFile, ClientSettings};
 
 /// `transport.protocol`: how frpc reaches frps.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -53,6 +56,49 @@ impl Protocol {
             Self::Tcp => "tcp",
         }
     }
+}
+
+/// Refuses a server address, port or name that can never work.
+pub(crate) fn check_server(s: &ClientSettings) -> Result<(), String> {
+    if s.server_host.trim().is_empty() {
+        return Err("`serverAddr` is empty".into());
+    }
+    if s.server_port == 0 {
+        return Err("`serverPort = 0`: must be the server's UDP port (1-65535)".into());
+    }
+    if s.tcp_port == Some(0) {
+        return Err("`transport.tcpPort = 0`: must be the server's TCP port (1-65535)".into());
+    }
+    rustls::pki_types::ServerName::try_from(s.server_name.as_str()).map_err(|_| {
+        format!(
+            "`transport.tls.serverName = {:?}` is neither a DNS name nor an IP address",
+            s.server_name
+        )
+    })?;
+    Ok(())
+}
+
+pub(crate) fn apply_timing(s: &mut ClientSettings, file: &ClientFile) -> Result<(), String> {
+    let t = &file.transport;
+    if let Some(secs) = t.dial_server_timeout {
+        if secs == 0 {
+            return Err("`transport.dialServerTimeout = 0`: must be at least 1 second".into());
+        }
+        s.connect_timeout = Duration::from_secs(secs);
+    }
+    let ms = Duration::from_millis;
+    s.backoff.min = t.reconnect_min_delay_ms.map_or(s.backoff.min, ms);
+    s.backoff.max = t.reconnect_max_delay_ms.map_or(s.backoff.max, ms);
+    if s.backoff.min.is_zero() || s.backoff.min > s.backoff.max {
+        return Err(format!(
+            "transport.reconnectMinDelayMs ({:?}) must be at least 1 and at most reconnectMaxDelayMs ({:?})",
+            s.backoff.min, s.backoff.max
+        ));
+    }
+    if let Some(g) = file.graceful_shutdown_timeout {
+        s.grace = Duration::from_secs(g);
+    }
+    Ok(())
 }
 
 #[cfg(test)]

@@ -23,7 +23,7 @@ impl Shared {
         settings: Arc<ClientSettings>,
     ) -> Result<Established, SessionError> {
         let s = &settings;
-        let addr = self.resolve(s, s.tcp_port).await?;
+        let addr = self.resolve(s, s.tcp_port()).await?;
         let name = ServerName::try_from(s.server_name.clone())
             .map_err(|e| SessionError::Permanent(format!("transport.tls.serverName: {e}")))?;
         let tuning = H2Tuning {

@@ -133,16 +133,30 @@ fn unknown_proxy_type_is_refused() {
 }
 
 #[test]
-fn transport_protocol_is_named() {
+fn frps_transports_frp_quic_lacks_are_named() {
     let tmp = with_certs();
-    let transport = format!("[transport]\nprotocol = \"tcp\"\n\n{TLS}");
+    let transport = format!("[transport]\nprotocol = \"kcp\"\n\n{TLS}");
     let out = run(
         tmp.path(),
         "proto.toml",
         &client_config(&transport, SSH),
         true,
     );
-    assert_config_error(&out, &["transport.protocol", "not supported", "QUIC"]);
+    let needles = [
+        "transport.protocol",
+        "kcp transport is not supported",
+        "\"tcp\"",
+    ];
+    assert_config_error(&out, &needles);
+    // The ones it has pass.
+    let transport = format!("[transport]\nprotocol = \"tcp\"\ntcpPort = 443\n\n{TLS}");
+    let out = run(
+        tmp.path(),
+        "tcp.toml",
+        &client_config(&transport, SSH),
+        true,
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
 }
 
 #[test]

@@ -99,7 +99,7 @@ async fn status_and_reload_ask_the_running_frpc() {
     let server = lines.next().expect("server line");
     assert!(
         server.starts_with(&format!(
-            "server  127.0.0.1:{udp}  connected to 127.0.0.1:{udp} since "
+            "server  127.0.0.1:{udp}  connected to 127.0.0.1:{udp} over quic since "
         )),
         "{table}"
     );

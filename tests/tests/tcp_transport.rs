@@ -63,7 +63,7 @@ async fn with_udp_blocked_auto_connects_over_tcp_and_every_proxy_type_works() {
     ];
     let mut s = client_settings(pki.client_tls("node1"), relay.addr(), proxies);
     s.protocol = Protocol::Auto;
-    s.tcp_port = server.tcp.expect("tcp transport bound").port();
+    s.tcp_port = Some(server.tcp.expect("tcp transport bound").port());
     let started = Instant::now();
     let mut c = TestClient::start(s);
     on(&mut c, Transport::Tcp, TCP_WITHIN).await;
@@ -112,7 +112,7 @@ async fn the_https_port_takes_tunnels_by_alpn_beside_visitors() {
     )];
     let mut s = client_settings(pki.client_tls("node1"), relay.addr(), proxies);
     s.protocol = Protocol::Tcp;
-    s.tcp_port = server.https.expect("https port").port();
+    s.tcp_port = Some(server.https.expect("https port").port());
     let mut c = TestClient::start(s);
     on(&mut c, Transport::Tcp, TCP_WITHIN).await;
     c.bound("web").await;
@@ -131,7 +131,7 @@ async fn a_client_the_server_does_not_trust_is_refused_over_tcp_too() {
     let server = TestServer::start(settings(&pki, 1));
     let mut s = client_settings(strangers.client_tls("node1"), server.addr, Vec::new());
     s.protocol = Protocol::Tcp;
-    s.tcp_port = server.tcp.expect("tcp").port();
+    s.tcp_port = Some(server.tcp.expect("tcp").port());
     // The stranger's CA is not the server's either: set the server's, so only the client
     // certificate is wrong.
     let mut tls = (*pki.client_tls("node1")).clone();
@@ -165,7 +165,7 @@ async fn once_udp_gets_through_new_connections_use_quic_and_open_ones_finish() {
         vec![tcp_proxy("echo", echo, port)],
     );
     s.protocol = Protocol::Auto;
-    s.tcp_port = server.tcp.expect("tcp").port();
+    s.tcp_port = Some(server.tcp.expect("tcp").port());
     let mut c = TestClient::start(s);
     on(&mut c, Transport::Tcp, TCP_WITHIN).await;
     let public = c.bound("echo").await;

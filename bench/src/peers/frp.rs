@@ -19,17 +19,31 @@ use crate::targets::Ports;
 
 const CMD_LIMIT: Duration = Duration::from_secs(60);
 
-/// Starts frps and frpc publishing `targets`, frpc reaching frps `via` a relay or not; with `admin`,
-/// both run their control plane (see [`control`]); `quic_lines` go under `[transport.quic]`
-/// in both config files.
+/// What a frp-quic tunnel runs with besides its defaults.
+#[derive(Debug, Clone, Copy)]
+pub struct Setup<'a> {
+    /// Both ends run their control plane (see [`control`]).
+    pub admin: bool,
+    /// Lines under `[transport.quic]` in both config files.
+    pub quic_lines: &'a str,
+    /// frpc connects over the TCP transport (`transport.protocol = "tcp"`).
+    pub tcp: bool,
+}
+
+/// Starts frps and frpc publishing `targets`, frpc reaching frps `via` a relay or not, as
+/// `setup` says.
 pub async fn start(
     ctx: &Ctx,
     dir: &Path,
     targets: Ports,
     via: Via<'_>,
-    admin: bool,
-    quic_lines: &str,
+    setup: Setup<'_>,
 ) -> Result<Tunnel> {
+    let Setup {
+        admin,
+        quic_lines,
+        tcp,
+    } = setup;
     let certs = certs(ctx).await?;
     let public = public_ports()?;
     let udp = free_port()?;
@@ -39,6 +53,13 @@ pub async fn start(
     let frpc_toml = dir.join("frpc.toml");
     let mut frps_text = frps_config(&certs, udp, public);
     let mut frpc_text = frpc_config(&certs, dial, public, targets);
+    if tcp {
+        // Dotted keys before the first table: no second [transport] header.
+        let port = free_port()?;
+        frps_text.insert_str(0, &format!("transport.tcpPort = {port}\n"));
+        let lines = format!("transport.protocol = \"tcp\"\ntransport.tcpPort = {port}\n");
+        frpc_text.insert_str(0, &lines);
+    }
     if !quic_lines.is_empty() {
         // frps.toml has no [transport.quic] of its own; frpc.toml's is followed by the proxies.
         frps_text.push_str(&format!("\n[transport.quic]\n{quic_lines}"));

@@ -34,10 +34,14 @@ pub enum PeerKind {
     #[value(name = "frp-quic+admin")]
     #[serde(rename = "frp-quic+admin")]
     FrpQuicAdmin,
-    /// frp-quic with quinn's Cubic (`congestionControl = "cubic"` at both ends) instead of
-    /// the default BBR-style controller: what the controller costs or gains on loopback.
-    #[value(name = "frp-quic-cubic")]
-    FrpQuicCubic,
+    /// frp-quic with its BBR-style controller (`congestionControl = "bbr"` at both ends)
+    /// instead of the default Cubic: what the controller costs or gains on loopback.
+    #[value(name = "frp-quic-bbr")]
+    FrpQuicBbr,
+    /// frp-quic over its TCP transport (`transport.protocol = "tcp"`: HTTP/2 over TLS over
+    /// TCP), the path frpc falls back to where UDP is blocked.
+    #[value(name = "frp-quic-tcp")]
+    FrpQuicTcp,
     /// rathole 0.5 with its plain TCP transport.
     Rathole,
     /// rathole 0.5 with its TLS transport.
@@ -55,7 +59,8 @@ impl PeerKind {
             PeerKind::Direct => "direct",
             PeerKind::FrpQuic => "frp-quic",
             PeerKind::FrpQuicAdmin => "frp-quic+admin",
-            PeerKind::FrpQuicCubic => "frp-quic-cubic",
+            PeerKind::FrpQuicBbr => "frp-quic-bbr",
+            PeerKind::FrpQuicTcp => "frp-quic-tcp",
             PeerKind::Rathole => "rathole",
             PeerKind::RatholeTls => "rathole-tls",
             PeerKind::SshR => "ssh-R",
@@ -66,7 +71,10 @@ impl PeerKind {
     pub fn is_frp(self) -> bool {
         matches!(
             self,
-            PeerKind::FrpQuic | PeerKind::FrpQuicAdmin | PeerKind::FrpQuicCubic
+            PeerKind::FrpQuic
+                | PeerKind::FrpQuicAdmin
+                | PeerKind::FrpQuicBbr
+                | PeerKind::FrpQuicTcp
         )
     }
 }
@@ -153,10 +161,11 @@ impl Ctx {
         };
         match kind {
             PeerKind::Direct => None,
-            PeerKind::FrpQuic | PeerKind::FrpQuicAdmin | PeerKind::FrpQuicCubic => {
-                need(&self.bin_dir.join("frps"), "frps")
-                    .or_else(|| need(&self.bin_dir.join("frpc"), "frpc"))
-            }
+            PeerKind::FrpQuic
+            | PeerKind::FrpQuicAdmin
+            | PeerKind::FrpQuicBbr
+            | PeerKind::FrpQuicTcp => need(&self.bin_dir.join("frps"), "frps")
+                .or_else(|| need(&self.bin_dir.join("frpc"), "frpc")),
             PeerKind::Rathole | PeerKind::RatholeTls => match &self.rathole {
                 None => Some("rathole not installed (see bench/install.sh)".into()),
                 Some(_) => crate::meta::find_tool("openssl")
@@ -229,15 +238,21 @@ impl Tunnel {
     ) -> Result<Self> {
         let mut tunnel = match kind {
             PeerKind::Direct => return Ok(Self::direct(targets)),
-            PeerKind::FrpQuic | PeerKind::FrpQuicAdmin | PeerKind::FrpQuicCubic => {
-                let admin = kind == PeerKind::FrpQuicAdmin;
-                let quic = match kind {
-                    PeerKind::FrpQuicCubic => "congestionControl = \"cubic\"\n",
-                    _ => "",
+            PeerKind::FrpQuic
+            | PeerKind::FrpQuicAdmin
+            | PeerKind::FrpQuicBbr
+            | PeerKind::FrpQuicTcp => {
+                let setup = frp::Setup {
+                    admin: kind == PeerKind::FrpQuicAdmin,
+                    quic_lines: match kind {
+                        PeerKind::FrpQuicBbr => "congestionControl = \"bbr\"\n",
+                        _ => "",
+                    },
+                    tcp: kind == PeerKind::FrpQuicTcp,
                 };
                 let via = delay.map_or(Via::Direct, Via::Delay);
                 let dir = ctx.setup_dir(kind)?;
-                frp::start(ctx, &dir, targets, via, admin, quic).await?
+                frp::start(ctx, &dir, targets, via, setup).await?
             }
             PeerKind::Rathole => rathole::start(ctx, &ctx.setup_dir(kind)?, targets, false).await?,
             PeerKind::RatholeTls => {
@@ -267,7 +282,12 @@ impl Tunnel {
     ) -> Result<Self> {
         let kind = PeerKind::FrpQuic;
         let dir = ctx.setup_dir(kind)?;
-        let mut tunnel = frp::start(ctx, &dir, targets, Via::Wan(wan), false, quic_lines).await?;
+        let setup = frp::Setup {
+            admin: false,
+            quic_lines,
+            tcp: false,
+        };
+        let mut tunnel = frp::start(ctx, &dir, targets, Via::Wan(wan), setup).await?;
         tunnel.wait_ready(kind).await?;
         Ok(tunnel)
     }

@@ -15,6 +15,10 @@
 //! small allowance for delayed acks, which keeps the bottleneck queue (and with it the delay
 //! every other stream in the connection sees) near empty.
 //!
+//! Where acknowledgements come in bunches (a CPU-bound loopback, batching receivers), the
+//! window also holds the draft's acknowledgement-aggregation estimate ([`Aggregation`]), so
+//! the sender keeps sending between bunches instead of measuring its own idle time.
+//!
 //! Two rules from BBRv2 keep it fair and bounded: a round that lost more than 2% of what it
 //! sent caps the window below where the loss began (a queue overflowed: a competing flow is
 //! being pushed out), and the Startup window never exceeds its gain × the measured
@@ -22,9 +26,7 @@
 
 use std::time::{Duration, Instant};
 
-use quinn_proto::congestion::{Controller, ControllerMetrics};
-use quinn_proto::RttEstimator;
-
+use super::aggregation::Aggregation;
 use super::model::{MaxFilter, MinRtt, RateSample, Sampler};
 use super::BbrSettings;
 
@@ -103,6 +105,8 @@ pub struct Bbr {
     phase_start: Instant,
     probe_rtt_done: Option<Instant>,
     acked_in_batch: u64,
+    /// Acknowledged beyond what the model explains (the draft's `extra_acked`).
+    aggregation: Aggregation,
 }
 
 impl Bbr {
@@ -125,6 +129,7 @@ impl Bbr {
             phase_start: now,
             probe_rtt_done: None,
             acked_in_batch: 0,
+            aggregation: Aggregation::default(),
         }
     }
 
@@ -174,12 +179,51 @@ impl Bbr {
         if let Some(sample) = self.sampler.end_batch(now, min_interval) {
             self.take_sample(sample);
         }
+        let (round, bw) = (self.round.count, self.bandwidth.get());
+        (self.aggregation).update(now, round, self.acked_in_batch, bw, self.window);
         if std::mem::take(&mut self.round.started) {
             self.end_round();
         }
         self.advance_mode(now);
         self.set_window();
         self.acked_in_batch = 0;
+    }
+
+    /// Loss of `lost` bytes (0: an ECN mark); `persistent`: every packet over several RTOs.
+    pub fn lost(&mut self, lost: u64, persistent: bool) {
+        // An ECN mark reports no bytes: count it as one datagram's worth.
+        self.round.lost += if lost == 0 { self.mss } else { lost };
+        if persistent {
+            // The model no longer describes the path.
+            self.bandwidth.reset();
+            self.aggregation.reset();
+            self.full_bw = 0;
+            self.full_bw_rounds = 0;
+            self.filled_pipe = false;
+            self.mode = Mode::Startup;
+            self.window = self.min_window();
+        }
+    }
+
+    /// The path MTU changed to `mtu`.
+    pub fn set_mtu(&mut self, mtu: u16) {
+        self.mss = u64::from(mtu);
+        self.window = self.window.max(self.min_window());
+    }
+
+    /// The congestion window, bytes.
+    pub fn window(&self) -> u64 {
+        self.window
+    }
+
+    /// The initial window, bytes.
+    pub fn initial_window(&self) -> u64 {
+        self.settings.initial_window
+    }
+
+    /// Records a send at `now`.
+    pub fn sent(&mut self, now: Instant) {
+        self.sampler.on_sent(now);
     }
 
     fn min_window(&self) -> u64 {
@@ -315,9 +359,11 @@ impl Bbr {
                 .bdp(STARTUP_GAIN)
                 .unwrap_or(0)
                 .max(self.settings.initial_window),
+            // Draining ends at one BDP in flight: no aggregation allowance here.
             Mode::Drain => self.bdp(1.0).unwrap_or(self.window) + allowance,
             Mode::ProbeBw { phase } => {
-                self.bdp(PROBE_GAINS[phase]).unwrap_or(self.window) + allowance
+                let bunches = self.aggregation.get();
+                self.bdp(PROBE_GAINS[phase]).unwrap_or(self.window) + allowance + bunches
             }
             Mode::ProbeRtt => self.probe_rtt_window(),
         }
@@ -336,67 +382,5 @@ impl Bbr {
             .min(self.inflight_hi)
             .min(self.settings.max_window)
             .max(self.min_window());
-    }
-}
-
-impl Controller for Bbr {
-    fn on_sent(&mut self, now: Instant, _bytes: u64, _last_packet_number: u64) {
-        self.sampler.on_sent(now);
-    }
-
-    fn on_ack(&mut self, now: Instant, sent: Instant, bytes: u64, _app: bool, _rtt: &RttEstimator) {
-        self.ack(now, sent, bytes);
-    }
-
-    fn on_end_acks(
-        &mut self,
-        now: Instant,
-        in_flight: u64,
-        app_limited: bool,
-        _largest: Option<u64>,
-    ) {
-        self.end_acks(now, in_flight, app_limited);
-    }
-
-    fn on_congestion_event(&mut self, _now: Instant, _sent: Instant, persistent: bool, lost: u64) {
-        // An ECN mark reports no bytes: count it as one datagram's worth.
-        self.round.lost += if lost == 0 { self.mss } else { lost };
-        if persistent {
-            // Every packet over several RTOs was lost: the model no longer describes the path.
-            self.bandwidth.reset();
-            self.full_bw = 0;
-            self.full_bw_rounds = 0;
-            self.filled_pipe = false;
-            self.mode = Mode::Startup;
-            self.window = self.min_window();
-        }
-    }
-
-    fn on_mtu_update(&mut self, new_mtu: u16) {
-        self.mss = u64::from(new_mtu);
-        self.window = self.window.max(self.min_window());
-    }
-
-    fn window(&self) -> u64 {
-        self.window
-    }
-
-    fn metrics(&self) -> ControllerMetrics {
-        let mut m = ControllerMetrics::default();
-        m.congestion_window = self.window;
-        m.pacing_rate = Some(self.bandwidth.get().saturating_mul(8));
-        m
-    }
-
-    fn clone_box(&self) -> Box<dyn Controller> {
-        Box::new(self.clone())
-    }
-
-    fn initial_window(&self) -> u64 {
-        self.settings.initial_window
-    }
-
-    fn into_any(self: Box<Self>) -> Box<dyn std::any::Any> {
-        self
     }
 }

@@ -14,7 +14,9 @@
 //! The sender's controller is the one that matters for a direction: frpc's for bytes a
 //! published service sends back, frps's for bytes visitors send in. Set both the same.
 
+mod aggregation;
 mod bbr;
+mod controller;
 mod model;
 #[cfg(test)]
 mod tests;
