@@ -112,7 +112,7 @@ impl Client {
         backoff: &mut Backoff,
     ) -> Next {
         self.shared.status.send_modify(|s| s.next_retry = None);
-        let attempt = self.shared.attempt(self.shared.current());
+        let attempt = self.shared.attempt(self.shared.current(), false);
         let outcome = tokio::select! {
             _ = shutdown.cancelled() => None,
             cmd = self.commands.recv() => {
@@ -210,7 +210,7 @@ impl Client {
             let _ = apply.reply.send(Ok(report));
             return Next::Connect(None);
         }
-        let attempt = self.shared.attempt(Arc::clone(&apply.settings));
+        let attempt = self.shared.attempt(Arc::clone(&apply.settings), false);
         let outcome = tokio::select! {
             _ = shutdown.cancelled() => None,
             r = attempt => Some(r),

@@ -62,14 +62,19 @@ impl Shared {
         Arc::clone(&self.settings.borrow())
     }
 
-    /// Connects and registers with `settings`, as a future that owns what it needs.
+    /// Connects and registers with `settings`, as a future that owns what it needs; over
+    /// QUIC whatever `transport.protocol` says when `quic_only` (`auto` probing QUIC again).
     pub(crate) fn attempt(
         self: &Arc<Self>,
         settings: Arc<ClientSettings>,
+        quic_only: bool,
     ) -> BoxFuture<'static, Result<Registered, SessionError>> {
         let me = Arc::clone(self);
         Box::pin(async move {
-            let est = me.connect(settings).await?;
+            let est = match quic_only {
+                true => me.connect_quic(settings).await?,
+                false => me.connect(settings).await?,
+            };
             crate::register::register(est).await
         })
     }

@@ -141,7 +141,7 @@ impl Session {
                     break self.violation("no answer to our proxy changes in time".into());
                 }
                 () = crate::probe::until(probe), if idle => {
-                    let attempt = self.shared.attempt_quic(Arc::clone(&self.settings));
+                    let attempt = self.shared.attempt(Arc::clone(&self.settings), true);
                     moving = Some(Moving { attempt, answer: None });
                     probe = crate::probe::next_probe(&self.settings, self.conn.transport());
                 }

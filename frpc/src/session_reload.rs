@@ -105,7 +105,7 @@ impl Session {
         report.restart_needed = restart_needed(&self.settings, &new);
         if !self.settings.same_server(&new) {
             report.server_moved = true;
-            let attempt = self.shared.attempt(Arc::clone(&new));
+            let attempt = self.shared.attempt(Arc::clone(&new), false);
             let answer = Answer {
                 reply: apply.reply,
                 report,

@@ -72,6 +72,8 @@ impl TcpDoor {
                 _ = shared.shutdown.cancelled() => return,
                 accepted = listener.accept() => match accepted {
                     Ok((tcp, remote)) => {
+                        // HTTP/2 frames are small and latency-bound: no Nagle delay on them.
+                        let _ = tcp.set_nodelay(true);
                         let door = self.clone();
                         sessions.spawn(door.admit(tcp, remote, Arc::clone(&shared)));
                     }

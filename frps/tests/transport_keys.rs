@@ -2,31 +2,18 @@
 //! taken default only warned about, an explicit one required), and `transport.protocol` and
 //! `transport.tcpPort` in frpc.toml.
 
-use std::fs;
 use std::net::{Ipv4Addr, SocketAddr, TcpListener};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use frpc::config_transport::Protocol;
-use tempfile::TempDir;
+mod common;
+
+use common::{with_certs, write};
 
 const SERVER_TLS: &str = "[transport.tls]\ncertFile = \"certs/server.crt\"\n\
                           keyFile = \"certs/server.key\"\ntrustedCaFile = \"certs/ca.crt\"\n";
 const CLIENT_TLS: &str = "[transport.tls]\ncertFile = \"certs/node1.crt\"\n\
                           keyFile = \"certs/node1.key\"\ntrustedCaFile = \"certs/ca.crt\"\n";
-
-fn with_certs() -> TempDir {
-    let tmp = tempfile::tempdir().expect("tempdir");
-    let certs = tmp.path().join("certs");
-    frp_certs::init_ca_dir(&certs, &["localhost".to_string()], false).expect("ca init");
-    frp_certs::issue_client_in_dir(&certs, "node1", false).expect("ca issue");
-    tmp
-}
-
-fn write(dir: &Path, name: &str, text: &str) -> PathBuf {
-    let path = dir.join(name);
-    fs::write(&path, text).expect("write config");
-    path
-}
 
 fn server(dir: &Path, top: &str) -> Result<frps::ServerSettings, String> {
     let path = write(dir, "frps.toml", &format!("{top}\n{SERVER_TLS}"));

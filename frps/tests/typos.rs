@@ -3,11 +3,12 @@
 //! TOML spelling. A `trustedCaFile` holding a leaf certificate is refused by `--check`.
 
 use std::ffi::OsStr;
-use std::fs;
 use std::path::Path;
 use std::process::Command;
 
-use tempfile::TempDir;
+mod common;
+
+use common::{with_certs, write};
 
 /// Exit status of a configuration error (`EX_CONFIG`).
 const EXIT_CONFIG: i32 = 64;
@@ -17,21 +18,6 @@ const SERVER_TLS: &str = "[transport.tls]\ncertFile = \"certs/server.crt\"\n\
 const CLIENT_TLS: &str = "[transport.tls]\ncertFile = \"certs/node1.crt\"\n\
                           keyFile = \"certs/node1.key\"\ntrustedCaFile = \"certs/ca.crt\"\n";
 const PROXY: &str = "[[proxies]]\nname = \"ssh\"\ntype = \"tcp\"\nlocalPort = 22\n";
-
-/// A temp dir with `certs/` holding a CA, the server certificate and node1's.
-fn with_certs() -> TempDir {
-    let tmp = tempfile::tempdir().expect("tempdir");
-    let certs = tmp.path().join("certs");
-    frp_certs::init_ca_dir(&certs, &["localhost".to_string()], false).expect("ca init");
-    frp_certs::issue_client_in_dir(&certs, "node1", false).expect("ca issue");
-    tmp
-}
-
-fn write(dir: &Path, name: &str, text: &str) -> std::path::PathBuf {
-    let path = dir.join(name);
-    fs::write(&path, text).expect("write config");
-    path
-}
 
 fn server_error(dir: &Path, text: &str) -> String {
     let path = write(dir, "frps.toml", text);

@@ -435,9 +435,9 @@ mod tests {
         let t = s.tuning(p, d).unwrap();
         assert_eq!(t.idle_timeout, Duration::from_secs(20));
         assert_eq!(t.max_incoming_streams, 7);
-        assert_eq!(t.congestion, crate::congestion::CongestionControl::Cubic);
-        let s: QuicSection = toml::from_str("congestionControl = \"bbr\"").unwrap();
-        let t = s.tuning(p, d).unwrap();
         assert_eq!(t.congestion, crate::congestion::CongestionControl::Bbr);
+        let s: QuicSection = toml::from_str("congestionControl = \"cubic\"").unwrap();
+        let t = s.tuning(p, d).unwrap();
+        assert_eq!(t.congestion, crate::congestion::CongestionControl::Cubic);
     }
 }

@@ -84,7 +84,7 @@ pub struct QuicSection {
     pub max_handshakes_per_ip: Option<u32>,
     /// frps only: seconds a handshake from an address not proven by a Retry may take.
     pub handshake_timeout: Option<u64>,
-    /// `cubic` (default), `bbr` or `newreno`: the controller of the data this side sends.
+    /// `bbr` (default), `cubic` or `newreno`: the controller of the data this side sends.
     pub congestion_control: Option<CongestionControl>,
 }
 

@@ -34,10 +34,10 @@ pub enum PeerKind {
     #[value(name = "frp-quic+admin")]
     #[serde(rename = "frp-quic+admin")]
     FrpQuicAdmin,
-    /// frp-quic with its BBR-style controller (`congestionControl = "bbr"` at both ends)
-    /// instead of the default Cubic: what the controller costs or gains on loopback.
-    #[value(name = "frp-quic-bbr")]
-    FrpQuicBbr,
+    /// frp-quic with quinn's Cubic (`congestionControl = "cubic"` at both ends) instead of
+    /// the default BBR-style controller: what the controller costs or gains on loopback.
+    #[value(name = "frp-quic-cubic")]
+    FrpQuicCubic,
     /// frp-quic over its TCP transport (`transport.protocol = "tcp"`: HTTP/2 over TLS over
     /// TCP), the path frpc falls back to where UDP is blocked.
     #[value(name = "frp-quic-tcp")]
@@ -59,7 +59,7 @@ impl PeerKind {
             PeerKind::Direct => "direct",
             PeerKind::FrpQuic => "frp-quic",
             PeerKind::FrpQuicAdmin => "frp-quic+admin",
-            PeerKind::FrpQuicBbr => "frp-quic-bbr",
+            PeerKind::FrpQuicCubic => "frp-quic-cubic",
             PeerKind::FrpQuicTcp => "frp-quic-tcp",
             PeerKind::Rathole => "rathole",
             PeerKind::RatholeTls => "rathole-tls",
@@ -73,7 +73,7 @@ impl PeerKind {
             self,
             PeerKind::FrpQuic
                 | PeerKind::FrpQuicAdmin
-                | PeerKind::FrpQuicBbr
+                | PeerKind::FrpQuicCubic
                 | PeerKind::FrpQuicTcp
         )
     }
@@ -163,7 +163,7 @@ impl Ctx {
             PeerKind::Direct => None,
             PeerKind::FrpQuic
             | PeerKind::FrpQuicAdmin
-            | PeerKind::FrpQuicBbr
+            | PeerKind::FrpQuicCubic
             | PeerKind::FrpQuicTcp => need(&self.bin_dir.join("frps"), "frps")
                 .or_else(|| need(&self.bin_dir.join("frpc"), "frpc")),
             PeerKind::Rathole | PeerKind::RatholeTls => match &self.rathole {
@@ -240,12 +240,12 @@ impl Tunnel {
             PeerKind::Direct => return Ok(Self::direct(targets)),
             PeerKind::FrpQuic
             | PeerKind::FrpQuicAdmin
-            | PeerKind::FrpQuicBbr
+            | PeerKind::FrpQuicCubic
             | PeerKind::FrpQuicTcp => {
                 let setup = frp::Setup {
                     admin: kind == PeerKind::FrpQuicAdmin,
                     quic_lines: match kind {
-                        PeerKind::FrpQuicBbr => "congestionControl = \"bbr\"\n",
+                        PeerKind::FrpQuicCubic => "congestionControl = \"cubic\"\n",
                         _ => "",
                     },
                     tcp: kind == PeerKind::FrpQuicTcp,

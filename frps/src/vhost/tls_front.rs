@@ -31,6 +31,7 @@ pub(super) async fn serve_tls(
     if hello.tunnel {
         // frpc over the TCP transport: its own handshake limits apply from here.
         drop(slot);
+        let _ = tcp.set_nodelay(true);
         let io = tls::Prefixed::new(hello.bytes, tcp);
         return shared.tcp_door.clone().admit(io, peer, shared).await;
     }

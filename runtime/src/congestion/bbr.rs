@@ -35,8 +35,9 @@ const STARTUP_GAIN: f64 = 2.885;
 /// ProbeBw's gain cycle, one phase per minimum RTT.
 const PROBE_GAINS: [f64; 8] = [1.25, 0.75, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0];
 /// Window above the model in ProbeBw, as a fraction of the bandwidth-delay product: room for
-/// acknowledgements that arrive late or in bunches.
-const ACK_ALLOWANCE: f64 = 0.1;
+/// acknowledgements that arrive a little late. Bunched ones are the aggregation estimate's
+/// (it replaced half of this allowance, which was standing queue on a smooth path).
+const ACK_ALLOWANCE: f64 = 0.05;
 /// Startup ends once three rounds in a row grew the bandwidth by less than this.
 const FULL_BW_GROWTH: f64 = 1.25;
 const FULL_BW_ROUNDS: u32 = 3;

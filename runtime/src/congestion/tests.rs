@@ -365,5 +365,5 @@ fn the_config_names_the_three_controllers() {
         .err()
         .expect("refused");
     assert!(e.to_string().contains("bbr"), "{e}");
-    assert_eq!(CongestionControl::default(), CongestionControl::Cubic);
+    assert_eq!(CongestionControl::default(), CongestionControl::Bbr);
 }
