@@ -26,11 +26,7 @@ impl Shared {
         let addr = self.resolve(s, s.tcp_port()).await?;
         let name = ServerName::try_from(s.server_name.clone())
             .map_err(|e| SessionError::Permanent(format!("transport.tls.serverName: {e}")))?;
-        let tuning = H2Tuning {
-            keepalive: s.quic.keepalive,
-            idle_timeout: s.quic.idle_timeout,
-            max_incoming_streams: s.quic.max_incoming_streams,
-        };
+        let tuning = H2Tuning::from(&s.quic);
         let dial = tcp::dial(addr, name, tcp::client_config(&s.tls), tuning);
         let conn = match tokio::time::timeout(s.connect_timeout, dial).await {
             Ok(Ok(conn)) => conn,

@@ -44,6 +44,8 @@ pub(crate) struct Shared {
     pub(crate) registry: Registry,
     /// Tracks data-stream tasks so shutdown can let them finish.
     pub(crate) streams: TaskTracker,
+    /// Tracks client sessions and their handshakes (both transports), closed last.
+    pub(crate) sessions: TaskTracker,
     /// Cancelled when the server starts shutting down.
     pub(crate) shutdown: CancellationToken,
     /// Live counts of open resources.
@@ -138,6 +140,7 @@ impl Server {
             started: SystemTime::now(),
             registry: Registry::default(),
             streams: TaskTracker::new(),
+            sessions: TaskTracker::new(),
             shutdown: CancellationToken::new(),
             gauges: ServerGauges::default(),
             vhost_addrs: vhost.addrs(),
@@ -229,13 +232,12 @@ impl Server {
     pub async fn run(mut self, shutdown: CancellationToken) -> anyhow::Result<()> {
         let addr = self.endpoint.local_addr()?;
         info!(%addr, "frps listening for clients (quic)");
-        let sessions = TaskTracker::new();
+        let sessions = self.shared.sessions.clone();
         crate::vhost::spawn(std::mem::take(&mut self.vhost), &self.shared, &sessions);
         sessions.spawn(watch_paths(Arc::clone(&self.shared)));
         if let Some(listener) = self.tcp.take() {
             let door = self.shared.tcp_door.clone();
-            let tracker = sessions.clone();
-            sessions.spawn(door.serve(listener, Arc::clone(&self.shared), tracker));
+            sessions.spawn(door.serve(listener, Arc::clone(&self.shared)));
         }
         loop {
             tokio::select! {

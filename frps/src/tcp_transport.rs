@@ -20,7 +20,6 @@ use frp_runtime::per_source::Admission;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpListener;
 use tokio_rustls::TlsAcceptor;
-use tokio_util::task::TaskTracker;
 use tracing::{debug, info, warn};
 
 pub use frp_runtime::link::h2::ALPN_TCP;
@@ -42,28 +41,18 @@ impl TcpDoor {
     /// The door for `settings`.
     pub(crate) fn new(settings: &crate::config::ServerSettings) -> Self {
         let tls = tcp::server_config(&settings.tls);
-        let q = &settings.quic;
         Self {
             tls,
-            tuning: H2Tuning {
-                keepalive: q.keepalive,
-                idle_timeout: q.idle_timeout,
-                // frpc opens no streams toward frps.
-                max_incoming_streams: 0,
-            },
+            // The stream limit is frpc's alone: frpc opens no streams toward frps.
+            tuning: H2Tuning::from(&settings.quic),
             handshakes: Admission::new(MAX_HANDSHAKES, settings.handshakes.per_ip as usize),
             timeout: settings.handshakes.unvalidated_timeout,
         }
     }
 
     /// Accepts tunnels on `listener` until shutdown; each handshake and session is a task of
-    /// `sessions`.
-    pub(crate) async fn serve(
-        self,
-        listener: TcpListener,
-        shared: Arc<Shared>,
-        sessions: TaskTracker,
-    ) {
+    /// the server's sessions.
+    pub(crate) async fn serve(self, listener: TcpListener, shared: Arc<Shared>) {
         if let Ok(addr) = listener.local_addr() {
             info!(%addr, "frps listening for clients (tcp)");
         }
@@ -75,7 +64,7 @@ impl TcpDoor {
                         // HTTP/2 frames are small and latency-bound: no Nagle delay on them.
                         let _ = tcp.set_nodelay(true);
                         let door = self.clone();
-                        sessions.spawn(door.admit(tcp, remote, Arc::clone(&shared)));
+                        shared.sessions.spawn(door.admit(tcp, remote, Arc::clone(&shared)));
                     }
                     Err(e) => {
                         warn!(error = %e, "accepting a tcp tunnel failed");

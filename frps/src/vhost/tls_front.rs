@@ -29,11 +29,13 @@ pub(super) async fn serve_tls(
         Err(_) => return debug!(%peer, "no client hello in time; closing"),
     };
     if hello.tunnel {
-        // frpc over the TCP transport: its own handshake limits apply from here.
+        // frpc over the TCP transport: its own handshake limits apply from here, and it is a
+        // session, drained with the sessions rather than the data streams.
         drop(slot);
-        let _ = tcp.set_nodelay(true);
         let io = tls::Prefixed::new(hello.bytes, tcp);
-        return shared.tcp_door.clone().admit(io, peer, shared).await;
+        let admit = shared.tcp_door.clone().admit(io, peer, Arc::clone(&shared));
+        shared.sessions.spawn(admit);
+        return;
     }
     let Some(sni) = hello.sni else {
         return debug!(%peer, "client hello without a server name; closing");

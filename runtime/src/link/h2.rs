@@ -53,6 +53,18 @@ pub struct H2Tuning {
     pub max_incoming_streams: u32,
 }
 
+impl From<&crate::transport::QuicTuning> for H2Tuning {
+    /// The QUIC settings' keep-alive, idle timeout and stream limit, which the TCP transport
+    /// keeps the same (`transport.quic.*` configures both).
+    fn from(q: &crate::transport::QuicTuning) -> Self {
+        Self {
+            keepalive: q.keepalive,
+            idle_timeout: q.idle_timeout,
+            max_incoming_streams: q.max_incoming_streams,
+        }
+    }
+}
+
 /// What the TLS handshake told about the peer.
 #[derive(Clone, Debug)]
 pub struct Peer {
@@ -60,8 +72,6 @@ pub struct Peer {
     pub remote: SocketAddr,
     /// Its verified certificate chain, leaf first.
     pub certs: Vec<CertificateDer<'static>>,
-    /// The SNI the client sent (frps side).
-    pub server_name: Option<String>,
 }
 
 /// An HTTP/2 link: cheap to clone, shared by the session and its streams.
@@ -228,13 +238,5 @@ impl H2Link {
 
     pub(crate) fn peer_certificates(&self) -> &[CertificateDer<'static>] {
         &self.inner.state.peer.certs
-    }
-
-    pub(crate) fn server_name(&self) -> Option<&str> {
-        self.inner.state.peer.server_name.as_deref()
-    }
-
-    pub(crate) fn same(&self, other: &Self) -> bool {
-        Arc::ptr_eq(&self.inner, &other.inner)
     }
 }

@@ -49,10 +49,7 @@ pub(crate) fn io_error(e: h2::Error) -> io::Error {
             .unwrap_or_else(|| io::Error::other("h2 i/o error"));
     }
     match e.reason() {
-        Some(reason) if e.is_reset() => io::Error::new(
-            io::ErrorKind::ConnectionReset,
-            format!("stream reset by peer with code {}", u32::from(reason)),
-        ),
+        Some(reason) if e.is_reset() => reset_error(reason),
         _ => io::Error::new(io::ErrorKind::ConnectionAborted, e),
     }
 }

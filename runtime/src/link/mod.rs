@@ -101,14 +101,6 @@ impl LinkError {
             _ => None,
         }
     }
-
-    /// Whether the peer stopped answering (an idle timeout).
-    pub fn timed_out(&self) -> bool {
-        matches!(
-            self,
-            Self::Quic(quinn::ConnectionError::TimedOut) | Self::TcpTimedOut
-        )
-    }
 }
 
 /// Path figures of a connection for the admin API and metrics.
@@ -246,28 +238,6 @@ impl Link {
                 .ok()
                 .map(|b| *b),
             Self::H2(c) => Some(c.peer_certificates().to_vec()),
-        }
-    }
-
-    /// The TLS SNI the client asked for (frps side).
-    pub fn server_name(&self) -> Option<String> {
-        match self {
-            Self::Quic(c) => {
-                c.handshake_data()?
-                    .downcast::<quinn::crypto::rustls::HandshakeData>()
-                    .ok()?
-                    .server_name
-            }
-            Self::H2(c) => c.server_name().map(str::to_string),
-        }
-    }
-
-    /// Whether both ends are the same connection.
-    pub fn same(&self, other: &Self) -> bool {
-        match (self, other) {
-            (Self::Quic(a), Self::Quic(b)) => a.stable_id() == b.stable_id(),
-            (Self::H2(a), Self::H2(b)) => a.same(b),
-            _ => false,
         }
     }
 }

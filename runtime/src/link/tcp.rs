@@ -6,7 +6,7 @@
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-use rustls::pki_types::ServerName;
+use rustls::pki_types::{CertificateDer, ServerName};
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpStream;
 use tokio_rustls::{TlsAcceptor, TlsConnector};
@@ -92,16 +92,9 @@ pub async fn dial(
         .connect(server_name, tcp)
         .await
         .map_err(|e| DialError::Tls(addr, e))?;
-    let certs = stream
-        .get_ref()
-        .1
-        .peer_certificates()
-        .map(|c| c.iter().map(|c| c.clone().into_owned()).collect())
-        .unwrap_or_default();
     let peer = Peer {
         remote: addr,
-        certs,
-        server_name: None,
+        certs: verified_chain(stream.get_ref().1),
     };
     let link = H2Link::server(stream, peer, tuning)
         .await
@@ -128,18 +121,19 @@ where
         .accept(io)
         .await
         .map_err(|e| DialError::Tls(remote, e))?;
-    let (_, session) = stream.get_ref();
-    let certs = session
-        .peer_certificates()
-        .map(|c| c.iter().map(|c| c.clone().into_owned()).collect())
-        .unwrap_or_default();
     let peer = Peer {
         remote,
-        certs,
-        server_name: session.server_name().map(str::to_string),
+        certs: verified_chain(stream.get_ref().1),
     };
     let link = H2Link::client(stream, peer, tuning)
         .await
         .map_err(|e| h2_failed(remote, e))?;
     Ok(Link::H2(link))
+}
+
+/// The peer's certificate chain the handshake verified, leaf first.
+fn verified_chain(tls: &rustls::CommonState) -> Vec<CertificateDer<'static>> {
+    tls.peer_certificates()
+        .map(|c| c.iter().map(|c| c.clone().into_owned()).collect())
+        .unwrap_or_default()
 }

@@ -14,7 +14,6 @@ fn peer() -> Peer {
     Peer {
         remote: "127.0.0.1:1".parse().expect("addr"),
         certs: Vec::new(),
-        server_name: None,
     }
 }
 
