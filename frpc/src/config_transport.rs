@@ -9,8 +9,9 @@ use crate::config::{ClientFile, ClientSettings};
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub enum Protocol {
     /// QUIC, falling back to TCP when no QUIC handshake completes within
-    /// [`QUIC_HEAD_START`]; while on TCP, QUIC is probed every [`QUIC_PROBE`] and the client
-    /// moves back once it works.
+    /// [`QUIC_HEAD_START`] (at once when UDP is answered with "port unreachable" or the last
+    /// session was over TCP); while on TCP, QUIC is probed every [`QUIC_PROBE`] and the
+    /// client moves back once it works.
     #[default]
     Auto,
     /// QUIC only (UDP to `serverPort`).

@@ -65,7 +65,8 @@ impl Shared {
     }
 
     /// Resolves the server, binds a UDP socket of the same family and completes a QUIC
-    /// handshake.
+    /// handshake; gives up early when the network answers UDP to the server with "port
+    /// unreachable" ([`crate::unreachable`]).
     pub(crate) async fn connect_quic(
         &self,
         settings: Arc<ClientSettings>,
@@ -83,10 +84,14 @@ impl Shared {
         let connecting = endpoint
             .connect_with(quic, addr, &s.server_name)
             .map_err(|e| connect_error(addr, e))?;
-        let conn = match tokio::time::timeout(s.connect_timeout, connecting).await {
-            Ok(Ok(conn)) => conn,
-            Ok(Err(e)) => return Err(classify_quic(&e)),
-            Err(_) => return Err(no_answer(addr, s.connect_timeout)),
+        let handshake = tokio::time::timeout(s.connect_timeout, connecting);
+        let conn = tokio::select! {
+            r = handshake => match r {
+                Ok(Ok(conn)) => conn,
+                Ok(Err(e)) => return Err(classify_quic(&e)),
+                Err(_) => return Err(no_answer(addr, s.connect_timeout)),
+            },
+            () = crate::unreachable::refused(addr) => return Err(udp_refused(addr)),
         };
         info!(server = %addr, transport = "quic", "connected to server");
         Ok(Established {
@@ -95,6 +100,14 @@ impl Shared {
             conn: Link::Quic(conn),
         })
     }
+}
+
+fn udp_refused(addr: SocketAddr) -> SessionError {
+    SessionError::Transient(format!(
+        "{addr} answered with \"port unreachable\": is frps running there, listening on UDP \
+         port {} (bindPort), and does no firewall on the way reject UDP?",
+        addr.port()
+    ))
 }
 
 /// The least a client waits after the server refused it because another connection with its

@@ -1,6 +1,7 @@
 //! The TCP transport's dial, and `auto`'s race of QUIC against it.
 
 use std::net::SocketAddr;
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -44,13 +45,15 @@ impl Shared {
     /// `auto`: QUIC first; once it has had [`QUIC_HEAD_START`] without connecting (or failed
     /// for a reason TCP may not share), TCP too, and whichever connects first is used. A
     /// permanent refusal over QUIC (the server refused our certificate) ends the attempt.
+    /// When the last session was over TCP both are dialled at once (see [`head_start`]).
     pub(crate) async fn connect_auto(
         &self,
         settings: Arc<ClientSettings>,
     ) -> Result<Established, SessionError> {
         let quic = self.connect_quic(Arc::clone(&settings));
         tokio::pin!(quic);
-        let head_start = QUIC_HEAD_START.min(settings.connect_timeout);
+        let last_on_tcp = self.last_on_tcp.load(Ordering::Relaxed);
+        let head_start = head_start(last_on_tcp, settings.connect_timeout);
         let mut quic_failed = tokio::select! {
             r = &mut quic => match r {
                 Ok(est) => return Ok(est),
@@ -59,7 +62,12 @@ impl Shared {
             },
             () = tokio::time::sleep(head_start) => None,
         };
-        info!(waited = ?head_start, "no QUIC connection yet; trying TLS over TCP as well");
+        match last_on_tcp {
+            true => info!("the last session was over TCP: dialling QUIC and TCP at once"),
+            false => {
+                info!(waited = ?head_start, "no QUIC connection yet; trying TLS over TCP as well")
+            }
+        }
         // A refusal over TCP alone is retried: a TLS-inspecting middlebox on the way (common
         // where only TCP 443 is open) must not make the client give up while QUIC may come back.
         let tcp = async {
@@ -85,6 +93,18 @@ impl Shared {
                 return Err(both_failed(q, t));
             }
         }
+    }
+}
+
+/// How long `auto` gives QUIC alone: [`QUIC_HEAD_START`] (at most the whole connect
+/// timeout), or nothing when the last session was over TCP. A network that dropped UDP then
+/// most likely still does, and quinn does not report the ICMP "port unreachable" that would
+/// tell, so waiting again would delay every reconnect behind a UDP block by the head start;
+/// where QUIC works again it still wins the race (one round trip against TCP's two).
+pub(crate) fn head_start(last_on_tcp: bool, connect_timeout: Duration) -> Duration {
+    match last_on_tcp {
+        true => Duration::ZERO,
+        false => QUIC_HEAD_START.min(connect_timeout),
     }
 }
 
@@ -119,4 +139,20 @@ fn no_tcp_answer(addr: SocketAddr, waited: Duration) -> SessionError {
         waited.as_secs_f64(),
         addr.port()
     ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn quic_has_its_head_start_unless_the_last_session_was_over_tcp() {
+        let ten = Duration::from_secs(10);
+        assert_eq!(head_start(false, ten), QUIC_HEAD_START);
+        assert_eq!(
+            head_start(false, Duration::from_secs(1)),
+            Duration::from_secs(1)
+        );
+        assert_eq!(head_start(true, ten), Duration::ZERO);
+    }
 }

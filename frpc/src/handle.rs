@@ -1,7 +1,7 @@
 //! What the reconnect loop, its sessions, the stream handlers and the admin API share, and
 //! [`ClientHandle`], the API's way into a running client.
 
-use std::sync::atomic::AtomicUsize;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
@@ -34,6 +34,10 @@ pub(crate) struct Shared {
     pub(crate) background: TaskTracker,
     /// Connection attempts so far; picks which resolved address to try next.
     pub(crate) attempts: AtomicUsize,
+    /// Whether the last session that came up was over TCP: `auto` then dials both transports
+    /// at once instead of giving QUIC its head start again (set by every session that comes
+    /// up, so a move back to QUIC clears it).
+    pub(crate) last_on_tcp: AtomicBool,
 }
 
 impl Shared {
@@ -53,6 +57,7 @@ impl Shared {
             commands,
             background: TaskTracker::new(),
             attempts: AtomicUsize::new(0),
+            last_on_tcp: AtomicBool::new(false),
         };
         (Arc::new(shared), rx)
     }
@@ -97,6 +102,8 @@ impl Shared {
     ) {
         self.adopt(settings);
         *self.conn.lock().unwrap_or_else(|p| p.into_inner()) = Some(conn.clone());
+        let on_tcp = conn.transport() == frp_runtime::link::Transport::Tcp;
+        self.last_on_tcp.store(on_tcp, Ordering::Relaxed);
         self.status.send_modify(|s| {
             s.connected = true;
             s.sessions += 1;

@@ -37,6 +37,7 @@ mod session;
 mod session_reload;
 pub mod status;
 mod stream;
+mod unreachable;
 
 pub use client::{Client, ClientError};
 pub use config::{ClientSettings, LocalProxy};

@@ -214,6 +214,8 @@ pub struct TestServer {
     pub gauges: frps::ServerGauges,
     /// Rereads its revocation list, as SIGHUP does.
     pub reloader: frps::Reloader,
+    /// Its admin API, called in process (no listener).
+    pub api: Arc<frps::ServerApi>,
     cancel: CancellationToken,
     task: JoinHandle<anyhow::Result<()>>,
 }
@@ -228,6 +230,7 @@ impl TestServer {
         let access = server.access_log();
         let status = server.status();
         let (gauges, reloader) = (server.gauges(), server.reloader());
+        let api = server.api(None).expect("server api");
         let cancel = CancellationToken::new();
         let task = tokio::spawn(server.run(cancel.clone()));
         Self {
@@ -239,6 +242,7 @@ impl TestServer {
             status,
             gauges,
             reloader,
+            api,
             cancel,
             task,
         }

@@ -6,19 +6,23 @@
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
+use frp_admin::{ApiRequest, Handler as _};
 use frp_proto::VhostSpec;
 use frp_runtime::link::Transport;
 use frp_tests::backends::{echo_hash, echo_server, random_bytes, sha256};
 use frp_tests::http::{client, client_on, http_backend, request, send, tls_connect, tls_service};
 use frp_tests::relay::Relay;
 use frp_tests::{
-    client_settings, free_tcp_port, http_proxy, https_proxy, init_logs, tcp_proxy, vhost_settings,
-    within, Pki, TestClient, TestServer,
+    client_settings, free_tcp_port, free_udp_addr, http_proxy, https_proxy, init_logs, tcp_proxy,
+    vhost_settings, within, Pki, TestClient, TestServer,
 };
-use frpc::config_transport::Protocol;
+use frpc::config_transport::{Protocol, QUIC_HEAD_START};
 use frps::ServerSettings;
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 use tokio::net::TcpStream;
+
+use bytes::Bytes;
+use hyper::{HeaderMap, Method};
 
 /// How long `auto` may take to connect with UDP dropped (the bound).
 const TCP_WITHIN: Duration = Duration::from_secs(5);
@@ -147,6 +151,64 @@ async fn a_client_the_server_does_not_trust_is_refused_over_tcp_too() {
         text.contains("the server refused this client's certificate"),
         "{text}"
     );
+    server.stop().await.expect("stop");
+}
+
+#[tokio::test]
+async fn udp_answered_with_port_unreachable_goes_to_tcp_without_waiting() {
+    init_logs();
+    let pki = Pki::new();
+    let server = TestServer::start(settings(&pki, free_tcp_port()));
+    // Nothing listens on this UDP port: the kernel answers QUIC with "port unreachable".
+    let closed = free_udp_addr();
+    let mut s = client_settings(pki.client_tls("node1"), closed, vec![]);
+    s.protocol = Protocol::Auto;
+    s.tcp_port = Some(server.tcp.expect("tcp").port());
+    let mut c = TestClient::start(s);
+    on(&mut c, Transport::Tcp, QUIC_HEAD_START).await;
+    c.stop().await.expect("stop");
+    server.stop().await.expect("stop");
+}
+
+#[tokio::test]
+async fn a_reconnect_behind_a_udp_block_does_not_wait_for_quic_again() {
+    init_logs();
+    let pki = Pki::new();
+    let server = TestServer::start(settings(&pki, free_tcp_port()));
+    let relay = Relay::start(server.addr).expect("relay");
+    relay.handle().blackhole(true);
+    let mut s = client_settings(pki.client_tls("node1"), relay.addr(), vec![]);
+    s.protocol = Protocol::Auto;
+    s.tcp_port = Some(server.tcp.expect("tcp").port());
+    let mut c = TestClient::start(s);
+    on(&mut c, Transport::Tcp, TCP_WITHIN).await;
+    assert_eq!(c.status.borrow().sessions, 1);
+
+    // The server's operator disconnects it: it dials TCP at once, not after QUIC's head start.
+    let gone = Instant::now();
+    let request = ApiRequest {
+        method: Method::DELETE,
+        path: "/api/v1/clients/node1".into(),
+        query: None,
+        headers: HeaderMap::new(),
+        body: Bytes::new(),
+        peer: SocketAddr::from(([127, 0, 0, 1], 1)),
+    };
+    assert_eq!(server.api.handle(request).await.status, 204);
+    let back = c
+        .status
+        .wait_for(|s| s.connected && s.sessions == 2 && s.transport == Some(Transport::Tcp));
+    match tokio::time::timeout(QUIC_HEAD_START, back).await {
+        Ok(r) => drop(r.expect("status")),
+        Err(_) => panic!("not back over TCP within QUIC's head start ({QUIC_HEAD_START:?})"),
+    }
+    eprintln!("back over tcp after {:?}", gone.elapsed());
+    assert_eq!(
+        forwarded(&relay),
+        0,
+        "no datagram got through the blackhole"
+    );
+    c.stop().await.expect("stop");
     server.stop().await.expect("stop");
 }
 

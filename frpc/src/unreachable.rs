@@ -1,0 +1,79 @@
+//! Hearing the network say "no" to UDP: an ICMP "port unreachable" for the server's QUIC
+//! port, which quinn does not report (its socket is unconnected, so the kernel keeps such
+//! errors to itself).
+//!
+//! While a QUIC handshake is under way, a second, *connected* UDP socket sends one byte to
+//! the same address every [`PROBE_EVERY`]; the kernel turns an ICMP "port unreachable" for it
+//! into `ECONNREFUSED` on that socket. A byte is not a QUIC packet: frps drops it unread, so
+//! a server that is there costs nothing and answers nothing, and the watch just stays
+//! pending. Firewalls that drop UDP silently say nothing either; for those `auto` still
+//! waits its head start.
+
+use std::io::ErrorKind;
+use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::time::Duration;
+
+use tokio::net::UdpSocket;
+
+/// How often the watch sends its byte (ICMP errors are rate-limited and may be lost).
+pub(crate) const PROBE_EVERY: Duration = Duration::from_millis(250);
+
+/// Resolves once the network has answered a datagram to `addr` with "port unreachable";
+/// pending forever otherwise (also when the watch's own socket cannot be set up: then there
+/// is nothing to hear, and the handshake's own timeout applies).
+pub(crate) async fn refused(addr: SocketAddr) {
+    match watch(addr).await {
+        Ok(()) => {}
+        Err(e) => {
+            tracing::debug!(server = %addr, error = %e, "no ICMP watch for QUIC");
+            std::future::pending::<()>().await;
+        }
+    }
+}
+
+async fn watch(addr: SocketAddr) -> std::io::Result<()> {
+    let local: SocketAddr = match addr {
+        SocketAddr::V4(_) => (Ipv4Addr::UNSPECIFIED, 0).into(),
+        SocketAddr::V6(_) => (Ipv6Addr::UNSPECIFIED, 0).into(),
+    };
+    let socket = UdpSocket::bind(local).await?;
+    socket.connect(addr).await?;
+    let mut buf = [0u8; 64];
+    loop {
+        match socket.send(&[0]).await {
+            Err(e) if e.kind() == ErrorKind::ConnectionRefused => return Ok(()),
+            Err(e) => return Err(e),
+            Ok(_) => {}
+        }
+        match tokio::time::timeout(PROBE_EVERY, socket.recv(&mut buf)).await {
+            Ok(Err(e)) if e.kind() == ErrorKind::ConnectionRefused => return Ok(()),
+            Ok(Err(e)) => return Err(e),
+            // An answer (not frps's: it answers no stray byte) or silence: keep listening.
+            Ok(Ok(_)) | Err(_) => {}
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_closed_port_is_heard_and_an_open_one_is_not() {
+        // A port with nothing bound: the kernel answers with "port unreachable".
+        let closed = {
+            let s = std::net::UdpSocket::bind("127.0.0.1:0").expect("bind");
+            s.local_addr().expect("addr")
+        };
+        let heard = tokio::time::timeout(Duration::from_secs(10), refused(closed)).await;
+        assert!(heard.is_ok(), "no port unreachable heard from {closed}");
+        // A bound socket that answers nothing: the watch stays pending (and keeps asking).
+        let open = UdpSocket::bind("127.0.0.1:0").await.expect("bind");
+        let addr = open.local_addr().expect("addr");
+        let waited = tokio::time::timeout(PROBE_EVERY * 3, refused(addr)).await;
+        assert!(waited.is_err(), "an open port was taken for a closed one");
+        let mut buf = [0u8; 8];
+        let (n, _) = open.recv_from(&mut buf).await.expect("the watch's byte");
+        assert_eq!(&buf[..n], &[0]);
+    }
+}
