@@ -309,3 +309,43 @@ fn frpc_chart_with_seed_values_in_both_modes() {
         crt
     );
 }
+
+#[test]
+fn frps_chart_without_https_vhosts_publishes_the_tcp_transport() {
+    let o = render(
+        "frps",
+        &[
+            "--set",
+            "frps.config.vhostHTTPSPort=0",
+            "--set",
+            "frps.webServer.enabled=false",
+        ],
+    );
+    let ports = service_ports(find(&o, "Service", "rel-frps"));
+    assert_eq!(
+        ports,
+        [
+            ("quic".into(), 443, "UDP".into()),
+            ("tunnel-tcp".into(), 443, "TCP".into())
+        ]
+    );
+    let c = container(find(&o, "Deployment", "rel-frps"));
+    let tunnel = c["ports"]
+        .as_vec()
+        .expect("ports")
+        .iter()
+        .find(|p| text(&p["name"]) == "tunnel-tcp")
+        .expect("a tunnel-tcp container port");
+    assert_eq!(
+        tunnel["containerPort"].as_i64(),
+        Some(7443),
+        "bindPort's number"
+    );
+    assert_eq!(text(&tunnel["protocol"]), "TCP");
+    assert_eq!(
+        text(&c["readinessProbe"]["tcpSocket"]["port"]),
+        "tunnel-tcp"
+    );
+    let toml = secret_data(find(&o, "Secret", "rel-frps-config"), "frps.toml");
+    assert!(!toml.contains("vhostHTTPSPort"), "{toml}");
+}
