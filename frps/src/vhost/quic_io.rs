@@ -8,6 +8,7 @@ use std::task::{Context, Poll};
 use frp_proto::StreamCode;
 use frp_runtime::gauge::GaugeGuard;
 use frp_runtime::link::{LinkRecv as RecvStream, LinkSend as SendStream};
+use frp_runtime::priority::Burst;
 use frp_runtime::splice::reset_stream;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 
@@ -16,6 +17,8 @@ use crate::stats::ProxyStats;
 
 /// A tunnel stream (QUIC or HTTP/2) as one tokio IO, counting the bytes it moves into its
 /// proxy's [`ProxyStats`] (written: the request, "in"; read: the response, "out").
+/// A long upload is demoted below interactive streams as the splice's writes are
+/// ([`Burst`]).
 /// Dropped before a clean shutdown (an error,
 /// an abandoned exchange), it resets the stream, so a truncated request never looks complete.
 #[derive(Debug)]
@@ -23,6 +26,7 @@ pub struct QuicIo {
     send: SendStream,
     recv: RecvStream,
     finished: bool,
+    burst: Burst,
     /// The proxy's connection ticket and the stream and connection gauges, released with
     /// the stream.
     _held: (Ticket, (GaugeGuard, GaugeGuard)),
@@ -42,6 +46,7 @@ impl QuicIo {
             send,
             recv,
             finished: false,
+            burst: Burst::default(),
             _held: (ticket, gauges),
             stats,
         }
@@ -79,6 +84,9 @@ impl AsyncWrite for QuicIo {
         let r = AsyncWrite::poll_write(Pin::new(&mut self.send), cx, buf);
         if let Poll::Ready(Ok(n)) = r {
             self.stats.traffic.add_tcp_to_quic(n as u64);
+            if let Some(priority) = self.burst.wrote(std::time::Instant::now(), n as u64) {
+                self.send.set_priority(priority);
+            }
         }
         r
     }
