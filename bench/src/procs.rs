@@ -194,6 +194,11 @@ impl Scope {
         self.pids().into_iter().map(rss_kib).sum()
     }
 
+    /// Sum of RssAnon over the scope, in KiB.
+    pub fn anon_kib(self) -> Result<u64> {
+        self.pids().into_iter().map(anon_kib).sum()
+    }
+
     /// Sum of user+system CPU time over the scope, in seconds.
     pub fn cpu_secs(self) -> Result<f64> {
         let ticks: u64 = self
@@ -207,14 +212,24 @@ impl Scope {
 
 /// VmRSS of `pid` in KiB.
 pub fn rss_kib(pid: u32) -> Result<u64> {
-    let path = format!("/proc/{pid}/status");
-    let status = std::fs::read_to_string(&path).with_context(|| format!("read {path}"))?;
-    parse_vmrss(&status).with_context(|| format!("no VmRSS in {path}"))
+    status_kib(pid, "VmRSS:")
 }
 
-/// The `VmRSS:   1234 kB` line of /proc/PID/status.
-fn parse_vmrss(status: &str) -> Option<u64> {
-    let line = status.lines().find(|l| l.starts_with("VmRSS:"))?;
+/// RssAnon of `pid` in KiB: the resident pages that are the process's own (heap, stacks),
+/// without the program's and libraries' file pages that VmRSS also counts.
+pub fn anon_kib(pid: u32) -> Result<u64> {
+    status_kib(pid, "RssAnon:")
+}
+
+fn status_kib(pid: u32, key: &str) -> Result<u64> {
+    let path = format!("/proc/{pid}/status");
+    let status = std::fs::read_to_string(&path).with_context(|| format!("read {path}"))?;
+    parse_kib(&status, key).with_context(|| format!("no {key} in {path}"))
+}
+
+/// The `KEY   1234 kB` line of /proc/PID/status.
+fn parse_kib(status: &str, key: &str) -> Option<u64> {
+    let line = status.lines().find(|l| l.starts_with(key))?;
     line.split_whitespace().nth(1)?.parse().ok()
 }
 
@@ -303,14 +318,16 @@ mod tests {
 
     #[test]
     fn vmrss_line() {
-        let status = "Name:\tfrps\nVmPeak:\t  9000 kB\nVmRSS:\t    5120 kB\nThreads:\t3\n";
-        assert_eq!(parse_vmrss(status), Some(5120));
+        let status = "Name:\tfrps\nVmPeak:\t  9000 kB\nVmRSS:\t    5120 kB\nRssAnon:\t 1024 kB\n";
+        assert_eq!(parse_kib(status, "VmRSS:"), Some(5120));
+        assert_eq!(parse_kib(status, "RssAnon:"), Some(1024));
     }
 
     #[test]
     fn own_process_is_readable() {
         let me = std::process::id();
         assert!(rss_kib(me).expect("own rss") > 0);
+        assert!(anon_kib(me).expect("own anonymous rss") > 0);
         assert!(Scope::Tree(me).pids().contains(&me));
         Scope::Pid(me).cpu_secs().expect("own cpu time");
     }

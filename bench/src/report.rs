@@ -106,6 +106,18 @@ fn memory_columns([small, large]: [usize; 2]) -> Vec<Column> {
                 .map_or("-".into(), |a| show_rss(a.settled))
         }),
     });
+    cols.push(Column {
+        header: "of it anonymous (heap) srv / cli MiB".into(),
+        better: Better::Lower,
+        value: Box::new(|r| r.after_load.as_ref().map(|a| a.settled.anon_total_kib() as f64)),
+        show: Box::new(|r| {
+            r.after_load.as_ref().map_or("-".into(), |a| {
+                let p = a.settled;
+                let mib = |kib: u64| kib as f64 / 1024.0;
+                format!("{:.1} / {:.1}", mib(p.server_anon_kib), mib(p.client_anon_kib))
+            })
+        }),
+    });
     cols.push(Column::plain(
         "KiB per idle HTTP conn after load".into(),
         Better::Lower,
@@ -379,7 +391,8 @@ request. RSS = VmRSS of the tunnel's server / client processes (for ssh-R: the p
 process tree / the ssh process). KiB per idle conn = (server+client RSS with the largest \
 count of connections held − idle), on a fresh tunnel, connections that carried one echoed byte, \
 / that count. RSS after load = the same processes after the traffic figures (wrk, iperf3) \
-ended and the settling time passed. KiB per idle HTTP conn after load = (server+client RSS \
+ended and the settling time passed; of it anonymous = their RssAnon then (heap, stacks: what \
+is theirs alone, without the program's and shared libraries' file pages that RSS also counts). KiB per idle HTTP conn after load = (server+client RSS \
 with the HTTP connections held, each after one keep-alive `GET /1k` − RSS after load) / \
 connections held. CPU s/GB = user+system CPU seconds of server \
 and client during all iperf3 runs per 10^9 bytes received. TTFB = connect to first response \
@@ -435,6 +448,8 @@ mod tests {
             held: target,
             server_kib: idle_kib + extra,
             client_kib: idle_kib,
+            server_anon_kib: extra,
+            client_anon_kib: 0,
         };
         PeerResult {
             peer: name.into(),

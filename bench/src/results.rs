@@ -144,12 +144,21 @@ pub struct RssPoint {
     pub held: usize,
     pub server_kib: u64,
     pub client_kib: u64,
+    /// Of the above, the processes' own pages (RssAnon): VmRSS less the program's and
+    /// libraries' file pages.
+    pub server_anon_kib: u64,
+    pub client_anon_kib: u64,
 }
 
 impl RssPoint {
     /// Server plus client, KiB.
     pub fn total_kib(&self) -> u64 {
         self.server_kib + self.client_kib
+    }
+
+    /// Server plus client RssAnon, KiB.
+    pub fn anon_total_kib(&self) -> u64 {
+        self.server_anon_kib + self.client_anon_kib
     }
 }
 

@@ -158,11 +158,14 @@ async fn idle_phase(tunnel: &mut Tunnel, counts: [usize; 2]) -> Result<IdleFigur
 
 fn rss_point(tunnel: &Tunnel, target: usize, held: usize) -> Result<RssPoint> {
     let (server_kib, client_kib) = tunnel.rss_kib()?.unwrap_or((0, 0));
+    let (server_anon_kib, client_anon_kib) = tunnel.anon_kib()?.unwrap_or((0, 0));
     Ok(RssPoint {
         target,
         held,
         server_kib,
         client_kib,
+        server_anon_kib,
+        client_anon_kib,
     })
 }
 

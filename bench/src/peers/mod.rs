@@ -341,6 +341,14 @@ impl Tunnel {
         }
     }
 
+    /// RssAnon of server and client, KiB (see [`crate::procs::anon_kib`]).
+    pub fn anon_kib(&self) -> Result<Option<(u64, u64)>> {
+        match (self.server, self.client) {
+            (Some(s), Some(c)) => Ok(Some((s.anon_kib()?, c.anon_kib()?))),
+            _ => Ok(None),
+        }
+    }
+
     /// The scrapes of the control plane so far (frp-quic+admin only).
     pub fn scrapes(&self) -> Option<crate::results::Scrapes> {
         self.control.as_ref().map(control::ControlPlane::scrapes)
