@@ -109,12 +109,20 @@ fn memory_columns([small, large]: [usize; 2]) -> Vec<Column> {
     cols.push(Column {
         header: "of it anonymous (heap) srv / cli MiB".into(),
         better: Better::Lower,
-        value: Box::new(|r| r.after_load.as_ref().map(|a| a.settled.anon_total_kib() as f64)),
+        value: Box::new(|r| {
+            r.after_load
+                .as_ref()
+                .map(|a| a.settled.anon_total_kib() as f64)
+        }),
         show: Box::new(|r| {
             r.after_load.as_ref().map_or("-".into(), |a| {
                 let p = a.settled;
                 let mib = |kib: u64| kib as f64 / 1024.0;
-                format!("{:.1} / {:.1}", mib(p.server_anon_kib), mib(p.client_anon_kib))
+                format!(
+                    "{:.1} / {:.1}",
+                    mib(p.server_anon_kib),
+                    mib(p.client_anon_kib)
+                )
             })
         }),
     });

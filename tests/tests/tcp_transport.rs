@@ -17,6 +17,7 @@ use frp_tests::{
     vhost_settings, within, Pki, TestClient, TestServer,
 };
 use frpc::config_transport::{Protocol, QUIC_HEAD_START};
+use frpc::LocalProxy;
 use frps::ServerSettings;
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 use tokio::net::TcpStream;
@@ -35,6 +36,20 @@ fn settings(pki: &Pki, tcp_port: u16) -> ServerSettings {
     s.policy.global = frps::policy::PortSet::from_ranges([tcp_port..=tcp_port]);
     s.tcp_bind = Some(SocketAddr::from(([127, 0, 0, 1], 0)));
     s
+}
+
+/// A client of `server` on `auto`, dialling QUIC at `quic` (a relay or a closed port) and
+/// TCP at the server's TCP transport.
+fn auto_client(
+    pki: &Pki,
+    server: &TestServer,
+    quic: SocketAddr,
+    proxies: Vec<LocalProxy>,
+) -> TestClient {
+    let mut s = client_settings(pki.client_tls("node1"), quic, proxies);
+    s.protocol = Protocol::Auto;
+    s.tcp_port = Some(server.tcp.expect("tcp transport bound").port());
+    TestClient::start(s)
 }
 
 /// Waits until the client's status says it is connected over `transport`.
@@ -65,11 +80,8 @@ async fn with_udp_blocked_auto_connects_over_tcp_and_every_proxy_type_works() {
         http_proxy("web", web.addr, &["web.example.com"], VhostSpec::default()),
         https_proxy("kube", kube.addr, &["k1.example.com"]),
     ];
-    let mut s = client_settings(pki.client_tls("node1"), relay.addr(), proxies);
-    s.protocol = Protocol::Auto;
-    s.tcp_port = Some(server.tcp.expect("tcp transport bound").port());
     let started = Instant::now();
-    let mut c = TestClient::start(s);
+    let mut c = auto_client(&pki, &server, relay.addr(), proxies);
     on(&mut c, Transport::Tcp, TCP_WITHIN).await;
     eprintln!("connected over tcp after {:?}", started.elapsed());
     let public = c.bound("echo").await;
@@ -161,10 +173,7 @@ async fn udp_answered_with_port_unreachable_goes_to_tcp_without_waiting() {
     let server = TestServer::start(settings(&pki, free_tcp_port()));
     // Nothing listens on this UDP port: the kernel answers QUIC with "port unreachable".
     let closed = free_udp_addr();
-    let mut s = client_settings(pki.client_tls("node1"), closed, vec![]);
-    s.protocol = Protocol::Auto;
-    s.tcp_port = Some(server.tcp.expect("tcp").port());
-    let mut c = TestClient::start(s);
+    let mut c = auto_client(&pki, &server, closed, vec![]);
     on(&mut c, Transport::Tcp, QUIC_HEAD_START).await;
     c.stop().await.expect("stop");
     server.stop().await.expect("stop");
@@ -177,10 +186,7 @@ async fn a_reconnect_behind_a_udp_block_does_not_wait_for_quic_again() {
     let server = TestServer::start(settings(&pki, free_tcp_port()));
     let relay = Relay::start(server.addr).expect("relay");
     relay.handle().blackhole(true);
-    let mut s = client_settings(pki.client_tls("node1"), relay.addr(), vec![]);
-    s.protocol = Protocol::Auto;
-    s.tcp_port = Some(server.tcp.expect("tcp").port());
-    let mut c = TestClient::start(s);
+    let mut c = auto_client(&pki, &server, relay.addr(), vec![]);
     on(&mut c, Transport::Tcp, TCP_WITHIN).await;
     assert_eq!(c.status.borrow().sessions, 1);
 
@@ -221,14 +227,12 @@ async fn once_udp_gets_through_new_connections_use_quic_and_open_ones_finish() {
     let relay = Relay::start(server.addr).expect("relay");
     relay.handle().blackhole(true);
     let (echo, _echo) = echo_server().await;
-    let mut s = client_settings(
-        pki.client_tls("node1"),
+    let mut c = auto_client(
+        &pki,
+        &server,
         relay.addr(),
         vec![tcp_proxy("echo", echo, port)],
     );
-    s.protocol = Protocol::Auto;
-    s.tcp_port = Some(server.tcp.expect("tcp").port());
-    let mut c = TestClient::start(s);
     on(&mut c, Transport::Tcp, TCP_WITHIN).await;
     let public = c.bound("echo").await;
     // A connection opened over TCP, kept open across the move.
