@@ -2,8 +2,9 @@
 //! port, which quinn does not report (its socket is unconnected, so the kernel keeps such
 //! errors to itself).
 //!
-//! While a QUIC handshake is under way, a second, *connected* UDP socket sends one byte to
-//! the same address every [`PROBE_EVERY`]; the kernel turns an ICMP "port unreachable" for it
+//! While a QUIC handshake is still under way after [`FIRST_PROBE`] (most finish in one round
+//! trip, and then nothing is sent), a second, *connected* UDP socket sends one byte to the
+//! same address every [`PROBE_EVERY`]; the kernel turns an ICMP "port unreachable" for it
 //! into `ECONNREFUSED` on that socket. A byte is not a QUIC packet: frps drops it unread, so
 //! a server that is there costs nothing and answers nothing, and the watch just stays
 //! pending. Firewalls that drop UDP silently say nothing either; for those `auto` still
@@ -15,6 +16,9 @@ use std::time::Duration;
 
 use tokio::net::UdpSocket;
 
+/// How long a handshake runs before the watch sends its first byte.
+pub(crate) const FIRST_PROBE: Duration = Duration::from_millis(500);
+
 /// How often the watch sends its byte (ICMP errors are rate-limited and may be lost).
 pub(crate) const PROBE_EVERY: Duration = Duration::from_millis(250);
 
@@ -22,6 +26,7 @@ pub(crate) const PROBE_EVERY: Duration = Duration::from_millis(250);
 /// pending forever otherwise (also when the watch's own socket cannot be set up: then there
 /// is nothing to hear, and the handshake's own timeout applies).
 pub(crate) async fn refused(addr: SocketAddr) {
+    tokio::time::sleep(FIRST_PROBE).await;
     match watch(addr).await {
         Ok(()) => {}
         Err(e) => {
@@ -70,7 +75,7 @@ mod tests {
         // A bound socket that answers nothing: the watch stays pending (and keeps asking).
         let open = UdpSocket::bind("127.0.0.1:0").await.expect("bind");
         let addr = open.local_addr().expect("addr");
-        let waited = tokio::time::timeout(PROBE_EVERY * 3, refused(addr)).await;
+        let waited = tokio::time::timeout(FIRST_PROBE + PROBE_EVERY * 3, refused(addr)).await;
         assert!(waited.is_err(), "an open port was taken for a closed one");
         let mut buf = [0u8; 8];
         let (n, _) = open.recv_from(&mut buf).await.expect("the watch's byte");

@@ -24,6 +24,9 @@ use tokio::time::Instant;
 
 use crate::LOCALHOST;
 
+/// The least a datagram that opens a QUIC connection carries (RFC 9000, 14.1).
+const QUIC_INITIAL_MIN: usize = 1200;
+
 /// Packets waiting to leave; beyond this the relay drops new ones, like a full router queue.
 const MAX_QUEUED: usize = 16_384;
 /// Largest datagram the relay reads.
@@ -330,15 +333,24 @@ impl Worker {
         }
     }
 
+    /// A datagram from `client`. Only a datagram that can open a QUIC connection (at least
+    /// [`QUIC_INITIAL_MIN`] bytes) makes a new address the latest client: frpc's watch for
+    /// ICMP "port unreachable" sends single bytes from a socket of its own, which the relay
+    /// forwards like anything else but must not take for the tunnel's client.
     fn on_client_packet(&mut self, client: SocketAddr, packet: Bytes) {
+        let opens = packet.len() >= QUIC_INITIAL_MIN;
         if !self.upstreams.contains_key(&client) {
             let Ok(up) = Upstream::open(self.server, client, self.inbox_tx.clone()) else {
                 return;
             };
-            lock(&self.state).upstream = up.socket.local_addr().ok();
+            if opens {
+                lock(&self.state).upstream = up.socket.local_addr().ok();
+            }
             self.upstreams.insert(client, up);
         }
-        self.latest = Some(client);
+        if opens || self.latest == Some(client) {
+            self.latest = Some(client);
+        }
         self.admit(Direction::Up, client, packet);
     }
 
