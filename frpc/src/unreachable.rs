@@ -4,7 +4,7 @@
 //!
 //! While a QUIC handshake is still under way after [`FIRST_PROBE`] (most finish in one round
 //! trip, and then nothing is sent), a second, *connected* UDP socket sends one byte to the
-//! same address [`PROBES`] times, [`PROBE_EVERY`] apart, and listens for as long again; the
+//! same address [`PROBES`] times, [`PROBE_EVERY`] apart, listening after each; the
 //! kernel turns an ICMP "port unreachable" for it into `ECONNREFUSED` on that socket. Then
 //! the socket is closed and the watch stays pending. A byte is not a QUIC packet: frps drops
 //! it unread, so a server that is there costs nothing and answers nothing. Firewalls that
