@@ -75,11 +75,7 @@ impl Shared {
         let transient = |e: anyhow::Error| SessionError::Transient(format!("{e:#}"));
         let quic = quic_config(s).map_err(transient)?;
         let addr = self.resolve(s, s.server_port).await?;
-        let local: SocketAddr = match addr {
-            SocketAddr::V4(_) => (Ipv4Addr::UNSPECIFIED, 0).into(),
-            SocketAddr::V6(_) => (Ipv6Addr::UNSPECIFIED, 0).into(),
-        };
-        let socket = frp_runtime::transport::bind_udp(local).map_err(transient)?;
+        let socket = frp_runtime::transport::bind_udp(any_local(addr)).map_err(transient)?;
         let endpoint = frp_runtime::transport::endpoint(socket, None).map_err(transient)?;
         let connecting = endpoint
             .connect_with(quic, addr, &s.server_name)
@@ -99,6 +95,14 @@ impl Shared {
             endpoint: Some(endpoint),
             conn: Link::Quic(conn),
         })
+    }
+}
+
+/// Any local address of `remote`'s family, port 0: where a UDP socket toward it binds.
+pub(crate) fn any_local(remote: SocketAddr) -> SocketAddr {
+    match remote {
+        SocketAddr::V4(_) => (Ipv4Addr::UNSPECIFIED, 0).into(),
+        SocketAddr::V6(_) => (Ipv6Addr::UNSPECIFIED, 0).into(),
     }
 }
 

@@ -62,11 +62,10 @@ impl Shared {
             },
             () = tokio::time::sleep(head_start) => None,
         };
-        match last_on_tcp {
-            true => info!("the last session was over TCP: dialling QUIC and TCP at once"),
-            false => {
-                info!(waited = ?head_start, "no QUIC connection yet; trying TLS over TCP as well")
-            }
+        if last_on_tcp {
+            info!("the last session was over TCP: dialling QUIC and TCP at once");
+        } else {
+            info!(waited = ?head_start, "no QUIC connection yet; trying TLS over TCP as well");
         }
         // A refusal over TCP alone is retried: a TLS-inspecting middlebox on the way (common
         // where only TCP 443 is open) must not make the client give up while QUIC may come back.
@@ -102,9 +101,10 @@ impl Shared {
 /// tell, so waiting again would delay every reconnect behind a UDP block by the head start;
 /// where QUIC works again it still wins the race (one round trip against TCP's two).
 pub(crate) fn head_start(last_on_tcp: bool, connect_timeout: Duration) -> Duration {
-    match last_on_tcp {
-        true => Duration::ZERO,
-        false => QUIC_HEAD_START.min(connect_timeout),
+    if last_on_tcp {
+        Duration::ZERO
+    } else {
+        QUIC_HEAD_START.min(connect_timeout)
     }
 }
 

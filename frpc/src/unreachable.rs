@@ -15,7 +15,7 @@
 //! send thousands of stray bytes a second at a restarting frps, when they all reconnect.
 
 use std::io::ErrorKind;
-use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::net::SocketAddr;
 use std::time::Duration;
 
 use tokio::net::UdpSocket;
@@ -56,11 +56,7 @@ pub(crate) async fn refused(addr: SocketAddr) {
 
 /// Whether "port unreachable" was heard within [`PROBES`] × [`PROBE_EVERY`].
 async fn watch(addr: SocketAddr) -> std::io::Result<bool> {
-    let local: SocketAddr = match addr {
-        SocketAddr::V4(_) => (Ipv4Addr::UNSPECIFIED, 0).into(),
-        SocketAddr::V6(_) => (Ipv6Addr::UNSPECIFIED, 0).into(),
-    };
-    let socket = UdpSocket::bind(local).await?;
+    let socket = UdpSocket::bind(crate::dial::any_local(addr)).await?;
     socket.connect(addr).await?;
     let mut buf = [0u8; 64];
     for _ in 0..PROBES {
