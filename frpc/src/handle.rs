@@ -119,6 +119,7 @@ impl Shared {
     /// The session ended.
     pub(crate) fn session_down(&self) {
         *self.conn.lock().unwrap_or_else(|p| p.into_inner()) = None;
+        self.gauges.stream_credit.set(0);
         self.status.send_modify(ClientStatus::disconnected);
     }
 

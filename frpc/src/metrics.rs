@@ -5,6 +5,7 @@
 //! | `frpc_connected` | gauge: 1 while a session is up | |
 //! | `frpc_proxies` | gauge: proxies per state | `state` (`running`, `refused`, `pending`, `disabled`) |
 //! | `frpc_streams_open` | gauge: tunneled connections open | |
+//! | `frpc_stream_credit` | gauge: tunneled connections the server may open at once, grown with use up to `maxIncomingStreams` (0 while disconnected) | |
 //! | `frpc_rtt_seconds` | gauge: the connection's round-trip time (while connected) | |
 //! | `frpc_proxy_bytes_in_total` | counter: bytes from visitors to the local service | `proxy` |
 //! | `frpc_proxy_bytes_out_total` | counter: bytes from the local service to visitors | `proxy` |
@@ -135,6 +136,12 @@ impl Collector for Live {
             "frpc_streams_open",
             "Tunneled connections open",
             streams,
+        )?;
+        gauge(
+            &mut encoder,
+            "frpc_stream_credit",
+            "Tunneled connections the server may have open at once; grows with use up to transport.quic.maxIncomingStreams",
+            self.0.gauges.stream_credit.get(),
         )?;
         let mut family = encoder.encode_descriptor(
             "frpc_proxies",

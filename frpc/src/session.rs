@@ -3,11 +3,12 @@
 
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use frp_proto::{
     CloseCode, ControlMsg, GoingAway, ProxyId, ProxyName, ProxyOutcome, ProxyResult, StreamCode,
 };
+use frp_runtime::credit::{RecentEnds, StreamCredit};
 use frp_runtime::link::{Link as Connection, LinkError, LinkRecv, LinkSend};
 use frp_runtime::splice::reset_stream;
 use futures_util::{SinkExt as _, StreamExt as _};
@@ -67,6 +68,10 @@ pub(crate) struct Session {
     /// The id the server gave each bound proxy.
     pub(crate) ids: HashMap<ProxyName, ProxyId>,
     pub(crate) streams: TaskTracker,
+    /// The stream credit granted to the server, grown as the streams are used.
+    pub(crate) credit: StreamCredit,
+    /// Streams ended in the last round trip or two: they may still hold credit.
+    pub(crate) recent: RecentEnds,
     pub(crate) reload: Option<InFlight>,
     pub(crate) reading: bool,
     /// Whether we sent `GoingAway` (a session sends it once).
@@ -79,6 +84,12 @@ impl Session {
     /// Starts serving a registered session: publishes its results, answers the reload that
     /// led to it.
     pub(crate) fn start(shared: Arc<Shared>, reg: Registered, answer: Option<Answer>) -> Self {
+        let credit = reg
+            .est
+            .conn
+            .stream_credit(reg.est.settings.quic.max_incoming_streams);
+        shared.gauges.stream_credit.set(credit.granted().into());
+        let ended = shared.gauges.streams_ended.get().unsigned_abs();
         let mut s = Self {
             shared,
             settings: Arc::clone(&reg.est.settings),
@@ -90,6 +101,8 @@ impl Session {
             targets: Arc::new(RwLock::new(HashMap::new())),
             ids: HashMap::new(),
             streams: TaskTracker::new(),
+            credit,
+            recent: RecentEnds::new(Instant::now(), ended),
             reload: None,
             reading: true,
             said_goodbye: false,
@@ -207,11 +220,17 @@ impl Session {
         ended(classify(e))
     }
 
-    fn spawn_stream(&self, send: LinkSend, recv: LinkRecv) {
+    fn spawn_stream(&mut self, send: LinkSend, recv: LinkRecv) {
         let targets = Arc::clone(&self.targets);
         let shared = Arc::clone(&self.shared);
         self.streams
             .spawn(stream::handle(send, recv, targets, shared));
+        let ended = self.shared.gauges.streams_ended.get().unsigned_abs();
+        let recent = self.recent.count(Instant::now(), self.conn.rtt(), ended);
+        if let Some(more) = self.credit.on_open(self.streams.len() + recent) {
+            self.conn.set_stream_credit(more);
+            self.shared.gauges.stream_credit.set(more.into());
+        }
     }
 
     /// One control message (or the stream's end).

@@ -24,6 +24,20 @@ pub struct ClientGauges {
     pub streams: Gauge,
     /// TCP connections to local services.
     pub local_connections: Gauge,
+    /// Data streams served to their end since the client started (a running total).
+    pub streams_ended: Gauge,
+    /// How many streams the server may have open toward us at once: the credit granted so
+    /// far, which grows with use up to `transport.quic.maxIncomingStreams`.
+    pub stream_credit: Gauge,
+}
+
+/// Counts its stream as ended when dropped, however [`handle`] returns.
+struct Ended<'a>(&'a Gauge);
+
+impl Drop for Ended<'_> {
+    fn drop(&mut self) {
+        self.0.add(1);
+    }
 }
 
 /// Proxy ids from the server's answers, mapped to the local services they reach; a reload
@@ -41,6 +55,7 @@ pub(crate) async fn handle(
     let gauges = &shared.gauges;
     let connect_timeout = shared.settings.borrow().local_connect_timeout;
     let _stream = gauges.streams.enter();
+    let _ended = Ended(&gauges.streams_ended);
     let header = match tokio::time::timeout(HEADER_TIMEOUT, read_data_header(&mut recv)).await {
         Ok(Ok(h)) => h,
         Ok(Err(e)) => return refuse(&mut send, &mut recv, StreamCode::BadHeader, &e.to_string()),

@@ -13,6 +13,16 @@ impl Gauge {
         self.0.load(Ordering::Relaxed)
     }
 
+    /// Adds `n` (for a running total).
+    pub fn add(&self, n: i64) {
+        self.0.fetch_add(n, Ordering::Relaxed);
+    }
+
+    /// Sets the value (for a gauge that is a level, not a count of guards).
+    pub fn set(&self, value: i64) {
+        self.0.store(value, Ordering::Relaxed);
+    }
+
     /// Counts one resource until the returned guard is dropped.
     pub fn enter(&self) -> GaugeGuard {
         self.0.fetch_add(1, Ordering::Relaxed);

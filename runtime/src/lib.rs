@@ -3,6 +3,7 @@
 //! - [`transport`]: the QUIC transport tuning (windows, stream limits, keep-alive) and the UDP
 //!   socket setup, documented where each number is chosen; the endpoint secret that lets a
 //!   restarted server reset its old clients' connections.
+//! - [`credit`]: the stream credit granted to the peer as streams are needed, not all at once.
 //! - [`handshake`]: how frps admits handshakes (Retry, limits) and what a refused one means.
 //! - [`splice`]: the data path between a TCP socket and a QUIC stream, with TCP's half-close
 //!   and reset semantics carried across.
@@ -14,6 +15,7 @@
 mod chunk;
 pub mod config;
 pub mod congestion;
+pub mod credit;
 pub mod gauge;
 pub mod handshake;
 pub mod link;
@@ -29,6 +31,7 @@ pub mod traffic;
 pub mod transport;
 
 pub use config::{ConfigError, EXIT_CONFIG};
+pub use credit::StreamCredit;
 pub use gauge::Gauge;
 pub use splice::{splice, SpliceError, SpliceStats};
 pub use traffic::Traffic;

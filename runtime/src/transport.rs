@@ -29,7 +29,8 @@ pub struct QuicTuning {
     pub keepalive: Duration,
     /// How long without any packet from the peer before the connection is declared dead.
     pub idle_timeout: Duration,
-    /// How many streams the peer may have open toward us at once.
+    /// How many streams the peer may have open toward us at once, at most: the connection
+    /// starts with less and grants more as they are used ([`crate::credit`]).
     pub max_incoming_streams: u32,
     /// The congestion controller of the data this side sends.
     pub congestion: CongestionControl,
@@ -53,7 +54,8 @@ impl QuicTuning {
     /// Fails when the idle timeout does not fit QUIC's varint milliseconds.
     pub fn transport_config(&self) -> anyhow::Result<Arc<TransportConfig>> {
         let mut t = TransportConfig::default();
-        t.max_concurrent_bidi_streams(VarInt::from_u32(self.max_incoming_streams))
+        let credit = crate::credit::StreamCredit::new(self.max_incoming_streams);
+        t.max_concurrent_bidi_streams(VarInt::from_u32(credit.granted()))
             // No side ever opens a unidirectional stream: grant none.
             .max_concurrent_uni_streams(VarInt::from_u32(0))
             .stream_receive_window(VarInt::from_u32(STREAM_RECEIVE_WINDOW))

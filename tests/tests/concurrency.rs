@@ -1,7 +1,8 @@
 //! Many tunneled connections open at once through one client, all carrying data at the same
 //! time: the stream credit the client grants (`transport.quic.maxIncomingStreams`), the
 //! per-proxy connection cap and the finite connection window must let well over a thousand
-//! concurrent connections through one QUIC connection without refusing or stalling any.
+//! concurrent connections through one QUIC connection without refusing or stalling any, the
+//! credit growing from its first grant as the connections open.
 //! One test per file: it holds thousands of sockets.
 
 use std::net::SocketAddr;
@@ -49,6 +50,11 @@ async fn fifteen_hundred_connections_at_once_through_one_client() {
     let mut client =
         TestClient::connect(&pki, "busy", server.addr, vec![tcp_proxy("echo", echo, 0)]);
     let public = client.bound("echo").await;
+    // The credit starts small and grows with the streams open (frp_runtime::credit).
+    assert_eq!(
+        client.gauges.stream_credit.get(),
+        i64::from(frp_runtime::credit::INITIAL_STREAM_CREDIT)
+    );
 
     let all_open = std::sync::Arc::new(Barrier::new(CONNECTIONS));
     let mut tasks = tokio::task::JoinSet::new();
@@ -68,6 +74,13 @@ async fn fifteen_hundred_connections_at_once_through_one_client() {
     assert!(client.gauges.streams.get() >= CONNECTIONS as i64);
     assert!(client.gauges.local_connections.get() >= CONNECTIONS as i64);
     assert!(server.gauges.public_connections.get() >= CONNECTIONS as i64);
+    // The grant grew past the streams open, but only by doubling, not to the ceiling (10,000):
+    // quinn keeps memory for every stream granted.
+    let credit = client.gauges.stream_credit.get();
+    assert!(
+        (CONNECTIONS as i64..=2 * CONNECTIONS as i64).contains(&credit),
+        "stream credit {credit} for {CONNECTIONS} open streams"
+    );
 
     drop(open);
     client.stop().await.expect("stop");

@@ -26,7 +26,6 @@ use std::time::{Duration, Instant};
 
 use bytes::BytesMut;
 use frp_proto::{encode_data_header, DataHeader, ProxyId, ProxyName};
-use futures_util::FutureExt as _;
 use hyper::body::{Body as _, Incoming};
 use hyper::client::conn::http1::{self, SendRequest};
 use hyper::{HeaderMap, Method, Request, Response};
@@ -52,6 +51,13 @@ pub const IDLE_TIMEOUT: Duration = Duration::from_secs(4);
 const RETRY_PERMIT_WAIT: Duration = Duration::from_secs(1);
 /// Largest buffer hyper keeps for one backend connection, and largest response head.
 const MAX_BUF: usize = 64 * 1024;
+
+/// How long a request waits for stream credit: two round trips to the client (the stream
+/// that shows the client its grant is getting used, and its `MAX_STREAMS` back) and a little
+/// for scheduling, at most a second.
+fn credit_wait(conn: &frp_runtime::link::Link) -> Duration {
+    (conn.rtt() * 2 + Duration::from_millis(20)).min(Duration::from_secs(1))
+}
 
 /// Why a request could not be answered by the backend.
 #[derive(Debug, thiserror::Error)]
@@ -319,8 +325,8 @@ impl HttpBackend {
     }
 
     /// Opens a stream to the local service and starts an HTTP/1.1 connection on it; waits
-    /// up to `wait` for a connection ticket (none: `Busy` at once when none is left). Never
-    /// waits for stream credit: a client that has none gets `NoStream` at once.
+    /// up to `wait` for a connection ticket (none: `Busy` at once when none is left). Waits
+    /// for stream credit only as long as the client takes to grant more ([`credit_wait`]).
     async fn connect(
         &self,
         visitor: SocketAddr,
@@ -330,12 +336,15 @@ impl HttpBackend {
             None => self.share.try_take()?,
             Some(wait) => self.share.take_within(wait).await?,
         };
-        // Polled once: quinn opens at once while the client's credit lasts.
-        let (mut send, recv) = match self.conn.open_bi().now_or_never() {
-            Some(Ok(s)) => s,
-            Some(Err(e)) => return Err(BackendError::Gone(e.to_string())),
-            None => return Err(BackendError::NoStream),
-        };
+        // quinn opens at once while the client's credit lasts. The client grows its grant as
+        // streams are used (frp_runtime::credit), so one that has none now may have more
+        // within a round trip; one at its ceiling gets `NoStream` after that wait.
+        let (mut send, recv) =
+            match tokio::time::timeout(credit_wait(&self.conn), self.conn.open_bi()).await {
+                Ok(Ok(s)) => s,
+                Ok(Err(e)) => return Err(BackendError::Gone(e.to_string())),
+                Err(_) => return Err(BackendError::NoStream),
+            };
         let mut head = BytesMut::new();
         let header = DataHeader {
             proxy: self.id,

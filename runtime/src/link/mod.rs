@@ -194,6 +194,26 @@ impl Link {
         }
     }
 
+    /// The stream credit this connection starts with under `ceiling` (`maxIncomingStreams`,
+    /// the value its transport was configured with).
+    pub fn stream_credit(&self, ceiling: u32) -> crate::StreamCredit {
+        match self {
+            Self::Quic(_) => crate::StreamCredit::new(ceiling),
+            Self::H2(_) => crate::StreamCredit::full(ceiling),
+        }
+    }
+
+    /// Lets the peer have up to `count` streams open toward us at once (see [`crate::credit`]).
+    ///
+    /// On HTTP/2 this does nothing: h2 keeps a stream's state only while the stream is open, so
+    /// its fixed limit (`maxIncomingStreams`) costs no memory while unused.
+    pub fn set_stream_credit(&self, count: u32) {
+        match self {
+            Self::Quic(c) => c.set_max_concurrent_bi_streams(quinn::VarInt::from_u32(count)),
+            Self::H2(_) => {}
+        }
+    }
+
     /// The peer's address as last seen.
     pub fn remote_address(&self) -> SocketAddr {
         match self {

@@ -1,0 +1,180 @@
+//! How many streams the peer may have open toward us at once, granted as they are needed.
+//!
+//! quinn keeps a slot for every stream the peer may open (its stream credit,
+//! `max_concurrent_bidi_streams`), and a slot that once carried a stream keeps that stream's
+//! receive state, reassembly buffer included, for the life of the connection: freed states go
+//! to a pool that is never shrunk. A credit granted in full up front therefore costs memory in
+//! proportion to the configured ceiling (`transport.quic.maxIncomingStreams`, 10,000 on frpc)
+//! once enough streams have come and gone, whether or not that many were ever open at once.
+//!
+//! [`StreamCredit`] starts at [`INITIAL_STREAM_CREDIT`] (or the ceiling, if lower) and doubles
+//! whenever three quarters of it are in use, up to the ceiling. What quinn keeps is then
+//! bounded by the most streams that were really open at once (at most twice that), not by the
+//! ceiling. It never shrinks the grant: a smaller credit would not give quinn's pool back.
+//!
+//! A stream holds its credit a little longer than its task: quinn frees it only once the peer
+//! has acknowledged its end, about one round trip later. [`RecentEnds`] counts the streams that
+//! ended in the last round trip or two, so that short connections arriving fast (each ended
+//! before the next, few open at once) still count toward what is in use.
+//!
+//! The cost is one round trip for a burst that outruns the grant: the peer's opens beyond it
+//! wait for the `MAX_STREAMS` frame the doubling sends. A quarter of the grant (64 streams at
+//! the start) is always free for a burst to use at once.
+
+use std::time::{Duration, Instant};
+
+/// The credit a connection starts with: what HTTP/3 servers commonly allow (100) with room for
+/// a browser's burst of parallel requests through a tunnel.
+pub const INITIAL_STREAM_CREDIT: u32 = 256;
+
+/// The stream credit granted to the peer so far, and the ceiling it may grow to.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct StreamCredit {
+    granted: u32,
+    ceiling: u32,
+}
+
+impl StreamCredit {
+    /// A connection's first grant under `ceiling` (the configured `maxIncomingStreams`).
+    pub fn new(ceiling: u32) -> Self {
+        Self {
+            granted: ceiling.min(INITIAL_STREAM_CREDIT),
+            ceiling,
+        }
+    }
+
+    /// A grant of the whole ceiling at once, for a transport whose limit costs nothing unused.
+    pub fn full(ceiling: u32) -> Self {
+        Self {
+            granted: ceiling,
+            ceiling,
+        }
+    }
+
+    /// What the peer may have open at once now.
+    pub fn granted(&self) -> u32 {
+        self.granted
+    }
+
+    /// Called with the number of streams in use now (those open, the one just accepted
+    /// included, and those ended recently: [`RecentEnds`]): the new, larger grant when three quarters of the current one are in
+    /// use, else `None`.
+    pub fn on_open(&mut self, open: usize) -> Option<u32> {
+        let busy = u64::try_from(open).unwrap_or(u64::MAX).saturating_mul(4);
+        if self.granted >= self.ceiling || busy < u64::from(self.granted) * 3 {
+            return None;
+        }
+        self.granted = self.granted.saturating_mul(2).min(self.ceiling);
+        Some(self.granted)
+    }
+}
+
+/// Streams that ended within the last one to two round trips: quinn may still hold their
+/// credit, waiting for the peer to acknowledge their end.
+#[derive(Clone, Copy, Debug)]
+pub struct RecentEnds {
+    since: Instant,
+    /// The running total of ended streams when the current round trip began (as last seen
+    /// before it).
+    mark: u64,
+    /// The same for the round trip before it.
+    prev: u64,
+    /// The total at the last call.
+    seen: u64,
+}
+
+impl RecentEnds {
+    /// Counting from `now`, when `total` streams had ended.
+    pub fn new(now: Instant, total: u64) -> Self {
+        Self {
+            since: now,
+            mark: total,
+            prev: total,
+            seen: total,
+        }
+    }
+
+    /// How many streams ended in the current round trip and the one before it, given the
+    /// running `total` of ended streams at `now` on a path with round-trip time `rtt`. It errs
+    /// toward more: ends seen first at a later call count from when they may have happened.
+    pub fn count(&mut self, now: Instant, rtt: Duration, total: u64) -> usize {
+        let span = rtt.max(MIN_SPAN);
+        let elapsed = now.saturating_duration_since(self.since);
+        if elapsed >= span * 2 {
+            // A quiet spell: only what ended since the last call may be recent.
+            (self.prev, self.mark, self.since) = (self.seen, self.seen, now);
+        } else if elapsed >= span {
+            (self.prev, self.mark, self.since) = (self.mark, self.seen, self.since + span);
+        }
+        self.seen = total;
+        usize::try_from(total.saturating_sub(self.prev)).unwrap_or(usize::MAX)
+    }
+}
+
+/// The shortest window [`RecentOpens`] counts in (loopback round trips are microseconds).
+const MIN_SPAN: Duration = Duration::from_millis(1);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn recent_ends_count_the_last_round_trips_only() {
+        let rtt = Duration::from_millis(40);
+        let t0 = Instant::now();
+        let mut r = RecentEnds::new(t0, 1_000);
+        // 300 short streams ended 0.1 ms apart: all within the first round trip.
+        for i in 1..=300 {
+            assert_eq!(
+                r.count(t0 + Duration::from_micros(100 * i), rtt, 1_000 + i),
+                i as usize
+            );
+        }
+        // One round trip on, the previous one still counts; two on, only the newer ends.
+        assert_eq!(r.count(t0 + Duration::from_millis(45), rtt, 1_310), 310);
+        assert_eq!(r.count(t0 + Duration::from_millis(85), rtt, 1_312), 12);
+        // After a quiet spell, the ends since the last call count as recent, once.
+        assert_eq!(r.count(t0 + Duration::from_secs(5), rtt, 1_320), 8);
+        assert_eq!(r.count(t0 + Duration::from_secs(6), rtt, 1_320), 0);
+    }
+
+    #[test]
+    fn starts_small_and_never_above_the_ceiling() {
+        assert_eq!(StreamCredit::new(10_000).granted(), INITIAL_STREAM_CREDIT);
+        assert_eq!(StreamCredit::new(1).granted(), 1);
+        let mut c = StreamCredit::new(300);
+        assert_eq!(c.on_open(192), Some(300));
+        assert_eq!(c.on_open(300), None, "at the ceiling it stays");
+    }
+
+    #[test]
+    fn doubles_at_three_quarters_in_use() {
+        let mut c = StreamCredit::new(10_000);
+        assert_eq!(c.on_open(191), None);
+        assert_eq!(c.on_open(192), Some(512));
+        assert_eq!(c.on_open(383), None);
+        assert_eq!(c.on_open(384), Some(1024));
+        // Fewer streams later never take a grant back.
+        assert_eq!(c.on_open(1), None);
+        assert_eq!(c.granted(), 1024);
+    }
+
+    #[test]
+    fn churn_at_low_concurrency_keeps_the_first_grant() {
+        let mut c = StreamCredit::new(10_000);
+        for _ in 0..100_000 {
+            assert_eq!(c.on_open(32), None);
+        }
+        assert_eq!(c.granted(), INITIAL_STREAM_CREDIT);
+    }
+
+    #[test]
+    fn a_burst_reaches_the_ceiling_and_stops() {
+        let mut c = StreamCredit::new(10_000);
+        let mut grants = Vec::new();
+        for open in 1..=20_000 {
+            grants.extend(c.on_open(open));
+        }
+        assert_eq!(grants, [512, 1024, 2048, 4096, 8192, 10_000]);
+    }
+}
