@@ -8,16 +8,7 @@ use frpc::cli::{Cli, Command};
 use frpc::command::Call;
 use frpc::ClientSettings;
 
-// The global allocator: see the `[features]` of Cargo.toml and the README's "Memory after
-// load" for the measurements that chose it.
-#[cfg(all(feature = "jemalloc", feature = "mimalloc"))]
-compile_error!("choose one allocator: the features `jemalloc` and `mimalloc` exclude each other");
-#[cfg(all(feature = "jemalloc", target_os = "linux"))]
-#[global_allocator]
-static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
-#[cfg(all(feature = "mimalloc", not(feature = "jemalloc")))]
-#[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+frp_runtime::global_allocator!();
 
 /// Exit status when the server refuses this client for good.
 const EXIT_REFUSED: u8 = 2;

@@ -9,9 +9,11 @@
 //!   and reset semantics carried across.
 //! - [`config`]: TOML loading with frp's key names, refusing unsupported keys by name.
 //! - [`gauge`]: live counters of open resources, read by tests and metrics.
+//! - [`global_allocator!`]: the binaries' allocator, by their features.
 //! - [`logging`] and [`shutdown`]: what the thin binaries wire up before calling the libraries.
 //! - [`notify`]: readiness for systemd's `Type=notify` units.
 
+mod allocator;
 mod chunk;
 pub mod config;
 pub mod congestion;
