@@ -145,8 +145,10 @@ async fn idle_phase(tunnel: &mut Tunnel, counts: [usize; 2]) -> Result<IdleFigur
     }
     let broken_after = held.broken().await;
     let (first, last) = (points[0], points[points.len() - 1]);
-    let kib_per_conn = (last.target > 0)
-        .then(|| (last.total_kib() as f64 - first.total_kib() as f64) / last.target as f64);
+    // Per connection actually held: when some failed to open, the requested count would
+    // understate the cost of each.
+    let kib_per_conn = (last.held > 0)
+        .then(|| (last.total_kib() as f64 - first.total_kib() as f64) / last.held as f64);
     Ok(IdleFigures {
         points,
         failed: held.failed,

@@ -11,6 +11,7 @@ use frp_proto::{
 use frp_runtime::credit::{RecentEnds, StreamCredit};
 use frp_runtime::link::{Link as Connection, LinkError, LinkRecv, LinkSend};
 use frp_runtime::splice::reset_stream;
+use frp_runtime::Gauge;
 use futures_util::{SinkExt as _, StreamExt as _};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
@@ -70,6 +71,9 @@ pub(crate) struct Session {
     pub(crate) streams: TaskTracker,
     /// The stream credit granted to the server, grown as the streams are used.
     pub(crate) credit: StreamCredit,
+    /// This session's streams ended so far (a running total; a session that moved on may
+    /// still be draining its own).
+    pub(crate) ended: Gauge,
     /// Streams ended in the last round trip or two: they may still hold credit.
     pub(crate) recent: RecentEnds,
     pub(crate) reload: Option<InFlight>,
@@ -89,7 +93,6 @@ impl Session {
             .conn
             .stream_credit(reg.est.settings.quic.max_incoming_streams);
         shared.gauges.stream_credit.set(credit.granted().into());
-        let ended = shared.gauges.streams_ended.get().unsigned_abs();
         let mut s = Self {
             shared,
             settings: Arc::clone(&reg.est.settings),
@@ -102,7 +105,8 @@ impl Session {
             ids: HashMap::new(),
             streams: TaskTracker::new(),
             credit,
-            recent: RecentEnds::new(Instant::now(), ended),
+            ended: Gauge::default(),
+            recent: RecentEnds::new(Instant::now(), 0),
             reload: None,
             reading: true,
             said_goodbye: false,
@@ -223,9 +227,14 @@ impl Session {
     fn spawn_stream(&mut self, send: LinkSend, recv: LinkRecv) {
         let targets = Arc::clone(&self.targets);
         let shared = Arc::clone(&self.shared);
-        self.streams
-            .spawn(stream::handle(send, recv, targets, shared));
-        let ended = self.shared.gauges.streams_ended.get().unsigned_abs();
+        self.streams.spawn(stream::handle(
+            send,
+            recv,
+            targets,
+            shared,
+            self.ended.clone(),
+        ));
+        let ended = self.ended.get().unsigned_abs();
         let recent = self.recent.count(Instant::now(), self.conn.rtt(), ended);
         if let Some(more) = self.credit.on_open(self.streams.len() + recent) {
             self.conn.set_stream_credit(more);

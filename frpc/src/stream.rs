@@ -24,8 +24,6 @@ pub struct ClientGauges {
     pub streams: Gauge,
     /// TCP connections to local services.
     pub local_connections: Gauge,
-    /// Data streams served to their end since the client started (a running total).
-    pub streams_ended: Gauge,
     /// How many streams the server may have open toward us at once: the credit granted so
     /// far, which grows with use up to `transport.quic.maxIncomingStreams`.
     pub stream_credit: Gauge,
@@ -45,17 +43,19 @@ impl Drop for Ended<'_> {
 pub(crate) type Targets = Arc<RwLock<HashMap<ProxyId, Arc<LocalProxy>>>>;
 
 /// Serves one data stream to its end. Failures reset the stream with a code that tells the
-/// server why, so it can reset the visitor's TCP connection at once.
+/// server why, so it can reset the visitor's TCP connection at once. `ended` (its session's
+/// running total, for the stream credit) counts it once it is over.
 pub(crate) async fn handle(
     mut send: SendStream,
     mut recv: RecvStream,
     targets: Targets,
     shared: Arc<Shared>,
+    ended: Gauge,
 ) {
     let gauges = &shared.gauges;
     let connect_timeout = shared.settings.borrow().local_connect_timeout;
     let _stream = gauges.streams.enter();
-    let _ended = Ended(&gauges.streams_ended);
+    let _ended = Ended(&ended);
     let header = match tokio::time::timeout(HEADER_TIMEOUT, read_data_header(&mut recv)).await {
         Ok(Ok(h)) => h,
         Ok(Err(e)) => return refuse(&mut send, &mut recv, StreamCode::BadHeader, &e.to_string()),

@@ -9,17 +9,18 @@
 //!
 //! [`StreamCredit`] starts at [`INITIAL_STREAM_CREDIT`] (or the ceiling, if lower) and doubles
 //! whenever three quarters of it are in use, up to the ceiling. What quinn keeps is then
-//! bounded by the most streams that were really open at once (at most twice that), not by the
-//! ceiling. It never shrinks the grant: a smaller credit would not give quinn's pool back.
+//! bounded by the most streams in use at once (about twice that), not by the ceiling. It never
+//! shrinks the grant: a smaller credit would not give quinn's pool back.
 //!
-//! A stream holds its credit a little longer than its task: quinn frees it only once the peer
-//! has acknowledged its end, about one round trip later. [`RecentEnds`] counts the streams that
-//! ended in the last round trip or two, so that short connections arriving fast (each ended
-//! before the next, few open at once) still count toward what is in use.
+//! "In use" is what quinn counts, as nearly as frpc can see it: the streams whose task runs,
+//! and those that ended in the last round trip or two ([`RecentEnds`]), since quinn may still
+//! hold a stream after its task: a stream that ended by a reset is freed when the peer's own
+//! reset arrives (frp-quic's splice sends it as soon as it sees ours), and freed credit is
+//! announced to the peer in steps of an eighth of the grant. The peer can therefore always
+//! open seven eighths of the grant, more than the three quarters that make it grow.
 //!
-//! The cost is one round trip for a burst that outruns the grant: the peer's opens beyond it
-//! wait for the `MAX_STREAMS` frame the doubling sends. A quarter of the grant (64 streams at
-//! the start) is always free for a burst to use at once.
+//! The cost is about one round trip for a burst that outruns the grant: the peer's opens
+//! beyond it wait for the `MAX_STREAMS` frame the doubling sends.
 
 use std::time::{Duration, Instant};
 
@@ -95,14 +96,16 @@ impl RecentEnds {
     }
 
     /// How many streams ended in the current round trip and the one before it, given the
-    /// running `total` of ended streams at `now` on a path with round-trip time `rtt`. It errs
-    /// toward more: ends seen first at a later call count from when they may have happened.
+    /// running `total` of ended streams at `now` on a path with round-trip time `rtt`. Ends
+    /// first seen one round trip on count from the round trip before; ends first seen after a
+    /// longer quiet spell do not count.
     pub fn count(&mut self, now: Instant, rtt: Duration, total: u64) -> usize {
         let span = rtt.max(MIN_SPAN);
         let elapsed = now.saturating_duration_since(self.since);
         if elapsed >= span * 2 {
-            // A quiet spell: only what ended since the last call may be recent.
-            (self.prev, self.mark, self.since) = (self.seen, self.seen, now);
+            // After a quiet spell the ends since the last call cannot be placed in time; most
+            // of them are likely old, and counting them could double the grant for nothing.
+            (self.prev, self.mark, self.since) = (total, total, now);
         } else if elapsed >= span {
             (self.prev, self.mark, self.since) = (self.mark, self.seen, self.since + span);
         }
@@ -133,9 +136,13 @@ mod tests {
         // One round trip on, the previous one still counts; two on, only the newer ends.
         assert_eq!(r.count(t0 + Duration::from_millis(45), rtt, 1_310), 310);
         assert_eq!(r.count(t0 + Duration::from_millis(85), rtt, 1_312), 12);
-        // After a quiet spell, the ends since the last call count as recent, once.
-        assert_eq!(r.count(t0 + Duration::from_secs(5), rtt, 1_320), 8);
-        assert_eq!(r.count(t0 + Duration::from_secs(6), rtt, 1_320), 0);
+        // After a quiet spell, the ends since the last call are taken for old ones...
+        assert_eq!(r.count(t0 + Duration::from_secs(5), rtt, 1_320), 0);
+        // ...and counting starts again from there.
+        assert_eq!(r.count(t0 + Duration::from_millis(5_010), rtt, 1_325), 5);
+        // A round-trip time that grows widens the window.
+        let slow = Duration::from_millis(400);
+        assert_eq!(r.count(t0 + Duration::from_millis(5_300), slow, 1_330), 10);
     }
 
     #[test]

@@ -202,6 +202,10 @@ async fn run_both(sides: &mut Armed, options: Options<'_>) -> Result<SpliceStats
         moved: &moved,
         traffic: options.traffic,
     };
+    // A peer that resets its end stops ours too: end at once, even with both directions
+    // waiting on the TCP socket (a visitor that neither reads nor sends), so that the stream
+    // and its credit are given back now rather than when the socket next moves.
+    let stopped = sides.send.peer_stop();
     let up = tcp_to_quic(tcp, &mut sides.send, counted);
     let down = quic_to_tcp(&mut sides.recv, tcp, counted);
     let watch = async {
@@ -210,7 +214,7 @@ async fn run_both(sides: &mut Armed, options: Options<'_>) -> Result<SpliceStats
             None => std::future::pending().await,
         }
     };
-    tokio::pin!(up, down, watch);
+    tokio::pin!(up, down, watch, stopped);
     let mut stats = SpliceStats::default();
     let (mut up_done, mut down_done) = (false, false);
     while !(up_done && down_done) {
@@ -218,6 +222,7 @@ async fn run_both(sides: &mut Armed, options: Options<'_>) -> Result<SpliceStats
             n = &mut up, if !up_done => { stats.tcp_to_quic = n?; up_done = true; }
             n = &mut down, if !down_done => { stats.quic_to_tcp = n?; down_done = true; }
             idle = &mut watch => return Err(SpliceError::Idle(idle)),
+            why = &mut stopped => return Err(SpliceError::NotDelivered(why)),
         }
     }
     Ok(stats)

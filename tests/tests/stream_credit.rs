@@ -4,13 +4,18 @@
 //! connections one after another (a `Connection: close` workload) leave it where it started;
 //! the thousands-at-once case is `concurrency.rs`.
 
+use std::net::SocketAddr;
+use std::time::Duration;
+
 use frp_runtime::credit::INITIAL_STREAM_CREDIT;
 use frp_tests::backends::{echo_once, echo_server};
 use frp_tests::{client_settings, init_logs, tcp_proxy, within, Pki, TestClient, TestServer};
+use tokio::io::AsyncWriteExt as _;
+use tokio::net::{TcpListener, TcpStream};
 
 /// Connections opened, used and closed: more than the initial grant many times over.
 const CHURN: usize = 3_000;
-/// How many of them are open at once. Streams accepted within the last two round trips count
+/// How many of them are open at once. Streams ended within the last two round trips count
 /// as in use too (they may still hold credit), and each connection takes at least a round
 /// trip, so at most about `2 × AT_ONCE` count: far below the 192 that would grow the grant
 /// even when quinn's smoothed RTT lags behind a stalled CI machine.
@@ -57,5 +62,56 @@ async fn connections_one_after_another_leave_the_credit_where_it_started() {
     let gauges = client.gauges.clone();
     client.stop().await.expect("stop");
     assert_eq!(gauges.stream_credit.get(), 0, "no session, no credit");
+    server.stop().await.expect("stop");
+}
+
+/// A local service that sends without end to whoever connects, until the connection fails.
+async fn firehose() -> SocketAddr {
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    tokio::spawn(async move {
+        while let Ok((mut tcp, _)) = listener.accept().await {
+            tokio::spawn(async move {
+                let chunk = vec![7u8; 64 * 1024];
+                while tcp.write_all(&chunk).await.is_ok() {}
+            });
+        }
+    });
+    addr
+}
+
+/// When frpc resets a stream, frps ends its side at once even while its splice waits on a
+/// visitor that neither reads nor sends: otherwise quinn would keep the stream, and the credit
+/// it holds, as long as that visitor stays, and frpc no longer counts it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stream_reset_by_frpc_is_freed_while_its_visitor_reads_nothing() {
+    init_logs();
+    let pki = Pki::new();
+    let server = TestServer::start(frp_tests::server_settings(&pki, 1024..=65535));
+    let service = firehose().await;
+    let mut proxy = tcp_proxy("dump", service, 0);
+    // frpc resets the stream once nothing has moved for this long: the visitor's socket, the
+    // stream's window and the service's socket are then all full.
+    proxy.idle_timeout = Some(Duration::from_secs(1));
+    let mut client = TestClient::connect(&pki, "node1", server.addr, vec![proxy]);
+    let public = client.bound("dump").await;
+
+    let visitor = within("connect", TcpStream::connect(public))
+        .await
+        .expect("connect");
+    within("the stream opens", async {
+        while server.gauges.streams.get() == 0 {
+            tokio::task::yield_now().await;
+        }
+    })
+    .await;
+    within("frps frees the stream frpc reset", async {
+        while server.gauges.streams.get() > 0 || client.gauges.streams.get() > 0 {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    })
+    .await;
+    drop(visitor);
+    client.stop().await.expect("stop");
     server.stop().await.expect("stop");
 }

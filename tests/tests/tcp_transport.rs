@@ -234,6 +234,8 @@ async fn once_udp_gets_through_new_connections_use_quic_and_open_ones_finish() {
         vec![tcp_proxy("echo", echo, port)],
     );
     on(&mut c, Transport::Tcp, TCP_WITHIN).await;
+    // HTTP/2 grants its whole stream limit at once (h2 keeps nothing for unused streams).
+    assert_eq!(c.gauges.stream_credit.get(), 10_000);
     let public = c.bound("echo").await;
     // A connection opened over TCP, kept open across the move.
     let mut open = within("connect", TcpStream::connect(public))
@@ -244,6 +246,9 @@ async fn once_udp_gets_through_new_connections_use_quic_and_open_ones_finish() {
 
     relay.handle().blackhole(false);
     on(&mut c, Transport::Quic, QUIC_WITHIN).await;
+    // QUIC grants as streams are used, from the first grant.
+    let first = frp_runtime::credit::INITIAL_STREAM_CREDIT;
+    assert_eq!(c.gauges.stream_credit.get(), i64::from(first));
     let public = c.bound("echo").await;
     assert!(forwarded(&relay) > 0, "QUIC went through the relay");
     // New connections go over QUIC (through the relay), intact.

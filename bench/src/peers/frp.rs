@@ -228,9 +228,9 @@ fn frps_config(certs: &Path, udp: u16, public: Ports) -> String {
         "bindAddr = \"127.0.0.1\"\n\
          bindPort = {udp}\n\
          allowPorts = [{{ single = {} }}, {{ single = {} }}, {{ single = {} }}]\n\
-         maxConnectionsPerProxy = 12000\n\
-         maxConnectionsPerClient = 18000\n\
-         maxConnectionsPerIP = 12000\n\
+         maxConnectionsPerProxy = 20000\n\
+         maxConnectionsPerClient = 30000\n\
+         maxConnectionsPerIP = 20000\n\
          gracefulShutdownTimeout = 1\n\
          \n\
          [transport.tls]\n\
@@ -255,7 +255,7 @@ fn frpc_config(certs: &Path, server_port: u16, public: Ports, targets: Ports) ->
          serverName = \"127.0.0.1\"\n\
          \n\
          [transport.quic]\n\
-         maxIncomingStreams = 12000\n"
+         maxIncomingStreams = 32000\n"
     );
     let proxies = [
         ("iperf", targets.iperf, public.iperf),

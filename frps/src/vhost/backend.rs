@@ -52,11 +52,17 @@ const RETRY_PERMIT_WAIT: Duration = Duration::from_secs(1);
 /// Largest buffer hyper keeps for one backend connection, and largest response head.
 const MAX_BUF: usize = 64 * 1024;
 
-/// How long a request waits for stream credit: two round trips to the client (the stream
-/// that shows the client its grant is getting used, and its `MAX_STREAMS` back) and a little
-/// for scheduling, at most a second.
+/// How long a request waits for stream credit over QUIC: two round trips to the client (the
+/// stream that shows the client its grant is getting used, and its `MAX_STREAMS` back) and a
+/// little for scheduling, at most a second. (A zero wait still tries once.)
 fn credit_wait(conn: &frp_runtime::link::Link) -> Duration {
-    (conn.rtt() * 2 + Duration::from_millis(20)).min(Duration::from_secs(1))
+    match conn.transport() {
+        // HTTP/2 grants its whole limit from the start: no more is coming.
+        frp_runtime::link::Transport::Tcp => Duration::ZERO,
+        frp_runtime::link::Transport::Quic => {
+            (conn.rtt() * 2 + Duration::from_millis(20)).min(Duration::from_secs(1))
+        }
+    }
 }
 
 /// Why a request could not be answered by the backend.

@@ -74,6 +74,28 @@ impl LinkSend {
         }
     }
 
+    /// Resolves when the peer stops the stream (QUIC's `STOP_SENDING`, which it sends when it
+    /// resets or drops its end) or the connection ends; never after a clean end. It borrows
+    /// nothing, so a splice can watch it while both directions are blocked on their TCP
+    /// socket. On HTTP/2 it never resolves: a peer's `RST_STREAM` shows in the next read or
+    /// write there.
+    pub fn peer_stop(&self) -> impl std::future::Future<Output = String> + Send + 'static {
+        let stopped = match self {
+            Self::Quic(s) => Some(s.stopped()),
+            Self::H2(_) => None,
+        };
+        async move {
+            match stopped {
+                Some(f) => match f.await {
+                    Ok(Some(code)) => format!("stopped with code {code}"),
+                    Ok(None) => std::future::pending().await,
+                    Err(e) => e.to_string(),
+                },
+                None => std::future::pending().await,
+            }
+        }
+    }
+
     /// After [`Self::finish`]: waits until the peer has everything (QUIC acknowledges it; on
     /// TCP the bytes are in order on the connection) and returns the peer's stop code if it
     /// refused the rest instead.
