@@ -5,13 +5,23 @@
 //! the thousands-at-once case is `concurrency.rs`.
 
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::Duration;
 
+use frp_proto::VhostSpec;
 use frp_runtime::credit::INITIAL_STREAM_CREDIT;
 use frp_tests::backends::{echo_once, echo_server};
-use frp_tests::{client_settings, init_logs, tcp_proxy, within, Pki, TestClient, TestServer};
+use frp_tests::http::{backend, full, get};
+use frp_tests::{
+    client_settings, http_proxy, init_logs, tcp_proxy, vhost_settings, within, Pki, TestClient,
+    TestServer,
+};
+use hyper::service::service_fn;
+use hyper::Response;
+use hyper_util::rt::TokioIo;
 use tokio::io::AsyncWriteExt as _;
 use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::Barrier;
 
 /// Connections opened, used and closed: more than the initial grant many times over.
 const CHURN: usize = 3_000;
@@ -65,6 +75,9 @@ async fn connections_one_after_another_leave_the_credit_where_it_started() {
     server.stop().await.expect("stop");
 }
 
+/// The vhost name of the http proxy.
+const HOST: &str = "web.example.com";
+
 /// A local service that sends without end to whoever connects, until the connection fails.
 async fn firehose() -> SocketAddr {
     let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
@@ -112,6 +125,65 @@ async fn a_stream_reset_by_frpc_is_freed_while_its_visitor_reads_nothing() {
     })
     .await;
     drop(visitor);
+    client.stop().await.expect("stop");
+    server.stop().await.expect("stop");
+}
+
+/// Requests held at once through the vhost port: more than the first grant, so the client
+/// must grow it while frps opens their backend connections.
+const HELD_REQUESTS: usize = 400;
+
+/// A service that answers no request until `HELD_REQUESTS` are waiting, so each needs a
+/// backend connection (a stream) of its own at the same time.
+async fn answers_when_all_are_in() -> SocketAddr {
+    let all_in = Arc::new(Barrier::new(HELD_REQUESTS));
+    let b = backend(move |tcp| {
+        let all_in = Arc::clone(&all_in);
+        async move {
+            let service = service_fn(move |_req| {
+                let all_in = Arc::clone(&all_in);
+                async move {
+                    all_in.wait().await;
+                    Ok::<_, std::convert::Infallible>(Response::new(full("ok")))
+                }
+            });
+            let _ = hyper::server::conn::http1::Builder::new()
+                .serve_connection(TokioIo::new(tcp), service)
+                .await;
+        }
+    })
+    .await;
+    b.addr
+}
+
+/// A burst of requests through the vhost port beyond the first grant all get answers: the
+/// backend waits the round trip the client takes to grant more instead of answering 503.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_burst_of_http_requests_beyond_the_first_grant_is_served() {
+    init_logs();
+    let _ = rlimit::increase_nofile_limit(u64::MAX);
+    let pki = Pki::new();
+    let mut s = vhost_settings(&pki, &["*.example.com"]);
+    s.vhost.max_connections_per_ip = HELD_REQUESTS;
+    let server = TestServer::start(s);
+    let web = answers_when_all_are_in().await;
+    let proxy = http_proxy("web", web, &[HOST], VhostSpec::default());
+    let mut client = TestClient::connect(&pki, "node1", server.addr, vec![proxy]);
+    let http = client.bound("web").await;
+
+    let mut requests = tokio::task::JoinSet::new();
+    for _ in 0..HELD_REQUESTS {
+        requests.spawn(async move { get(http, HOST, "/", &[]).await });
+    }
+    within("every request answered", async {
+        while let Some(reply) = requests.join_next().await {
+            let reply = reply.expect("request task");
+            assert_eq!(reply.status, 200, "{}", reply.body);
+        }
+    })
+    .await;
+    let credit = client.gauges.stream_credit.get();
+    assert!(credit >= HELD_REQUESTS as i64, "grant {credit}");
     client.stop().await.expect("stop");
     server.stop().await.expect("stop");
 }

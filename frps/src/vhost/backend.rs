@@ -53,14 +53,19 @@ const RETRY_PERMIT_WAIT: Duration = Duration::from_secs(1);
 const MAX_BUF: usize = 64 * 1024;
 
 /// How long a request waits for stream credit over QUIC: two round trips to the client (the
-/// stream that shows the client its grant is getting used, and its `MAX_STREAMS` back) and a
-/// little for scheduling, at most a second. (A zero wait still tries once.)
+/// stream that shows the client its grant is getting used, and its `MAX_STREAMS` back) and
+/// [`CREDIT_SLACK`] for both ends to get to it, at most a second. (A zero wait still tries
+/// once.)
+/// Time for frps and frpc to get around to a grant: a burst that outruns the grant is also a
+/// burst of work on both ends (a few hundred new streams, their tasks and local connections).
+const CREDIT_SLACK: Duration = Duration::from_millis(250);
+
 fn credit_wait(conn: &frp_runtime::link::Link) -> Duration {
     match conn.transport() {
         // HTTP/2 grants its whole limit from the start: no more is coming.
         frp_runtime::link::Transport::Tcp => Duration::ZERO,
         frp_runtime::link::Transport::Quic => {
-            (conn.rtt() * 2 + Duration::from_millis(20)).min(Duration::from_secs(1))
+            (conn.rtt() * 2 + CREDIT_SLACK).min(Duration::from_secs(1))
         }
     }
 }
