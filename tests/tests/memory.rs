@@ -5,12 +5,13 @@
 //!
 //! Resident memory (VmRSS) is read from /proc; every wait polls under a deadline, none sleeps
 //! for readiness. The bounds leave room for what legitimately stays: quinn's receive batch
-//! buffer (3 MiB, touched page by page under load) and allocator metadata.
+//! buffer (3 MiB, touched page by page under load) and allocator metadata. Thousands of short
+//! connections leave frpc's heap where it was (the stream credit grows only with use).
 
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use frp_tests::backends::{echo_hash, echo_server, random_bytes, sha256};
+use frp_tests::backends::{echo_hash, echo_once, echo_server, random_bytes, sha256};
 use frp_tests::deployment::{free_ports, Deployment, PUBLISHED};
 use frp_tests::procs::binary;
 use frp_tests::{init_logs, within, LOCALHOST};
@@ -82,6 +83,61 @@ async fn memory_returns_after_a_burst_and_idle_connections_stay_small() {
     drop(held);
 }
 
+/// Connections opened, used for one echoed byte and closed, after the warm-up: more than
+/// frpc's default stream ceiling (`maxIncomingStreams`, 10,000).
+const CHURN: usize = 10_500;
+/// How many of them are open at once.
+const CHURN_AT_ONCE: usize = 8;
+/// How much frpc's own memory may grow over the churn: quinn keeps a receive state (about
+/// 400 bytes with its reassembly heap) for every stream granted once it has carried one, so a
+/// credit granted in full would leave about 4 MiB here.
+const CHURN_SLACK_KIB: u64 = 1536;
+
+/// Many short connections one after another leave frpc's heap where it was: the stream credit
+/// it grants grows only with the streams open at once (`frp_runtime::credit`), so quinn keeps
+/// state for 256 streams, not for the 10,000 frpc could grant.
+#[tokio::test]
+async fn short_connections_one_after_another_leave_frpc_no_bigger() {
+    init_logs();
+    binary("frps");
+    let (echo, _e) = echo_server().await;
+    let ports = free_ports(1);
+    let d = Deployment::new(echo, &ports, "", "");
+    let _frps = d.start("frps", 1);
+    let mut frpc = d.start("frpc", 1);
+    frpc.wait_log(PUBLISHED, 1).await;
+    let public = SocketAddr::new(LOCALHOST, ports[0]);
+
+    // The warm-up fills the first grant's slots and the allocator's caches.
+    churn(public, 1_000).await;
+    let before = anon_kib(frpc.pid());
+    churn(public, CHURN).await;
+    let deadline = tokio::time::Instant::now() + RETURN_WITHIN;
+    let mut after = anon_kib(frpc.pid());
+    while after > before + CHURN_SLACK_KIB && tokio::time::Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        after = anon_kib(frpc.pid());
+    }
+    assert!(
+        after <= before + CHURN_SLACK_KIB,
+        "frpc's anonymous memory went from {before} to {after} KiB over {CHURN} connections \
+         (allowed: {CHURN_SLACK_KIB} KiB more)"
+    );
+}
+
+/// `count` connections through `public`, [`CHURN_AT_ONCE`] at a time, each echoing one byte.
+async fn churn(public: SocketAddr, count: usize) {
+    within("the churn", async {
+        for _ in 0..count / CHURN_AT_ONCE {
+            let batch = (0..CHURN_AT_ONCE).map(|_| echo_once(public, b"c"));
+            for back in futures_util::future::join_all(batch).await {
+                assert_eq!(back, b"c");
+            }
+        }
+    })
+    .await;
+}
+
 /// [`STREAMS`] connections echoing `bytes` each through the tunnel at once, every byte
 /// checked.
 async fn burst(public: SocketAddr, bytes: usize) {
@@ -124,10 +180,20 @@ async fn exchange_1k(public: SocketAddr) -> TcpStream {
 
 /// VmRSS of `pid` in KiB.
 fn rss_kib(pid: u32) -> u64 {
+    status_kib(pid, "VmRSS:")
+}
+
+/// RssAnon of `pid` in KiB: its own memory (heap, stacks), without the program's pages.
+fn anon_kib(pid: u32) -> u64 {
+    status_kib(pid, "RssAnon:")
+}
+
+/// The figure after `field` in `/proc/PID/status`, in KiB.
+fn status_kib(pid: u32, field: &str) -> u64 {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("proc status");
     status
         .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .find_map(|l| l.strip_prefix(field))
         .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-        .expect("VmRSS in /proc/PID/status")
+        .unwrap_or_else(|| panic!("{field} in /proc/{pid}/status"))
 }
