@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use frp_tests::backends::{echo_hash, echo_once, echo_server, random_bytes, sha256};
 use frp_tests::deployment::{free_ports, Deployment, PUBLISHED};
-use frp_tests::procs::binary;
+use frp_tests::procs::{binary, Proc};
 use frp_tests::{init_logs, within, LOCALHOST};
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 use tokio::net::TcpStream;
@@ -35,17 +35,10 @@ const KIB_PER_HELD: f64 = 30.0;
 #[tokio::test]
 async fn memory_returns_after_a_burst_and_idle_connections_stay_small() {
     init_logs();
-    // Builds both binaries if needed, before any timed wait.
-    binary("frps");
     let _ = rlimit::increase_nofile_limit(u64::MAX);
-    let (echo, _e) = echo_server().await;
-    let ports = free_ports(1);
-    let d = Deployment::new(echo, &ports, "", "");
-    let frps = d.start("frps", 1);
-    let mut frpc = d.start("frpc", 1);
-    frpc.wait_log(PUBLISHED, 1).await;
-    let public = SocketAddr::new(LOCALHOST, ports[0]);
-    let pids = [("frps", frps.pid()), ("frpc", frpc.pid())];
+    let t = Tunnel::start().await;
+    let public = t.public;
+    let pids = [("frps", t.frps.pid()), ("frpc", t.frpc.pid())];
 
     // A first, smaller burst: what is allocated once (quinn's receive batch buffer, the
     // allocator's own structures) is then in the baseline.
@@ -54,7 +47,7 @@ async fn memory_returns_after_a_burst_and_idle_connections_stay_small() {
     burst(public, BURST_BYTES).await;
     let peak = pids.map(|(_, pid)| rss_kib(pid));
 
-    let settled = within_bound(&pids, before).await;
+    let settled = settle(|| pids.map(|(_, pid)| rss_kib(pid)), before, RSS_SLACK_KIB).await;
     for (i, (name, _)) in pids.iter().enumerate() {
         assert!(
             settled[i] <= before[i] + RSS_SLACK_KIB,
@@ -99,25 +92,14 @@ const CHURN_SLACK_KIB: u64 = 1536;
 #[tokio::test]
 async fn short_connections_one_after_another_leave_frpc_no_bigger() {
     init_logs();
-    binary("frps");
-    let (echo, _e) = echo_server().await;
-    let ports = free_ports(1);
-    let d = Deployment::new(echo, &ports, "", "");
-    let _frps = d.start("frps", 1);
-    let mut frpc = d.start("frpc", 1);
-    frpc.wait_log(PUBLISHED, 1).await;
-    let public = SocketAddr::new(LOCALHOST, ports[0]);
+    let t = Tunnel::start().await;
+    let frpc = t.frpc.pid();
 
     // The warm-up fills the first grant's slots and the allocator's caches.
-    churn(public, 1_000).await;
-    let before = anon_kib(frpc.pid());
-    churn(public, CHURN).await;
-    let deadline = tokio::time::Instant::now() + RETURN_WITHIN;
-    let mut after = anon_kib(frpc.pid());
-    while after > before + CHURN_SLACK_KIB && tokio::time::Instant::now() < deadline {
-        tokio::time::sleep(Duration::from_millis(200)).await;
-        after = anon_kib(frpc.pid());
-    }
+    churn(t.public, 1_000).await;
+    let before = anon_kib(frpc);
+    churn(t.public, CHURN).await;
+    let [after] = settle(|| [anon_kib(frpc)], [before], CHURN_SLACK_KIB).await;
     assert!(
         after <= before + CHURN_SLACK_KIB,
         "frpc's anonymous memory went from {before} to {after} KiB over {CHURN} connections \
@@ -149,17 +131,51 @@ async fn burst(public: SocketAddr, bytes: usize) {
     }
 }
 
-/// Polls until every process is within [`RSS_SLACK_KIB`] of `before`, for at most
+/// Polls `read` until every figure is within `slack` KiB of `before`, for at most
 /// [`RETURN_WITHIN`]; returns the last figures either way.
-async fn within_bound(pids: &[(&str, u32); 2], before: [u64; 2]) -> [u64; 2] {
+async fn settle<const N: usize>(
+    read: impl Fn() -> [u64; N],
+    before: [u64; N],
+    slack: u64,
+) -> [u64; N] {
     let deadline = tokio::time::Instant::now() + RETURN_WITHIN;
     loop {
-        let now = pids.map(|(_, pid)| rss_kib(pid));
-        let back = now.iter().zip(before).all(|(n, b)| *n <= b + RSS_SLACK_KIB);
+        let now = read();
+        let back = now.iter().zip(before).all(|(n, b)| *n <= b + slack);
         if back || tokio::time::Instant::now() >= deadline {
             return now;
         }
         tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+/// frps and frpc, the real binaries, publishing an echo service at `public`.
+struct Tunnel {
+    frps: Proc,
+    frpc: Proc,
+    public: SocketAddr,
+    /// Holds the configs and certificates the processes read.
+    _dir: Deployment,
+    _echo: tokio::task::JoinHandle<()>,
+}
+
+impl Tunnel {
+    async fn start() -> Self {
+        // Builds both binaries if needed, before any timed wait.
+        binary("frps");
+        let (echo, echo_task) = echo_server().await;
+        let ports = free_ports(1);
+        let d = Deployment::new(echo, &ports, "", "");
+        let frps = d.start("frps", 1);
+        let mut frpc = d.start("frpc", 1);
+        frpc.wait_log(PUBLISHED, 1).await;
+        Self {
+            frps,
+            frpc,
+            public: SocketAddr::new(LOCALHOST, ports[0]),
+            _dir: d,
+            _echo: echo_task,
+        }
     }
 }
 

@@ -81,7 +81,7 @@ impl LinkSend {
     /// write there.
     pub fn peer_stop(&self) -> impl std::future::Future<Output = String> + Send + 'static {
         let stopped = match self {
-            Self::Quic(s) => Some(s.stopped()),
+            Self::Quic(s) => Some(quic_stopped(s)),
             Self::H2(_) => None,
         };
         async move {
@@ -104,11 +104,22 @@ impl LinkSend {
     /// The connection ended before the peer had it all.
     pub async fn stopped(&mut self) -> io::Result<Option<u64>> {
         match self {
-            Self::Quic(s) => match s.stopped().await {
-                Ok(code) => Ok(code.map(quinn::VarInt::into_inner)),
-                Err(e) => Err(io::Error::new(io::ErrorKind::ConnectionAborted, e)),
-            },
+            Self::Quic(s) => quic_stopped(s).await,
             Self::H2(s) => s.stopped(),
+        }
+    }
+}
+
+/// quinn's `stopped()` in this module's terms: the peer's stop code, `None` once it has
+/// everything; an error when the connection ended first. Borrows nothing.
+fn quic_stopped(
+    s: &quinn::SendStream,
+) -> impl std::future::Future<Output = io::Result<Option<u64>>> + Send + 'static {
+    let stopped = s.stopped();
+    async move {
+        match stopped.await {
+            Ok(code) => Ok(code.map(quinn::VarInt::into_inner)),
+            Err(e) => Err(io::Error::new(io::ErrorKind::ConnectionAborted, e)),
         }
     }
 }
