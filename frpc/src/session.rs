@@ -8,10 +8,9 @@ use std::time::{Duration, Instant};
 use frp_proto::{
     CloseCode, ControlMsg, GoingAway, ProxyId, ProxyName, ProxyOutcome, ProxyResult, StreamCode,
 };
-use frp_runtime::credit::{RecentEnds, StreamCredit};
+use frp_runtime::credit::CreditLedger;
 use frp_runtime::link::{Link as Connection, LinkError, LinkRecv, LinkSend};
 use frp_runtime::splice::reset_stream;
-use frp_runtime::Gauge;
 use futures_util::{SinkExt as _, StreamExt as _};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
@@ -70,12 +69,7 @@ pub(crate) struct Session {
     pub(crate) ids: HashMap<ProxyName, ProxyId>,
     pub(crate) streams: TaskTracker,
     /// The stream credit granted to the server, grown as the streams are used.
-    pub(crate) credit: StreamCredit,
-    /// This session's streams ended so far (a running total; a session that moved on may
-    /// still be draining its own).
-    pub(crate) ended: Gauge,
-    /// Streams ended in the last round trip or two: they may still hold credit.
-    pub(crate) recent: RecentEnds,
+    pub(crate) credit: CreditLedger,
     pub(crate) reload: Option<InFlight>,
     pub(crate) reading: bool,
     /// Whether we sent `GoingAway` (a session sends it once).
@@ -104,9 +98,7 @@ impl Session {
             targets: Arc::new(RwLock::new(HashMap::new())),
             ids: HashMap::new(),
             streams: TaskTracker::new(),
-            credit,
-            ended: Gauge::default(),
-            recent: RecentEnds::new(Instant::now(), 0),
+            credit: CreditLedger::new(credit, Instant::now()),
             reload: None,
             reading: true,
             said_goodbye: false,
@@ -232,11 +224,13 @@ impl Session {
             recv,
             targets,
             shared,
-            self.ended.clone(),
+            self.credit.stream_end(),
         ));
-        let ended = self.ended.get().unsigned_abs();
-        let recent = self.recent.count(Instant::now(), self.conn.rtt(), ended);
-        if let Some(more) = self.credit.on_open(self.streams.len() + recent) {
+        let running = self.streams.len();
+        if let Some(more) = self
+            .credit
+            .on_open(running, Instant::now(), self.conn.rtt())
+        {
             self.conn.set_stream_credit(more);
             self.shared.gauges.stream_credit.set(more.into());
         }

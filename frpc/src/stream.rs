@@ -5,6 +5,7 @@ use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use frp_proto::{read_data_header, ProxyId, StreamCode};
+use frp_runtime::credit::StreamEnd;
 use frp_runtime::link::{LinkRecv as RecvStream, LinkSend as SendStream};
 use frp_runtime::splice::{reset_stream, splice_idle};
 use frp_runtime::Gauge;
@@ -29,33 +30,23 @@ pub struct ClientGauges {
     pub stream_credit: Gauge,
 }
 
-/// Counts its stream as ended when dropped, however [`handle`] returns.
-struct Ended<'a>(&'a Gauge);
-
-impl Drop for Ended<'_> {
-    fn drop(&mut self) {
-        self.0.add(1);
-    }
-}
-
 /// Proxy ids from the server's answers, mapped to the local services they reach; a reload
 /// changes them in place.
 pub(crate) type Targets = Arc<RwLock<HashMap<ProxyId, Arc<LocalProxy>>>>;
 
 /// Serves one data stream to its end. Failures reset the stream with a code that tells the
-/// server why, so it can reset the visitor's TCP connection at once. `ended` (its session's
-/// running total, for the stream credit) counts it once it is over.
+/// server why, so it can reset the visitor's TCP connection at once. `_ended` counts it in its
+/// session's stream credit once it is over.
 pub(crate) async fn handle(
     mut send: SendStream,
     mut recv: RecvStream,
     targets: Targets,
     shared: Arc<Shared>,
-    ended: Gauge,
+    _ended: StreamEnd,
 ) {
     let gauges = &shared.gauges;
     let connect_timeout = shared.settings.borrow().local_connect_timeout;
     let _stream = gauges.streams.enter();
-    let _ended = Ended(&ended);
     let header = match tokio::time::timeout(HEADER_TIMEOUT, read_data_header(&mut recv)).await {
         Ok(Ok(h)) => h,
         Ok(Err(e)) => return refuse(&mut send, &mut recv, StreamCode::BadHeader, &e.to_string()),

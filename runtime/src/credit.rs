@@ -24,6 +24,8 @@
 
 use std::time::{Duration, Instant};
 
+use crate::gauge::Gauge;
+
 /// The credit a connection starts with: what HTTP/3 servers commonly allow (100) with room for
 /// a browser's burst of parallel requests through a tunnel.
 pub const INITIAL_STREAM_CREDIT: u32 = 256;
@@ -67,6 +69,58 @@ impl StreamCredit {
         }
         self.granted = self.granted.saturating_mul(2).min(self.ceiling);
         Some(self.granted)
+    }
+}
+
+/// One connection's stream credit with what grows it: the grant, the running total of its
+/// streams that ended (each stream's task holds a [`StreamEnd`] that adds to it), and which of
+/// those ended recently.
+#[derive(Debug)]
+pub struct CreditLedger {
+    credit: StreamCredit,
+    ended: Gauge,
+    recent: RecentEnds,
+}
+
+impl CreditLedger {
+    /// A ledger for a connection whose first grant was `credit`, counting from `now`.
+    pub fn new(credit: StreamCredit, now: Instant) -> Self {
+        Self {
+            credit,
+            ended: Gauge::default(),
+            recent: RecentEnds::new(now, 0),
+        }
+    }
+
+    /// What the peer may have open at once now.
+    pub fn granted(&self) -> u32 {
+        self.credit.granted()
+    }
+
+    /// The token a stream's task holds: the stream counts as ended once it is dropped.
+    pub fn stream_end(&self) -> StreamEnd {
+        StreamEnd(self.ended.clone())
+    }
+
+    /// Called after a stream was accepted, with the number of stream tasks still running (the
+    /// new one included), at `now` on a path with round-trip time `rtt`: the new, larger grant
+    /// when the streams in use (those running and those ended recently) reached three
+    /// quarters of it, else `None`.
+    pub fn on_open(&mut self, running: usize, now: Instant, rtt: Duration) -> Option<u32> {
+        let total = self.ended.get().unsigned_abs();
+        let recent = self.recent.count(now, rtt, total);
+        self.credit.on_open(running.saturating_add(recent))
+    }
+}
+
+/// Counts its stream as ended in its [`CreditLedger`] when dropped, however the stream's task
+/// returns.
+#[derive(Debug)]
+pub struct StreamEnd(Gauge);
+
+impl Drop for StreamEnd {
+    fn drop(&mut self) {
+        self.0.add(1);
     }
 }
 
@@ -114,7 +168,7 @@ impl RecentEnds {
     }
 }
 
-/// The shortest window [`RecentOpens`] counts in (loopback round trips are microseconds).
+/// The shortest window [`RecentEnds`] counts in (loopback round trips are microseconds).
 const MIN_SPAN: Duration = Duration::from_millis(1);
 
 #[cfg(test)]
@@ -143,6 +197,29 @@ mod tests {
         // A round-trip time that grows widens the window.
         let slow = Duration::from_millis(400);
         assert_eq!(r.count(t0 + Duration::from_millis(5_300), slow, 1_330), 10);
+    }
+
+    #[test]
+    fn the_ledger_counts_ended_streams_as_in_use_for_a_round_trip() {
+        let rtt = Duration::from_millis(40);
+        let t0 = Instant::now();
+        let mut ledger = CreditLedger::new(StreamCredit::new(10_000), t0);
+        // 90 streams ended (their tokens dropped) within one round trip, and 90 running:
+        // 180 in use, under three quarters of 256.
+        for _ in 0..90 {
+            drop(ledger.stream_end());
+        }
+        let at = t0 + Duration::from_millis(1);
+        assert_eq!(ledger.on_open(90, at, rtt), None);
+        // 12 more ended: 192 in use, so the grant doubles.
+        for _ in 0..12 {
+            drop(ledger.stream_end());
+        }
+        assert_eq!(ledger.on_open(90, at, rtt), Some(512));
+        assert_eq!(ledger.granted(), 512);
+        // Long after, those ends no longer count.
+        let later = t0 + Duration::from_secs(1);
+        assert_eq!(ledger.on_open(1, later, rtt), None);
     }
 
     #[test]

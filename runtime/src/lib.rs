@@ -33,7 +33,7 @@ pub mod traffic;
 pub mod transport;
 
 pub use config::{ConfigError, EXIT_CONFIG};
-pub use credit::StreamCredit;
+pub use credit::{CreditLedger, StreamCredit};
 pub use gauge::Gauge;
 pub use splice::{splice, SpliceError, SpliceStats};
 pub use traffic::Traffic;
