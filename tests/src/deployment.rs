@@ -88,6 +88,15 @@ impl Deployment {
         self.start_with(name, name, run)
     }
 
+    /// Starts frps, then frpc, on their configs (log run 1) and waits until frpc has published
+    /// its proxies: the tunnel is ready.
+    pub async fn start_both(&self) -> (Proc, Proc) {
+        let frps = self.start("frps", 1);
+        let mut frpc = self.start("frpc", 1);
+        frpc.wait_log(PUBLISHED, 1).await;
+        (frps, frpc)
+    }
+
     /// Starts the binary `program` on `config.toml` with JSON logs in `config-run.log`.
     pub fn start_with(&self, program: &str, config: &str, run: u32) -> Proc {
         let file = self.path(&format!("{config}.toml"));

@@ -59,9 +59,7 @@ async fn site(challenge: &str, validity_secs: Option<u64>, proxy_extra: &str) ->
         "vhostHTTPPort = {http}\nvhostHTTPSPort = {https}\nallowDomains = [\"*.example.com\"]"
     );
     d.prepend("frps", &top);
-    let frps = d.start("frps", 1);
-    let mut frpc = d.start("frpc", 1);
-    frpc.wait_log(PUBLISHED, 1).await;
+    let (frps, frpc) = d.start_both().await;
     Site {
         frps,
         frpc,

@@ -374,7 +374,7 @@ fn an_open_admin_api_without_credentials_is_refused_at_load() {
 
 #[tokio::test]
 async fn the_access_log_streams_requests_as_they_are_served() {
-    use frp_tests::deployment::{free_ports, quic_table, Deployment, PUBLISHED};
+    use frp_tests::deployment::{free_ports, quic_table, Deployment};
     use frp_tests::frpc_admin::USER;
     use frp_tests::http::{client, http_backend, request, send};
     use http_body_util::BodyExt as _;
@@ -398,9 +398,7 @@ async fn the_access_log_streams_requests_as_they_are_served() {
         ports[0]
     );
     d.prepend("frps", &top);
-    let _frps = d.start("frps", 1);
-    let mut frpc = d.start("frpc", 1);
-    frpc.wait_log(PUBLISHED, 1).await;
+    let (_frps, _frpc) = d.start_both().await;
     let api = ApiClient::new(SocketAddr::new(LOCALHOST, ports[1]), Some((USER, PASSWORD)));
     assert_eq!(api.get("/api/v1/access-log?status=7xx").await.status, 400);
 

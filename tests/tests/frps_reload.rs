@@ -114,7 +114,7 @@ async fn a_narrower_allow_ports_withdraws_exactly_the_proxies_outside_it() {
 
 #[tokio::test]
 async fn a_reload_brings_new_certificates_for_tls_termination() {
-    use frp_tests::deployment::{quic_table, Deployment, PUBLISHED};
+    use frp_tests::deployment::{quic_table, Deployment};
     use frp_tests::http::{client_on, http_backend, request, send, tls_connect};
     init_logs();
     frp_tests::procs::binary("frps");
@@ -137,9 +137,7 @@ async fn a_reload_brings_new_certificates_for_tls_termination() {
             "vhostHTTPPort = {http}\nvhostHTTPSPort = {https}\nallowDomains = [\"*.example.com\"]"
         ),
     );
-    let mut frps = d.start("frps", 1);
-    let mut frpc = d.start("frpc", 1);
-    frpc.wait_log(PUBLISHED, 1).await;
+    let (mut frps, _frpc) = d.start_both().await;
     let public = SocketAddr::new(LOCALHOST, https);
     let ca = frp_certs::Ca::generate("web CA").expect("ca");
     let cert = ca

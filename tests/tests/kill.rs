@@ -82,9 +82,7 @@ async fn frps_sigkill_and_restart_frpc_reconnects_by_itself() {
     let (echo, _e) = echo_server().await;
     let ports = free_ports(1);
     let d = deployment(echo, &ports);
-    let mut frps = d.start("frps", 1);
-    let mut frpc = d.start("frpc", 1);
-    frpc.wait_log(PUBLISHED, 1).await;
+    let (mut frps, mut frpc) = d.start_both().await;
     echo_through(&ports, b"before the kill").await;
 
     let status = frps.kill9();
@@ -127,9 +125,7 @@ async fn sighup_rereads_the_revocation_list_and_disconnects_the_client() {
         format!("revocationFile = \"revoked.txt\"\n{config}"),
     )
     .expect("write");
-    let mut frps = d.start("frps", 1);
-    let mut frpc = d.start("frpc", 1);
-    frpc.wait_log(PUBLISHED, 1).await;
+    let (mut frps, mut frpc) = d.start_both().await;
 
     let cert = frp_certs::load_certs(&d.dir.path().join("certs/node1.crt")).expect("cert");
     let serial = frp_certs::serial_hex(&cert[0]).expect("serial");

@@ -12,7 +12,7 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use frp_tests::backends::{echo_hash, echo_once, echo_server, random_bytes, sha256};
-use frp_tests::deployment::{free_ports, Deployment, PUBLISHED};
+use frp_tests::deployment::{free_ports, Deployment};
 use frp_tests::procs::{binary, Proc};
 use frp_tests::{init_logs, within, LOCALHOST};
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
@@ -166,9 +166,7 @@ impl Tunnel {
         let (echo, echo_task) = echo_server().await;
         let ports = free_ports(1);
         let d = Deployment::new(echo, &ports, "", "");
-        let frps = d.start("frps", 1);
-        let mut frpc = d.start("frpc", 1);
-        frpc.wait_log(PUBLISHED, 1).await;
+        let (frps, frpc) = d.start_both().await;
         Self {
             frps,
             frpc,

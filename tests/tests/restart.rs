@@ -32,9 +32,7 @@ async fn a_restarted_frps_resets_its_old_clients_before_their_idle_timeout() {
     );
     let d = Deployment::new(echo, &[port], &quic, &quic);
     let public = SocketAddr::new(LOCALHOST, port);
-    let mut frps = d.start("frps", 1);
-    let mut frpc = d.start("frpc", 1);
-    frpc.wait_log(PUBLISHED, 1).await;
+    let (mut frps, mut frpc) = d.start_both().await;
     assert_eq!(echo_once(public, b"before").await, b"before");
 
     let status = frps.kill9();

@@ -11,7 +11,7 @@ use std::time::Duration;
 use frp_tests::backends::echo_server;
 use frp_tests::deployment::{
     echo_through, free_ports, ignores_signal, quic_table, send_signal, until_bindable, Deployment,
-    CONNECTED, PUBLISHED,
+    CONNECTED,
 };
 use frp_tests::procs::{binary, Proc};
 use frp_tests::{init_logs, within};
@@ -44,9 +44,7 @@ async fn running() -> Running {
         &quic_table(KEEPALIVE, IDLE),
         &quic_table(KEEPALIVE, IDLE),
     );
-    let frps = d.start("frps", 1);
-    let mut frpc = d.start("frpc", 1);
-    frpc.wait_log(PUBLISHED, 1).await;
+    let (frps, frpc) = d.start_both().await;
     Running {
         _deployment: d,
         _echo,
@@ -134,9 +132,7 @@ async fn sighup_with_a_broken_list_logs_file_and_line_and_keeps_the_old_list() {
         .replace("node1", "node2");
     let node2_config = node2_config.split("[[proxies]]").next().expect("head");
     std::fs::write(d.path("frpc-node2.toml"), node2_config).expect("write");
-    let mut frps = d.start("frps", 1);
-    let mut frpc = d.start("frpc", 1);
-    frpc.wait_log(PUBLISHED, 1).await;
+    let (mut frps, mut frpc) = d.start_both().await;
 
     std::fs::write(
         &list,
