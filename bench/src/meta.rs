@@ -127,3 +127,32 @@ fn git_revision(workspace: &Path) -> String {
         rev
     }
 }
+
+/// How much of the recorded function order (`bench/link-order`, `<program>/link-order.txt`)
+/// the `frps` and `frpc` in `bin_dir` were linked with: for each, the recorded functions its
+/// symbol table has. Far below all of them means the list is stale (the code or the
+/// toolchain moved on) and the binary's code is laid out as without it.
+pub fn link_order(bin_dir: &Path) -> String {
+    let workspace = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .unwrap_or(Path::new("."));
+    let each = ["frps", "frpc"].map(|program| {
+        let list = workspace.join(program).join("link-order.txt");
+        let Ok(list) = std::fs::read_to_string(&list) else {
+            return format!("{program}: no {}", list.display());
+        };
+        let binary = bin_dir.join(program).display().to_string();
+        let symbols = output(&["nm", "--defined-only", &binary]);
+        let Some(symbols) = symbols.filter(|s| !s.contains(": no symbols")) else {
+            return format!("{program}: no symbol table to check");
+        };
+        let symbols: std::collections::HashSet<&str> = symbols
+            .lines()
+            .filter_map(|l| l.split(' ').nth(2))
+            .collect();
+        let total = list.lines().count();
+        let found = list.lines().filter(|n| symbols.contains(n)).count();
+        format!("{program} has {found} of {total} recorded functions")
+    });
+    each.join(", ")
+}

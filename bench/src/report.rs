@@ -321,6 +321,9 @@ fn frp_notes(out: &mut String, r: &PeerResult) {
     if let Some(s) = &r.scrapes {
         let _ = writeln!(out, "- {}: {}", r.peer, s.note());
     }
+    if let Some(l) = &r.link_order {
+        let _ = writeln!(out, "- {}: function order (bench/link-order): {l}", r.peer);
+    }
     if let Some(rtt) = r.relay_rtt_ms {
         let _ = writeln!(
             out,

@@ -64,6 +64,9 @@ pub struct PeerResult {
     /// frpc's connect with no flood, then under a QUIC Initial flood (frp-quic only).
     pub connect_quiet: Option<ConnectRun>,
     pub connect_flooded: Option<ConnectRun>,
+    /// How much of the recorded function order the binaries carry (frp-quic and its
+    /// variants): see `bench/link-order`.
+    pub link_order: Option<String>,
     /// `GET /metrics` on frps and frpc once a second while the idle-connection and traffic
     /// figures ran (frp-quic+admin only).
     pub scrapes: Option<Scrapes>,

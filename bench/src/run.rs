@@ -42,6 +42,9 @@ pub async fn bench_peer(
         return result;
     }
     let variant = ctx.variant.is_some();
+    if kind.is_frp() {
+        result.link_order = Some(crate::meta::link_order(&ctx.bin_dir));
+    }
     if kind == PeerKind::FrpQuic && !variant {
         connect_phase(ctx, targets, &mut result).await;
     }
